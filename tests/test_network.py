@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from clipmorph.network import WIDTHS, TransformerNet, build_network
+
+from conftest import random_network
+
+
+@pytest.mark.parametrize("size", [(32, 32), (37, 50), (61, 17)])
+def test_output_has_input_size_and_range(size):
+    net = random_network()
+    x = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        y = net(x, torch.tensor([0, 1]))
+    assert y.shape == x.shape
+    assert y.min() >= 0.0 and y.max() <= 1.0
+
+
+def test_mixed_style_batch_equals_separate_runs():
+    net = random_network(num_styles=3)
+    x = torch.rand(3, 3, 40, 48)
+    with torch.no_grad():
+        together = net(x, torch.tensor([2, 0, 1]))
+        apart = torch.cat([net(x[i : i + 1], torch.tensor([s])) for i, s in enumerate([2, 0, 1])])
+    torch.testing.assert_close(together, apart, atol=1e-5, rtol=1e-5)
+    assert (together[0] - net(x[:1], torch.tensor([0]))[0]).abs().max() > 1e-2, "styles must differ"
+
+
+def test_blend_mixes_the_style_vectors():
+    net = random_network(num_styles=2)
+    x = torch.rand(1, 3, 32, 32)
+    blended_net = TransformerNet(net.spec, 1)
+    blended_net.load_state_dict(net.backbone_state(), strict=False)
+    halves = {k: (net.style_state(0)[k] + net.style_state(1)[k]) / 2 for k in net.style_state(0)}
+    blended_net.load_styles([halves])
+    with torch.no_grad():
+        via_weights = net(x, torch.tensor([[0.5, 0.5]]))
+        via_average = blended_net.eval()(x, torch.tensor([0]))
+        one_hot = net(x, torch.tensor([[0.0, 1.0]]))
+        index = net(x, torch.tensor([1]))
+    torch.testing.assert_close(via_weights, via_average, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(one_hot, index)
+
+
+def test_split_and_rebuild_round_trip():
+    net = random_network(num_styles=3)
+    rebuilt = build_network(net.spec, net.backbone_state(), [net.style_state(i) for i in (2, 0)])
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(x, torch.tensor([0])), net(x, torch.tensor([2])))
+    assert all(not k.endswith((".scale", ".shift")) for k in net.backbone_state())
+
+
+def test_style_from_another_shape_is_refused():
+    lite, full = random_network("lite"), random_network("full")
+    with pytest.raises(ValueError, match="shape"):
+        build_network(lite.spec, lite.backbone_state(), [full.style_state(0)])
+    with pytest.raises(ValueError, match="do not fit"):
+        build_network(lite.spec, full.backbone_state(), [lite.style_state(0)])
+
+
+def test_widths_and_single_style():
+    full, lite = TransformerNet(WIDTHS["full"]), TransformerNet(WIDTHS["lite"])
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert full.num_styles == 1 and count(lite) < count(full) / 3
+    assert len(full.residuals) == 5 and len(lite.residuals) == 3
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in full.modules())
+
+
+def test_bad_style_selection_is_rejected():
+    net = random_network(num_styles=2)
+    with pytest.raises(ValueError):
+        net(torch.rand(2, 3, 16, 16), torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError):
+        net(torch.rand(2, 3, 16, 16), torch.tensor([0]))
