@@ -10,6 +10,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from torch import Tensor
 from clipmorph.color import transfer_luminance
 from clipmorph.errors import BadInput
 from clipmorph.network import TransformerNet, build_network
-from clipmorph.styles import StyleLibrary
+from clipmorph.styles import StyleLibrary, backbone_for_mix
 
 DEFAULT_MAX_SIDE = 1920
 MIN_SIDE = 16
@@ -108,6 +109,16 @@ def work_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
     return max(MIN_SIDE, round(height * scale)), max(MIN_SIDE, round(width * scale))
 
 
+class FrameStylizer(Protocol):
+    """What the file pipeline needs: the in-process Engine, or the service's model client."""
+
+    batch_size: int
+
+    def stylize_frames(
+        self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
+    ) -> list[np.ndarray]: ...
+
+
 class Engine:
     """Loaded styles on one device; thread-safe ``stylize_frames``."""
 
@@ -134,18 +145,16 @@ class Engine:
             self.rows.update({s.id: (key, row) for row, s in enumerate(styles)})
 
     @property
+    def backbone_of(self) -> dict[str, str]:
+        return {style_id: key for style_id, (key, _) in self.rows.items()}
+
+    @property
     def style_ids(self) -> list[str]:
         return sorted(self.rows)
 
     def resolve(self, mix: StyleMix) -> tuple[str, Tensor]:
         """Which backbone a mix runs on and its weight row over that backbone's styles."""
-        keys = set()
-        for style_id, _ in mix.weights:
-            self.library.style(style_id)  # raises UnknownStyle with the list
-            keys.add(self.rows[style_id][0])
-        if len(keys) > 1:
-            raise BadInput(f"cannot blend {mix}: the styles belong to different backbones")
-        key = keys.pop()
+        key = backbone_for_mix([name for name, _ in mix.weights], self.backbone_of)
         weights = torch.zeros(self.networks[key].num_styles)
         for style_id, weight in mix.weights:
             weights[self.rows[style_id][1]] += weight

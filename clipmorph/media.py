@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,16 +91,28 @@ class DecodedImage:
     icc_profile: bytes | None
 
 
-def load_image(source: Path | bytes) -> DecodedImage:
-    """Decode any image Pillow reads, applying EXIF orientation and keeping alpha aside."""
+def load_image(source: Path | bytes, max_pixels: int | None = None) -> DecodedImage:
+    """Decode any image Pillow reads, applying EXIF orientation and keeping alpha aside.
+
+    ``max_pixels`` is checked against the header's dimensions before any pixel is decoded.
+    """
+    if (source.stat().st_size if isinstance(source, Path) else len(source)) == 0:
+        raise BadInput("the image is empty (0 bytes)")
     try:
         with Image.open(source if isinstance(source, Path) else io.BytesIO(source)) as image:
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise BadInput(
+                    f"image is {width}x{height} ({width * height / 1e6:.1f} MP); the limit is {max_pixels / 1e6:.1f} MP"
+                )
             image = ImageOps.exif_transpose(image)
             image.load()
     except Image.DecompressionBombError as error:
         raise BadInput(f"image too large to decode safely: {error}") from error
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise BadInput(f"cannot decode image: {error}") from error
+    except UnidentifiedImageError:
+        raise BadInput("not an image Pillow can read (unknown format or corrupt header)") from None
+    except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt pixel data
+        raise BadInput(f"corrupt or truncated image: {_without_paths(str(error))}") from None
     icc = image.info.get("icc_profile")
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     if has_alpha:
@@ -109,6 +122,11 @@ def load_image(source: Path | bytes) -> DecodedImage:
     if image.mode == "I;16" or image.mode == "I":
         image = image.point(lambda v: v / 256).convert("L")  # 16-bit grey: keep the top 8 bits
     return DecodedImage(np.asarray(image.convert("RGB")).copy(), None, icc)
+
+
+def _without_paths(message: str) -> str:
+    """Decoder messages may name server-side temp files: keep them out of user-facing errors."""
+    return re.sub(r"(/[^\s'\"]+)+", "<file>", message)
 
 
 def encode_image(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str, icc_profile: bytes | None = None) -> bytes:
@@ -168,6 +186,10 @@ class VideoInfo:
     time_base: Fraction
     frames: int  # 0 when the container does not say
     has_audio: bool
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / float(self.fps) if self.fps else 0.0
 
 
 class VideoReader:

@@ -17,7 +17,7 @@ import av
 from tqdm import tqdm
 
 from clipmorph import media
-from clipmorph.engine import Engine, StylizeOptions
+from clipmorph.engine import Engine, FrameStylizer, StylizeOptions
 from clipmorph.errors import BadInput, MediaError
 
 _DONE = object()
@@ -62,10 +62,10 @@ def stylize_file(
 
 
 def stylize_image_bytes(
-    engine: Engine, data: bytes | Path, options: StylizeOptions, fmt: str
+    engine: FrameStylizer, data: bytes | Path, options: StylizeOptions, fmt: str, max_pixels: int | None = None
 ) -> tuple[bytes, int, int]:
     """Decode, stylize and encode one image; returns the encoded bytes and the output size."""
-    image = media.load_image(data)
+    image = media.load_image(data, max_pixels)
     [rgb] = engine.stylize_frames([image.rgb], options)
     return media.encode_image(rgb, image.alpha, fmt, image.icc_profile), rgb.shape[1], rgb.shape[0]
 
@@ -79,7 +79,7 @@ def stylize_image_file(engine: Engine, source: Path, target: Path, options: Styl
 
 
 def stylize_video_file(
-    engine: Engine,
+    engine: FrameStylizer,
     source: Path,
     target: Path,
     options: StylizeOptions,
@@ -87,7 +87,8 @@ def stylize_video_file(
     crf: int = 18,
     on_frames: Callable[[int, int], None] | None = None,
 ) -> Report:
-    """Stream a video through the engine; ``on_frames(done, total)`` reports progress."""
+    """Stream a video through the engine; ``on_frames(done, total)`` reports progress and may
+    raise to stop the work (the partial output is removed)."""
     start = time.perf_counter()
     reader = media.VideoReader(source)
     info = reader.info

@@ -23,6 +23,7 @@ BACKBONE_LABEL = "clipmorph.backbone"
 STYLE_PREFIX = "clipmorph-style-"
 BACKBONE_PREFIX = "clipmorph-backbone-"
 WEIGHTS_FILE = "weights.safetensors"
+THUMBNAIL_FILE = "thumbnail.jpg"
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,22 @@ def load_library(style_ids: list[str] | None = None) -> StyleLibrary:
     return library
 
 
+def style_backbones() -> dict[str, str]:
+    """Style id -> the backbone it belongs to, from metadata alone (no weights loaded)."""
+    return {style_id: str(model.info.metadata["backbone"]) for style_id, model in style_models().items()}
+
+
+def served_tags() -> list[str]:
+    """Tags of the newest version of every style and of the backbones they use."""
+    tags: list[str] = []
+    for model in style_models().values():
+        backbone = str(model.info.metadata["backbone"])
+        if backbone not in tags:
+            tags.append(backbone)
+        tags.append(str(model.tag))
+    return tags
+
+
 def describe_styles() -> list[dict]:
     """What ``clipmorph styles list`` shows: one entry per style id, newest version."""
     rows = []
@@ -120,11 +137,23 @@ def describe_styles() -> list[dict]:
                 "tag": str(model.tag),
                 "backbone": meta.get("backbone"),
                 "style_image_sha256": meta.get("style_image_sha256"),
+                "artist": meta.get("artist"),
+                "title": meta.get("title"),
+                "year": meta.get("year"),
                 "created": model.creation_time.isoformat(),
                 "size_bytes": Path(model.path_of(WEIGHTS_FILE)).stat().st_size,
             }
         )
     return rows
+
+
+def thumbnail_path(style_id: str) -> Path | None:
+    """The stored thumbnail of a style (trained styles carry one), if any."""
+    model = style_models().get(style_id)
+    if model is None:
+        return None
+    path = Path(model.path_of(THUMBNAIL_FILE))
+    return path if path.is_file() else None
 
 
 def delete_style(style_id: str) -> list[str]:

@@ -38,6 +38,17 @@ def tensors_digest(tensors: dict[str, Tensor], extra: str = "") -> str:
     return digest.hexdigest()[:16]
 
 
+def backbone_for_mix(style_ids: list[str], backbone_of: dict[str, str]) -> str:
+    """The one backbone a set of styles shares (a blend cannot cross backbones)."""
+    for style_id in style_ids:
+        if style_id not in backbone_of:
+            raise UnknownStyle(style_id, list(backbone_of))
+    keys = {backbone_of[style_id] for style_id in style_ids}
+    if len(keys) != 1:
+        raise BadInput(f"cannot blend {', '.join(style_ids)}: the styles belong to different backbones")
+    return keys.pop()
+
+
 @dataclass
 class Backbone:
     name: str

@@ -1,0 +1,98 @@
+"""What the BentoML services exchange, and how engine errors become HTTP errors.
+
+The model service exposes one batchable method over ``FrameItem`` lists; the API service
+and video jobs reach it through ``RemoteStylizer``, which looks like the in-process Engine
+to the file pipeline, so images and video frames share the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+from pydantic import BaseModel
+
+from clipmorph.engine import StyleMix, StylizeOptions
+from clipmorph.errors import BadInput, ClipMorphError, MediaError, UnknownStyle
+
+
+class FrameItem(BaseModel):
+    """One frame to stylize and its options (each item may use a different style).
+
+    Pixels travel as raw bytes plus shape: BentoML pickles internal calls, so this costs no
+    base64, and pydantic can describe it (it cannot describe an ndarray field).
+    """
+
+    pixels: bytes  # (height, width, 3) uint8, C order
+    height: int
+    width: int
+    style: str  # StyleMix text: "monet" or "monet=0.7,scream=0.3"
+    strength: float = 1.0
+    preserve_color: bool = False
+    max_side: int | None = None
+    keep_size: bool = True
+
+    @classmethod
+    def of(cls, pixels: np.ndarray, options: StylizeOptions) -> FrameItem:
+        return cls(
+            pixels=np.ascontiguousarray(pixels, dtype=np.uint8).tobytes(),
+            height=pixels.shape[0],
+            width=pixels.shape[1],
+            style=str(options.style),
+            strength=options.strength,
+            preserve_color=options.preserve_color,
+            max_side=options.max_side,
+            keep_size=options.keep_size,
+        )
+
+    def frame(self) -> np.ndarray:
+        expected = self.height * self.width * 3
+        if len(self.pixels) != expected:
+            raise BadInput(f"frame has {len(self.pixels)} bytes, expected {expected} for {self.width}x{self.height}")
+        return np.frombuffer(self.pixels, dtype=np.uint8).reshape(self.height, self.width, 3)
+
+    def options(self) -> StylizeOptions:
+        return StylizeOptions(
+            StyleMix.parse(self.style), self.strength, self.preserve_color, self.max_side, self.keep_size
+        )
+
+
+class RemoteStylizer:
+    """Adapts the model service's batchable method to the pipeline's FrameStylizer protocol."""
+
+    def __init__(self, call: Callable[[list[FrameItem]], list[np.ndarray]], batch_size: int) -> None:
+        self.call = call
+        self.batch_size = batch_size
+
+    def stylize_frames(
+        self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
+    ) -> list[np.ndarray]:
+        per_frame = [options] * len(frames) if isinstance(options, StylizeOptions) else list(options)
+        return list(self.call([FrameItem.of(f, o) for f, o in zip(frames, per_frame, strict=True)]))
+
+
+@contextmanager
+def http_errors() -> Iterator[None]:
+    """Map engine errors to BentoML exceptions, which BentoML answers with the right 4xx."""
+    from bentoml import exceptions
+
+    try:
+        yield
+    except UnknownStyle as error:
+        raise exceptions.NotFound(str(error)) from error
+    except BadInput as error:
+        raise exceptions.InvalidArgument(str(error)) from error
+    except MediaError as error:
+        raise exceptions.UnprocessableEntity(str(error)) from error
+    except ClipMorphError as error:
+        raise exceptions.InvalidArgument(str(error)) from error
+
+
+def parse_options(
+    style: str, strength: float, preserve_color: bool, max_side: int | None, limit: int, keep_size: bool = True
+) -> StylizeOptions:
+    """Request fields -> engine options, with the service's resolution cap applied."""
+    if max_side is not None and max_side > limit:
+        raise BadInput(f"max_side {max_side} is over this server's limit of {limit}")
+    return StylizeOptions(StyleMix.parse(style), strength, preserve_color, max_side or limit, keep_size)

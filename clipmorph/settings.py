@@ -1,0 +1,48 @@
+"""Service limits and locations, read from environment variables (one place, documented)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    max_upload_bytes: int  # CLIPMORPH_MAX_UPLOAD_MB: larger request bodies get 413
+    max_image_pixels: int  # CLIPMORPH_MAX_IMAGE_MEGAPIXELS: header dimensions checked before decoding
+    max_side: int  # CLIPMORPH_MAX_SIDE: network resolution cap and default
+    max_video_seconds: float  # CLIPMORPH_MAX_VIDEO_SECONDS: video jobs
+    max_sync_video_seconds: float  # CLIPMORPH_MAX_SYNC_VIDEO_SECONDS: the synchronous video endpoint
+    max_video_pixels: int  # CLIPMORPH_MAX_VIDEO_MEGAPIXELS: per frame
+    jobs_dir: Path  # CLIPMORPH_JOBS_DIR: video job inputs, outputs and progress
+    job_ttl_seconds: float  # CLIPMORPH_JOB_TTL_SECONDS: finished jobs are swept after this
+    device: str  # CLIPMORPH_DEVICE: auto, cpu, cuda
+    batch_size: int  # CLIPMORPH_BATCH_SIZE: frames per forward pass and per video chunk
+    max_batch_size: int  # CLIPMORPH_MAX_BATCH_SIZE: adaptive batching upper bound
+    max_latency_ms: int  # CLIPMORPH_MAX_LATENCY_MS: adaptive batching latency budget
+
+    @classmethod
+    def from_env(cls) -> ServiceSettings:
+        return cls(
+            max_upload_bytes=int(float(_env("CLIPMORPH_MAX_UPLOAD_MB", "200")) * 1024 * 1024),
+            max_image_pixels=int(float(_env("CLIPMORPH_MAX_IMAGE_MEGAPIXELS", "50")) * 1_000_000),
+            max_side=int(_env("CLIPMORPH_MAX_SIDE", "1920")),
+            max_video_seconds=float(_env("CLIPMORPH_MAX_VIDEO_SECONDS", "300")),
+            max_sync_video_seconds=float(_env("CLIPMORPH_MAX_SYNC_VIDEO_SECONDS", "10")),
+            max_video_pixels=int(float(_env("CLIPMORPH_MAX_VIDEO_MEGAPIXELS", "8.3")) * 1_000_000),
+            jobs_dir=Path(_env("CLIPMORPH_JOBS_DIR", str(Path(tempfile.gettempdir()) / "clipmorph-jobs"))),
+            job_ttl_seconds=float(_env("CLIPMORPH_JOB_TTL_SECONDS", "3600")),
+            device=_env("CLIPMORPH_DEVICE", "auto"),
+            batch_size=int(_env("CLIPMORPH_BATCH_SIZE", "8")),
+            max_batch_size=int(_env("CLIPMORPH_MAX_BATCH_SIZE", "16")),
+            max_latency_ms=int(_env("CLIPMORPH_MAX_LATENCY_MS", "60000")),
+        )
+
+    def describe(self) -> dict:
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}

@@ -1,0 +1,107 @@
+"""ASGI apps mounted on the API service: the web page (/ui) and video job state (/jobs)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from clipmorph.errors import BadInput
+from clipmorph.jobs import JobStore
+
+STATIC = Path(__file__).parent / "static"
+PALETTE = ["#e76f51", "#2a9d8f", "#e9c46a", "#264653", "#f4a261", "#8ab17d", "#b5838d", "#6d597a"]
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_jobs_app(store: JobStore) -> Starlette:
+    """Progress, result download and cancel for video jobs, shared by every worker via disk."""
+
+    def lookup(request: Request):
+        try:
+            return store.get(request.path_params["job_id"])
+        except BadInput as error:
+            return error
+
+    async def progress(request: Request) -> Response:
+        job = lookup(request)
+        if isinstance(job, BadInput):
+            return _error(400, str(job))
+        if job is None:
+            return _error(404, "no such job (it may not have started yet, or was swept)")
+        return JSONResponse(job.read())
+
+    async def result(request: Request) -> Response:
+        job = lookup(request)
+        if isinstance(job, BadInput):
+            return _error(400, str(job))
+        output = job.result_file() if job else None
+        if job is None or output is None or job.read().get("state") != "succeeded":
+            return _error(404, "no result for this job (not finished, failed, cancelled or swept)")
+        return FileResponse(output, filename=f"clipmorph-{job.id}{output.suffix}", media_type=_video_type(output))
+
+    async def cancel(request: Request) -> Response:
+        job = lookup(request)
+        if isinstance(job, BadInput):
+            return _error(400, str(job))
+        if job is None:
+            return _error(404, "no such job")
+        if job.read().get("state") in ("succeeded", "failed", "cancelled"):
+            return _error(409, f"the job has already ended ({job.read()['state']})")
+        job.request_cancel()
+        return JSONResponse({"id": job.id, "state": "cancelling"}, status_code=202)
+
+    return Starlette(
+        routes=[
+            Route("/{job_id}", progress, methods=["GET"]),
+            Route("/{job_id}/result", result, methods=["GET"]),
+            Route("/{job_id}/cancel", cancel, methods=["POST"]),
+        ]
+    )
+
+
+def _video_type(path: Path) -> str:
+    return {".webm": "video/webm", ".mp4": "video/mp4"}.get(path.suffix, "application/octet-stream")
+
+
+def placeholder_thumbnail(style_id: str) -> str:
+    """An SVG tile for a style without a stored thumbnail (colour derived from the id)."""
+    colour = PALETTE[sum(map(ord, style_id)) % len(PALETTE)]
+    label = html.escape(style_id[:14])
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="160" height="160" viewBox="0 0 160 160">'
+        f'<rect width="160" height="160" fill="{colour}"/>'
+        '<circle cx="120" cy="40" r="26" fill="#fff" fill-opacity=".25"/>'
+        '<path d="M0 130 Q40 90 80 120 T160 110 V160 H0Z" fill="#000" fill-opacity=".18"/>'
+        f'<text x="12" y="148" font-family="sans-serif" font-size="16" fill="#fff">{label}</text></svg>'
+    )
+
+
+def create_web_app() -> Starlette:
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    async def thumbnail(request: Request) -> Response:
+        style_id = request.path_params["style_id"]
+        from clipmorph import store
+
+        stored = store.thumbnail_path(style_id)
+        if stored is not None:
+            return FileResponse(stored, media_type="image/jpeg")
+        return Response(placeholder_thumbnail(style_id), media_type="image/svg+xml")
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/thumbnails/{style_id}", thumbnail),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ]
+    )

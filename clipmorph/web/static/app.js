@@ -1,0 +1,227 @@
+// ClipMorph web page: plain JavaScript, no build step, no CDN (works offline).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { file: null, kind: null, style: null, job: null, polling: null };
+const HISTORY_KEY = "clipmorph.history";
+
+async function api(path, body) {
+  const response = await fetch(path, body instanceof FormData
+    ? { method: "POST", body }
+    : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body || {}) });
+  if (!response.ok) throw new Error(await errorText(response));
+  return response;
+}
+
+async function errorText(response) {
+  const text = await response.text();
+  try {
+    const data = JSON.parse(text);
+    const item = Array.isArray(data) ? data[0] : data;
+    return `${response.status}: ${item.error || text}`;
+  } catch (_) {
+    return `${response.status}: ${text}`;
+  }
+}
+
+async function loadStyles() {
+  const styles = await (await api("/styles")).json();
+  const gallery = $("gallery");
+  gallery.replaceChildren();
+  $("no-styles").hidden = styles.length > 0;
+  for (const style of styles) {
+    const tile = document.createElement("button");
+    tile.className = "style";
+    tile.type = "button";
+    tile.dataset.style = style.id;
+    tile.setAttribute("role", "option");
+    tile.setAttribute("aria-selected", "false");
+    tile.title = [style.display_name, style.artist, style.year].filter(Boolean).join(", ");
+    const img = document.createElement("img");
+    img.src = style.thumbnail_url;
+    img.alt = style.display_name;
+    img.loading = "lazy";
+    const label = document.createElement("span");
+    label.textContent = style.display_name;
+    tile.append(img, label);
+    tile.addEventListener("click", () => selectStyle(style.id));
+    gallery.append(tile);
+  }
+  if (styles.length) selectStyle(styles[0].id);
+}
+
+function selectStyle(id) {
+  state.style = id;
+  for (const tile of document.querySelectorAll(".style")) {
+    tile.setAttribute("aria-selected", String(tile.dataset.style === id));
+  }
+  updateButton();
+}
+
+function updateButton() {
+  $("go").disabled = !(state.file && state.style) || state.polling !== null;
+}
+
+function chooseFile(file) {
+  if (!file) return;
+  state.file = file;
+  state.kind = file.type.startsWith("video/") ? "video" : "image";
+  $("drop-text").textContent = `${file.name} (${(file.size / 1e6).toFixed(1)} MB)`;
+  const preview = document.createElement(state.kind === "video" ? "video" : "img");
+  preview.src = URL.createObjectURL(file);
+  if (state.kind === "video") preview.muted = true;
+  $("preview").replaceChildren(preview);
+  updateButton();
+}
+
+function resetResult() {
+  $("result-panel").hidden = false;
+  for (const id of ["compare", "video", "error", "download", "progress"]) $(id).hidden = true;
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = false;
+}
+
+function form(fileField) {
+  const data = new FormData();
+  data.append(fileField, state.file, state.file.name);
+  data.append("style", state.style);
+  data.append("strength", $("strength").value);
+  data.append("preserve_color", $("preserve").checked ? "true" : "false");
+  return data;
+}
+
+async function stylizeImage() {
+  const data = form("image");
+  data.append("output_format", "png");
+  const blob = await (await api("/stylize", data)).blob();
+  const url = URL.createObjectURL(blob);
+  $("after").src = url;
+  $("before").src = URL.createObjectURL(state.file);
+  $("after").onload = () => { $("before").style.width = `${$("after").clientWidth}px`; };
+  $("compare").hidden = false;
+  offerDownload(url, `clipmorph-${state.style}.png`);
+  remember({ kind: "image", style: state.style, thumb: await thumbnail(url) });
+}
+
+async function stylizeVideo() {
+  const submitted = await (await api("/video_job/submit", form("video"))).json();
+  state.job = submitted.task_id;
+  $("progress").hidden = false;
+  $("bar").value = 0;
+  $("progress-text").textContent = "queued…";
+  await new Promise((resolve) => {
+    state.polling = setInterval(async () => {
+      try {
+        if (await pollJob()) { stopPolling(); resolve(); }
+      } catch (error) {
+        stopPolling(); showError(error.message); resolve();
+      }
+    }, 500);
+  });
+}
+
+async function pollJob() {
+  const response = await fetch(`/jobs/${state.job}`);
+  if (response.status === 404) return false; // not started yet
+  const job = await response.json();
+  if (job.total) $("bar").value = job.done / job.total;
+  const eta = job.eta_seconds != null ? `, ${Math.ceil(job.eta_seconds)} s left` : "";
+  $("progress-text").textContent =
+    `${job.state}: ${job.done || 0} / ${job.total || "?"} frames, ${job.fps || 0} frames/s${eta}`;
+  if (job.state === "succeeded") {
+    $("progress").hidden = true;
+    const url = `/jobs/${state.job}/result`;
+    $("video").src = url;
+    $("video").hidden = false;
+    offerDownload(url, `clipmorph-${state.style}.mp4`);
+    remember({ kind: "video", style: state.style, url });
+    return true;
+  }
+  if (job.state === "failed" || job.state === "cancelled") {
+    $("progress").hidden = true;
+    showError(job.state === "cancelled" ? "Cancelled." : `Failed: ${job.error}`);
+    return true;
+  }
+  return false;
+}
+
+function stopPolling() {
+  clearInterval(state.polling);
+  state.polling = null;
+  updateButton();
+}
+
+function offerDownload(url, name) {
+  $("download").href = url;
+  $("download").download = name;
+  $("download").hidden = false;
+}
+
+async function thumbnail(url) {
+  const img = new Image();
+  img.src = url;
+  await img.decode();
+  const canvas = document.createElement("canvas");
+  const scale = 120 / Math.max(img.width, img.height);
+  canvas.width = Math.round(img.width * scale);
+  canvas.height = Math.round(img.height * scale);
+  canvas.getContext("2d").drawImage(img, 0, 0, canvas.width, canvas.height);
+  return canvas.toDataURL("image/jpeg", 0.7);
+}
+
+function remember(entry) {
+  const items = JSON.parse(localStorage.getItem(HISTORY_KEY) || "[]");
+  items.unshift({ ...entry, when: new Date().toLocaleString() });
+  localStorage.setItem(HISTORY_KEY, JSON.stringify(items.slice(0, 12)));
+  renderHistory();
+}
+
+function renderHistory() {
+  const items = JSON.parse(localStorage.getItem(HISTORY_KEY) || "[]");
+  $("history").replaceChildren(...items.map((item) => {
+    const li = document.createElement("li");
+    if (item.thumb) {
+      const img = document.createElement("img");
+      img.src = item.thumb;
+      img.alt = item.style;
+      li.append(img);
+    } else if (item.url) {
+      const link = document.createElement("a");
+      link.href = item.url;
+      link.textContent = "video result";
+      li.append(link);
+    }
+    li.append(document.createTextNode(` ${item.style} · ${item.when}`));
+    return li;
+  }));
+}
+
+$("file").addEventListener("change", (event) => chooseFile(event.target.files[0]));
+$("drop").addEventListener("dragover", (event) => { event.preventDefault(); $("drop").classList.add("over"); });
+$("drop").addEventListener("dragleave", () => $("drop").classList.remove("over"));
+$("drop").addEventListener("drop", (event) => {
+  event.preventDefault();
+  $("drop").classList.remove("over");
+  chooseFile(event.dataTransfer.files[0]);
+});
+$("strength").addEventListener("input", () => { $("strength-value").textContent = Number($("strength").value).toFixed(2); });
+$("split").addEventListener("input", () => { $("before-wrap").style.width = `${$("split").value}%`; });
+$("cancel").addEventListener("click", () => state.job && fetch(`/jobs/${state.job}/cancel`, { method: "POST" }));
+$("clear-history").addEventListener("click", () => { localStorage.removeItem(HISTORY_KEY); renderHistory(); });
+$("go").addEventListener("click", async () => {
+  resetResult();
+  $("go").disabled = true;
+  try {
+    if (state.kind === "video") await stylizeVideo(); else await stylizeImage();
+  } catch (error) {
+    showError(error.message);
+  } finally {
+    updateButton();
+  }
+});
+
+renderHistory();
+loadStyles().catch((error) => showError(`Could not load styles: ${error.message}`));

@@ -1,0 +1,242 @@
+"""ClipMorph as a BentoML service: `bentoml serve service.py` (or `make serve`).
+
+Two services, as in BentoML's disaggregated examples:
+- ``StyleModel`` holds every style of the model store on the GPU (or CPU) and exposes one
+  batchable method; requests for different styles share a batch (conditional instance norm).
+- ``ClipMorph`` translates HTTP: decode, validate, call the model, encode. The logic lives in
+  the ``clipmorph`` package, which the CLI uses too.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import bentoml
+import numpy as np
+from bentoml.validators import ContentType
+from pydantic import Field
+
+from clipmorph import jobs, media, store
+from clipmorph.engine import Engine
+from clipmorph.errors import BadInput
+from clipmorph.limits import BodySizeLimit
+from clipmorph.pipeline import stylize_image_bytes, stylize_video_file
+from clipmorph.serving import FrameItem, RemoteStylizer, http_errors, parse_options
+from clipmorph.settings import ServiceSettings
+from clipmorph.styles import backbone_for_mix
+from clipmorph.web import create_jobs_app, create_web_app
+
+SETTINGS = ServiceSettings.from_env()
+JOBS = jobs.JobStore(SETTINGS.jobs_dir, SETTINGS.job_ttl_seconds)
+IMAGE_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+VIDEO_FORMATS = Literal["mp4", "webm"]
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # no driver: CPU serving
+        return 0
+
+
+class StyleModel:
+    """Every stored style, loaded once; one batchable forward for all of them."""
+
+    def __init__(self) -> None:
+        started = time.perf_counter()
+        self.engine = Engine(store.load_library(), device=SETTINGS.device, batch_size=SETTINGS.batch_size)
+        self.load_seconds = time.perf_counter() - started
+
+    @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms)
+    def stylize(self, items: list[FrameItem]) -> list[np.ndarray]:
+        with http_errors():
+            return self.engine.stylize_frames([item.frame() for item in items], [item.options() for item in items])
+
+    @bentoml.api
+    def info(self) -> dict:
+        return {
+            "device": str(self.engine.device),
+            "dtype": str(self.engine.dtype).removeprefix("torch."),
+            "styles": self.engine.style_ids,
+            "load_seconds": round(self.load_seconds, 3),
+        }
+
+
+# Declare the stored models as class attributes so that `bentoml build` packs them into the
+# bento (a model only loaded in __init__ is not packed). The set is whatever the store holds.
+for _index, _tag in enumerate(store.served_tags()):
+    setattr(StyleModel, f"model_{_index}", bentoml.models.BentoModel(_tag))
+
+StyleModel = bentoml.service(
+    name="clipmorph-model",
+    resources={"gpu": 1} if _gpu_count() else {"cpu": "1"},
+    workers=1,
+    traffic={"timeout": 600},
+)(StyleModel)
+
+
+StyleParam = Annotated[str, Field(description="style id, or a blend such as 'monet=0.7,scream=0.3'")]
+Strength = Annotated[float, Field(ge=0.0, le=1.0, description="0 = the input, 1 = fully stylized")]
+BlendWeight = Annotated[float, Field(ge=0.0, le=1.0, description="weight of blend_with (0..1)")]
+MaxSide = Annotated[int | None, Field(ge=16, description="network resolution cap (long side, px)")]
+
+
+def _mix(style: str, blend_with: str | None, blend: float) -> str:
+    return f"{style}={1.0 - blend},{blend_with}={blend}" if blend_with else style
+
+
+def _safe_stem(name: str | None, fallback: str) -> str:
+    """A download name from a user's file name, without any path or odd characters."""
+    stem = Path(name or "").stem
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:60]
+    return stem or fallback
+
+
+@bentoml.asgi_app(create_web_app(), path="/ui")
+@bentoml.asgi_app(create_jobs_app(JOBS), path="/jobs")
+@bentoml.service(name="clipmorph", workers=1, threads=32, traffic={"timeout": 900})
+class ClipMorph:
+    model = bentoml.depends(StyleModel)
+
+    def __init__(self) -> None:
+        self.backbone_of = store.style_backbones()  # validate styles here, before any pixel moves
+        # Looked up per call: the proxy resolves remote methods lazily.
+        self.stylizer = RemoteStylizer(lambda items: self.model.stylize(items), SETTINGS.batch_size)
+
+    def _options(self, style: str, strength: float, preserve_color: bool, max_side: int | None):
+        options = parse_options(style, strength, preserve_color, max_side, SETTINGS.max_side)
+        backbone_for_mix([name for name, _ in options.style.weights], self.backbone_of)
+        return options
+
+    def _scratch(self, ctx: bentoml.Context) -> Path:
+        """A per-request temp folder, removed after the response has been sent."""
+        folder = Path(tempfile.mkdtemp(prefix="clipmorph-request-"))
+        ctx.response.background.add_task(shutil.rmtree, folder, True)
+        return folder
+
+    @bentoml.api(route="/stylize")
+    def stylize(
+        self,
+        ctx: bentoml.Context,
+        image: Annotated[Path, Field(description="any image Pillow reads (judged by content)")],
+        style: StyleParam,
+        strength: Strength = 1.0,
+        blend_with: str | None = None,
+        blend: BlendWeight = 0.5,
+        preserve_color: bool = False,
+        max_side: MaxSide = None,
+        output_format: Literal["png", "jpeg", "webp"] = "png",
+    ) -> Annotated[Path, ContentType("image/*")]:
+        """Stylize one image (adaptive batching underneath)."""
+        with http_errors():
+            options = self._options(_mix(style, blend_with, blend), strength, preserve_color, max_side)
+            encoded, _, _ = stylize_image_bytes(
+                self.stylizer, Path(image), options, IMAGE_FORMATS[output_format], SETTINGS.max_image_pixels
+            )
+            target = (
+                self._scratch(ctx) / f"{_safe_stem(Path(image).name, 'stylized')}-{style.split('=')[0]}.{output_format}"
+            )
+            target.write_bytes(encoded)
+            return target
+
+    @bentoml.api(route="/styles")
+    def styles(self) -> list[dict]:
+        """Every style: id, display name, artist and other metadata, thumbnail URL."""
+        return [{**row, "thumbnail_url": f"/ui/thumbnails/{row['id']}"} for row in store.describe_styles()]
+
+    @bentoml.api(route="/info")
+    def info(self) -> dict:
+        """Device, dtype and loaded styles of the model service, and this server's limits."""
+        return {"model": self.model.info(), "limits": SETTINGS.describe()}
+
+    @bentoml.task(route="/video_job")
+    def video_job(
+        self,
+        ctx: bentoml.Context,
+        video: Annotated[Path, Field(description="any video FFmpeg reads (judged by content)")],
+        style: StyleParam,
+        strength: Strength = 1.0,
+        blend_with: str | None = None,
+        blend: BlendWeight = 0.5,
+        preserve_color: bool = False,
+        max_side: MaxSide = None,
+        output_format: VIDEO_FORMATS = "mp4",
+    ) -> dict:
+        """Stylize a clip as a long-running job. Progress: GET /jobs/{task_id}; cancel: POST /jobs/{task_id}/cancel."""
+        job = JOBS.create(ctx.request.state.task_id)
+        with http_errors():
+            options = self._options(_mix(style, blend_with, blend), strength, preserve_color, max_side)
+            return self._run_video(job, Path(video), options, output_format, SETTINGS.max_video_seconds)
+
+    @bentoml.api(route="/stylize_video")
+    def stylize_video(
+        self,
+        ctx: bentoml.Context,
+        video: Annotated[Path, Field(description="any video FFmpeg reads (judged by content)")],
+        style: StyleParam,
+        strength: Strength = 1.0,
+        preserve_color: bool = False,
+        max_side: MaxSide = None,
+        output_format: VIDEO_FORMATS = "mp4",
+    ) -> Annotated[Path, ContentType("video/*")]:
+        """Stylize a short clip synchronously (length-limited; use /video_job for longer ones)."""
+        with http_errors():
+            options = self._options(style, strength, preserve_color, max_side)
+            folder = self._scratch(ctx)
+            job = jobs.Job("sync", folder)
+            self._run_video(job, Path(video), options, output_format, SETTINGS.max_sync_video_seconds)
+            return job.result_file()
+
+    def _run_video(self, job: jobs.Job, upload: Path, options, output_format: str, max_seconds: float) -> dict:
+        started = time.monotonic()
+        source = job.folder / "input"
+        try:
+            shutil.copyfile(upload, source)
+            info = _check_video(source, max_seconds)
+            job.write("running", done=0, total=info.frames, width=info.width, height=info.height, fps=0.0)
+            report = stylize_video_file(
+                self.stylizer, source, job.output(f".{output_format}"), options, progress=False,
+                on_frames=job.tracker(started),
+            )  # fmt: skip
+        except jobs.JobCancelled:
+            job.write("cancelled")
+            raise BadInput("the job was cancelled") from None
+        except Exception as error:
+            job.write("failed", error=str(error))
+            raise
+        finally:
+            source.unlink(missing_ok=True)
+        result = {
+            "job_id": job.id,
+            "frames": report.frames,
+            "width": report.width,
+            "height": report.height,
+            "seconds": round(report.seconds, 2),
+            "fps": round(report.fps, 2),
+            "download_url": f"/jobs/{job.id}/result",
+        }
+        job.write("succeeded", done=report.frames, total=report.frames, eta_seconds=0, result=result)
+        return result
+
+
+def _check_video(path: Path, max_seconds: float) -> media.VideoInfo:
+    if media.detect_kind(path) != media.VIDEO_KIND:
+        raise BadInput("the upload is an image, not a video: use /stylize")
+    reader = media.VideoReader(path)
+    info = reader.info
+    reader.close()
+    if info.width * info.height > SETTINGS.max_video_pixels:
+        raise BadInput(f"video is {info.width}x{info.height}; the limit is {SETTINGS.max_video_pixels / 1e6:.1f} MP")
+    if info.seconds > max_seconds:
+        raise BadInput(f"video is {info.seconds:.1f} s long; the limit here is {max_seconds:.0f} s")
+    return info
+
+
+ClipMorph.add_asgi_middleware(BodySizeLimit, max_bytes=SETTINGS.max_upload_bytes)
