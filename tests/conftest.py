@@ -91,3 +91,13 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subpro
     return subprocess.run(
         [sys.executable, "-m", "clipmorph.cli", *args], capture_output=True, text=True, env=environment, timeout=timeout
     )
+
+
+@pytest.fixture(scope="session")
+def server(stored_styles, tmp_path_factory):
+    """`bentoml serve service.py` over the session store (styles rand-0, rand-1)."""
+    from service_fixture import start_server, stop_server
+
+    running = start_server(tmp_path_factory.mktemp("server"))
+    yield running
+    stop_server(running)

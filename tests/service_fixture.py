@@ -1,0 +1,79 @@
+"""A real `bentoml serve service.py` on 127.0.0.1, started once per test session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from conftest import REPO
+
+SERVICE_LIMITS = {
+    "CLIPMORPH_MAX_UPLOAD_MB": "3",
+    "CLIPMORPH_MAX_IMAGE_MEGAPIXELS": "20",
+    "CLIPMORPH_MAX_SYNC_VIDEO_SECONDS": "5",
+    "CLIPMORPH_MAX_SIDE": "1024",
+    "CLIPMORPH_BATCH_SIZE": "4",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    tmp: Path  # the server's TMPDIR: every temp file it makes lands here
+    jobs: Path
+    log: Path
+
+    def client(self, timeout: float = 300) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def alive(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def start_server(workdir: Path, extra_env: dict | None = None, target: str = "service.py") -> Server:
+    port = free_port()
+    tmp, jobs = workdir / "tmp", workdir / "jobs"
+    tmp.mkdir()
+    log = workdir / "serve.log"
+    env = {**os.environ, **SERVICE_LIMITS, "TMPDIR": str(tmp), "CLIPMORPH_JOBS_DIR": str(jobs), **(extra_env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    server = Server(f"http://127.0.0.1:{port}", process, tmp, jobs, log)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"bentoml serve exited ({process.returncode}):\n{log.read_text()[-4000:]}")
+        if server.alive():
+            return server
+        time.sleep(0.5)
+    stop_server(server)
+    raise RuntimeError(f"bentoml serve not ready in time:\n{log.read_text()[-4000:]}")
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        try:
+            server.process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)

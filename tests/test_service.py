@@ -1,0 +1,340 @@
+"""The HTTP service, end to end, against a real `bentoml serve` on 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO
+from media_factory import gradient_frame, make_video
+from test_cli import ffmpeg_probe
+
+pytestmark = pytest.mark.service
+
+
+def png_bytes(width=96, height=64, fmt="PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(gradient_frame(width, height)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def stylize(client, data: bytes, filename="photo.png", **fields):
+    fields = {"style": "rand-0", **{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in fields.items()}}
+    return client.post("/stylize", files={"image": (filename, data)}, data=fields)
+
+
+def error_of(response) -> str:
+    body = response.json()
+    return (body[0] if isinstance(body, list) else body)["error"]
+
+
+def wait_for_job(client, task_id: str, timeout: float = 300) -> tuple[dict, list[dict]]:
+    seen: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.get(f"/jobs/{task_id}")
+        if response.status_code == 200:
+            seen.append(response.json())
+            if seen[-1]["state"] in ("succeeded", "failed", "cancelled"):
+                return seen[-1], seen
+        time.sleep(0.2)
+    raise AssertionError(f"job {task_id} did not end: {seen[-1:]}")
+
+
+# --- the happy paths ---
+
+
+def test_health_docs_and_page(server):
+    with server.client() as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 200
+        spec = client.get("/docs.json").json()
+        assert {"/stylize", "/styles", "/video_job/submit", "/stylize_video"} <= set(spec["paths"])
+        assert "swagger" in client.get("/").text.lower()
+        page = client.get("/ui/")
+        assert page.status_code == 200 and "<title>ClipMorph" in page.text
+        assert client.get("/ui/static/app.js").status_code == 200
+
+
+def test_styles_list_with_thumbnails(server):
+    with server.client() as client:
+        styles = client.post("/styles", json={}).json()
+        assert [s["id"] for s in styles] == ["rand-0", "rand-1"]
+        assert styles[0]["display_name"] == "Random test style 0"
+        thumbnail = client.get(styles[0]["thumbnail_url"])
+        assert thumbnail.status_code == 200 and thumbnail.headers["content-type"].startswith("image/")
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+def test_stylize_image_formats(server, fmt):
+    with server.client() as client:
+        response = stylize(client, png_bytes(), strength=0.9, output_format=fmt)
+    assert response.status_code == 200, response.text
+    image = Image.open(io.BytesIO(response.content))
+    assert image.format == fmt.upper() and image.size == (96, 64)
+
+
+def test_blend_and_colour_options_change_the_result(server):
+    with server.client() as client:
+        plain = np.asarray(Image.open(io.BytesIO(stylize(client, png_bytes()).content)), dtype=int)
+        blended = stylize(client, png_bytes(), blend_with="rand-1", blend=0.5)
+        kept = stylize(client, png_bytes(), preserve_color=True)
+    assert blended.status_code == kept.status_code == 200
+    for other in (blended, kept):
+        assert np.abs(np.asarray(Image.open(io.BytesIO(other.content)), dtype=int) - plain).mean() > 2
+
+
+def test_same_request_gives_the_same_pixels_as_the_cli_engine(server, library):
+    """The service adds no logic of its own: its output equals the engine's."""
+    from clipmorph.engine import Engine, StyleMix, StylizeOptions
+
+    with server.client() as client:
+        served = np.asarray(Image.open(io.BytesIO(stylize(client, png_bytes(), strength=0.7).content)))
+    engine = Engine(library, device="cpu")
+    [local] = engine.stylize_frames([gradient_frame(96, 64)], StylizeOptions(StyleMix.single("rand-0"), 0.7))
+    assert np.abs(served.astype(int) - local.astype(int)).max() <= 2
+
+
+def test_concurrent_mixed_styles_form_batches(server):
+    styles = ["rand-0", "rand-1", "rand-0=0.5,rand-1=0.5"]
+    sizes = [(96, 64), (64, 64), (96, 64)]
+
+    def one(i: int) -> int:
+        with server.client() as client:
+            width, height = sizes[i % 3]
+            return stylize(client, png_bytes(width, height), style=styles[i % 3]).status_code
+
+    with ThreadPoolExecutor(24) as pool:
+        codes = list(pool.map(one, range(48)))
+    assert codes == [200] * 48
+    with server.client() as client:
+        metrics = client.get("/metrics").text
+    counts = re.findall(r'bentoml_service_adaptive_batch_size_count\{[^}]*method_name="stylize"[^}]*\} (\S+)', metrics)
+    sums = re.findall(r'bentoml_service_adaptive_batch_size_sum\{[^}]*method_name="stylize"[^}]*\} (\S+)', metrics)
+    assert counts and sums
+    batches, frames = float(counts[0]), float(sums[0])
+    assert frames >= 48 and frames / batches > 1.0, f"{frames} frames in {batches} batches: no batching"
+
+
+def test_video_job_with_progress_and_audio(server, tmp_path):
+    source = make_video(tmp_path / "clip.mp4", frames=24, size=(96, 64), fps=12)
+    with server.client() as client, source.open("rb") as handle:
+        submitted = client.post("/video_job/submit", files={"video": ("clip.mp4", handle)}, data={"style": "rand-1"})
+        assert submitted.status_code == 200, submitted.text
+        task_id = submitted.json()["task_id"]
+        final, seen = wait_for_job(client, task_id)
+        assert final["state"] == "succeeded", final
+        assert final["total"] == 24 and final["result"]["frames"] == 24
+        assert client.get("/video_job/status", params={"task_id": task_id}).json()["status"] == "completed"
+        assert client.get("/video_job/get", params={"task_id": task_id}).json()["frames"] == 24
+        download = client.get(f"/jobs/{task_id}/result")
+    assert download.status_code == 200 and download.headers["content-type"] == "video/mp4"
+    result = tmp_path / "result.mp4"
+    result.write_bytes(download.content)
+    frames, report = ffmpeg_probe(result)
+    assert frames == 24 and "Audio: aac" in report and re.search(r"\b12 fps\b", report)
+    job_files = sorted(p.name for p in (server.jobs / task_id).iterdir())
+    assert job_files == ["progress.json", "result.mp4"]  # the upload copy is gone
+
+
+def test_sync_video_endpoint(server, tmp_path):
+    source = make_video(tmp_path / "short.mov", frames=10, size=(64, 48), fps=10, audio_codec="pcm_s16le")
+    with server.client() as client, source.open("rb") as handle:
+        response = client.post("/stylize_video", files={"video": ("short.mov", handle)}, data={"style": "rand-0"})
+    assert response.status_code == 200, response.text
+    result = tmp_path / "out.mp4"
+    result.write_bytes(response.content)
+    frames, report = ffmpeg_probe(result)
+    assert frames == 10 and "Audio: aac" in report
+
+
+def test_cancel_stops_the_job_and_frees_its_files(server, shared_data):
+    with server.client() as client, (shared_data / "videos" / "ski.mov").open("rb") as handle:
+        task_id = client.post(
+            "/video_job/submit", files={"video": ("ski.mov", handle)}, data={"style": "rand-0"}
+        ).json()["task_id"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            record = client.get(f"/jobs/{task_id}")
+            if record.status_code == 200 and record.json().get("done", 0) > 0:
+                break
+            time.sleep(0.2)
+        assert client.post(f"/jobs/{task_id}/cancel").status_code == 202
+        final, _ = wait_for_job(client, task_id, timeout=60)
+        assert final["state"] == "cancelled" and final["done"] < 250
+        assert client.get(f"/jobs/{task_id}/result").status_code == 404
+        assert client.post(f"/jobs/{task_id}/cancel").status_code == 409
+    leftovers = sorted(p.name for p in (server.jobs / task_id).iterdir())
+    assert leftovers == ["cancel", "progress.json"]
+
+
+@pytest.mark.slow
+def test_video_client_on_the_real_clip(server, shared_data, tmp_path):
+    """Done-when: clients/stylize_video.py shows progress and returns a 250-frame clip with audio."""
+    output = tmp_path / "ski-out.mp4"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "clients" / "stylize_video.py"), str(shared_data / "videos" / "ski.mov"),
+         str(output), "--style", "rand-1", "--max-side", "320", "--url", server.url],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "250/250" in result.stderr and "frame/s" in result.stderr
+    frames, report = ffmpeg_probe(output)
+    assert frames == 250 and "Audio: aac" in report and re.search(r"Video: h264.* 852x480", report)
+
+
+def test_image_client(server, tmp_path):
+    source = tmp_path / "p.png"
+    source.write_bytes(png_bytes())
+    output = tmp_path / "out.jpg"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "clients" / "stylize_image.py"), str(source), str(output), "--style", "rand-0",
+         "--url", server.url],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert Image.open(output).format == "JPEG"
+
+
+# --- bad input: 4xx with a reason, and the server keeps answering ---
+
+
+def bomb_png(width=60000, height=60000) -> bytes:
+    """A valid PNG header that claims enormous dimensions (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+
+
+def audio_only(path):
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=44100)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 44100
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return path.read_bytes()
+
+
+IMAGE_CASES = {
+    "not an image": (b"hello, I am text" * 10, {}, 400, "not an image"),
+    "zero bytes": (b"", {}, 400, "empty"),
+    "truncated jpeg": (None, {}, 400, "truncated"),
+    "image over the pixel limit": (bomb_png(6000, 6000), {}, 400, "limit is 20.0 MP"),
+    "decompression bomb": (bomb_png(60000, 60000), {}, 400, "too large"),
+    "unknown style": (png_bytes(), {"style": "vangogh"}, 404, "available styles: rand-0, rand-1"),
+    "strength above 1": (png_bytes(), {"strength": 1.5}, 400, "less than or equal to 1"),
+    "strength below 0": (png_bytes(), {"strength": -0.1}, 400, "greater than or equal to 0"),
+    "blend above 1": (png_bytes(), {"blend_with": "rand-1", "blend": 2}, 400, "less than or equal to 1"),
+    "blend with unknown": (png_bytes(), {"blend_with": "nope"}, 404, "unknown style 'nope'"),
+    "max side over the limit": (png_bytes(), {"max_side": 4096}, 400, "over this server's limit"),
+    "bad output format": (png_bytes(), {"output_format": "bmp"}, 400, "output_format"),
+    "a video sent as image": (None, {}, 400, "not an image"),
+}
+
+
+@pytest.mark.parametrize("case", list(IMAGE_CASES))
+def test_bad_image_requests(server, case, shared_data):
+    data, fields, status, message = IMAGE_CASES[case]
+    if case == "truncated jpeg":
+        data = png_bytes(400, 300, fmt="JPEG")[:3000]
+    if case == "a video sent as image":
+        data = (shared_data / "videos" / "ski.mov").read_bytes()
+    with server.client() as client:
+        response = stylize(client, data, **fields)
+    assert response.status_code == status, response.text
+    assert message in response.text
+    assert server.alive()
+
+
+def test_upload_over_the_limit_is_413(server):
+    big = b"\0" * (4 * 1024 * 1024)
+    with server.client() as client:
+        declared = client.post("/stylize", files={"image": ("big.png", big)}, data={"style": "rand-0"})
+        assert declared.status_code == 413 and "too large" in declared.text
+
+        def chunks():  # no Content-Length: the middleware must count
+            for _ in range(8):
+                yield b"\0" * (512 * 1024)
+
+        streamed = client.post("/stylize", content=chunks(), headers={"content-type": "application/octet-stream"})
+        assert streamed.status_code == 413
+    assert server.alive()
+
+
+def test_path_tricks_in_file_names_are_harmless(server):
+    with server.client() as client:
+        response = stylize(client, png_bytes(), filename="../../../../etc/passwd.png")
+    assert response.status_code == 200
+    disposition = response.headers.get("content-disposition", "")
+    assert "/" not in disposition and ".." not in disposition
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "message"),
+    [
+        ("no video stream", 400, "not an image or video"),
+        ("corrupt video", 400, "not an image or video"),
+        ("too long", 400, "limit here is 5 s"),
+        ("an image", 400, "not a video"),
+        ("bad output format", 400, "output_format"),
+    ],
+)
+def test_bad_video_requests(server, shared_data, tmp_path, case, status, message):
+    fields = {"style": "rand-0"}
+    if case == "no video stream":
+        data = audio_only(tmp_path / "sound.mp4")
+    elif case == "corrupt video":
+        data = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
+    elif case == "too long":
+        data = (shared_data / "videos" / "ski.mov").read_bytes()
+    elif case == "an image":
+        data = png_bytes()
+    else:
+        data = make_video(tmp_path / "ok.mp4").read_bytes()
+        fields["output_format"] = "avi"
+    with server.client() as client:
+        response = client.post("/stylize_video", files={"video": ("clip.mp4", data)}, data=fields)
+    assert response.status_code == status, response.text
+    assert message in response.text
+    assert server.alive()
+
+
+def test_failed_video_job_reports_why(server, tmp_path):
+    with server.client() as client:
+        task_id = client.post(
+            "/video_job/submit", files={"video": ("x.mp4", b"garbage" * 100)}, data={"style": "rand-0"}
+        ).json()["task_id"]
+        final, _ = wait_for_job(client, task_id, timeout=60)
+        assert final["state"] == "failed" and "not an image or video" in final["error"]
+        deadline = time.monotonic() + 30
+        while client.get("/video_job/status", params={"task_id": task_id}).json()["status"] != "failed":
+            assert time.monotonic() < deadline, "task status never became failed"
+            time.sleep(0.2)
+        assert client.get(f"/jobs/{task_id}/result").status_code == 404
+        assert client.get("/jobs/..%2F..%2Fetc").status_code in (400, 404)
+    assert sorted(p.name for p in (server.jobs / task_id).iterdir()) == ["progress.json"]
+
+
+def test_temp_files_are_cleaned_up(server):
+    """Runs after the other service tests (file order): nothing left in the server's TMPDIR."""
+    time.sleep(1.0)  # background cleanup runs after the response is sent
+    leftovers = [p for p in server.tmp.rglob("*") if p.is_file()]
+    assert leftovers == [], leftovers
+    assert not [p for p in server.tmp.iterdir() if p.name.startswith("clipmorph-request-")]
