@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -59,3 +60,18 @@ def make_video(
             for packet in audio.encode(None):
                 out.mux(packet)
     return path
+
+
+def ffmpeg_probe(path) -> tuple[int, str]:
+    """Decode every video frame with the ffmpeg executable; return the count and its stream report."""
+    import imageio_ffmpeg
+
+    result = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    frames = [line for line in result.stdout.splitlines() if line and not line.startswith("#")]
+    return len(frames), result.stderr

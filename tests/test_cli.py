@@ -2,29 +2,13 @@
 
 import re
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import run_cli
-from media_factory import gradient_frame, make_video
-
-
-def ffmpeg_probe(path) -> tuple[int, str]:
-    """Decode every video frame with the ffmpeg executable; return the count and its stream report."""
-    import imageio_ffmpeg
-
-    result = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    frames = [line for line in result.stdout.splitlines() if line and not line.startswith("#")]
-    return len(frames), result.stderr
+from media_factory import ffmpeg_probe, gradient_frame, make_video
 
 
 def leftovers(folder):

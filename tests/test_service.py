@@ -17,8 +17,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO
-from media_factory import gradient_frame, make_video
-from test_cli import ffmpeg_probe
+from media_factory import ffmpeg_probe, gradient_frame, make_video
 
 pytestmark = pytest.mark.service
 
@@ -133,7 +132,7 @@ def test_video_job_with_progress_and_audio(server, tmp_path):
         submitted = client.post("/video_job/submit", files={"video": ("clip.mp4", handle)}, data={"style": "rand-1"})
         assert submitted.status_code == 200, submitted.text
         task_id = submitted.json()["task_id"]
-        final, seen = wait_for_job(client, task_id)
+        final, _ = wait_for_job(client, task_id)
         assert final["state"] == "succeeded", final
         assert final["total"] == 24 and final["result"]["frames"] == 24
         assert client.get("/video_job/status", params={"task_id": task_id}).json()["status"] == "completed"
