@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: install serve test test-fast lint format bench vgg clean
+.PHONY: install system-deps serve test test-fast lint format bench vgg build clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,19 +17,31 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## system-deps: Debian packages the tests need (headless Chromium for the web page test)
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
+	fi
+
 ## serve: install, import the shipped catalogue (models/) into the BentoML store, run the service
 serve: $(STAMP)
 	$(VENV)/bin/clipmorph styles import models/
 	$(VENV)/bin/clipmorph styles list
-	@if [ -f service.py ]; then $(VENV)/bin/bentoml serve service.py --host $(HOST) --port $(PORT); \
-	else echo "The HTTP service lands with the service issue; use 'clipmorph stylize' meanwhile."; fi
+	@echo "web page: http://$(HOST):$(PORT)/ui/   API docs: http://$(HOST):$(PORT)/"
+	$(VENV)/bin/bentoml serve service.py --host $(HOST) --port $(PORT)
+
+## build: package the service and the stored styles as a bento
+build: $(STAMP)
+	$(VENV)/bin/clipmorph styles import models/
+	$(VENV)/bin/bentoml build
 
 ## test: install, then the whole suite (unit + end-to-end over real media)
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(PY) -m pytest -ra
 
 ## test-fast: skip the slow end-to-end tests
-test-fast: $(STAMP)
+test-fast: $(STAMP) system-deps
 	$(PY) -m pytest -ra -m "not slow"
 
 lint: $(STAMP)

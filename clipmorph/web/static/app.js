@@ -76,7 +76,7 @@ function chooseFile(file) {
 
 function resetResult() {
   $("result-panel").hidden = false;
-  for (const id of ["compare", "video", "error", "download", "progress"]) $(id).hidden = true;
+  for (const id of ["compare", "split", "video", "error", "download", "progress"]) $(id).hidden = true;
 }
 
 function showError(message) {
@@ -100,8 +100,12 @@ async function stylizeImage() {
   const url = URL.createObjectURL(blob);
   $("after").src = url;
   $("before").src = URL.createObjectURL(state.file);
-  $("after").onload = () => { $("before").style.width = `${$("after").clientWidth}px`; };
+  $("after").onload = () => {
+    $("before").style.width = `${$("after").clientWidth}px`;
+    $("before").style.height = `${$("after").clientHeight}px`;
+  };
   $("compare").hidden = false;
+  $("split").hidden = false;
   offerDownload(url, `clipmorph-${state.style}.png`);
   remember({ kind: "image", style: state.style, thumb: await thumbnail(url) });
 }

@@ -1,0 +1,80 @@
+"""The web page in a real headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from PIL import Image
+
+from media_factory import gradient_frame, make_video
+
+pytestmark = pytest.mark.service
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (make test installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        context = browser.new_context(viewport={"width": 1200, "height": 1400})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{server.url}/ui/")
+        yield page
+        browser.close()
+        assert errors == [], errors
+
+
+def test_gallery_lists_the_styles(page):
+    page.wait_for_selector(".style >> nth=1")
+    names = page.locator(".style span").all_inner_texts()
+    assert names == ["Random test style 0", "Random test style 1"]
+    assert page.locator('.style[aria-selected="true"]').count() == 1
+
+
+def test_upload_a_photo_and_get_a_result(page, tmp_path):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(gradient_frame(160, 120)).save(photo)
+    page.set_input_files("#file", str(photo))
+    page.click('.style[data-style="rand-1"]')
+    page.locator("#strength").fill("0.8")
+    page.click("#go")
+    page.wait_for_function("document.querySelector('#after').naturalWidth === 160", timeout=60_000)
+    assert page.locator("#compare").is_visible()
+    assert page.locator("#download").get_attribute("download") == "clipmorph-rand-1.png"
+    assert page.locator("#error").is_hidden() and page.locator("#progress").is_hidden()
+    page.wait_for_selector("#history li")
+    page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+
+
+def test_a_clip_shows_progress_then_plays(page, tmp_path):
+    clip = make_video(tmp_path / "clip.mp4", frames=150, size=(480, 320), fps=25)
+    page.set_input_files("#file", str(clip))
+    page.click("#go")
+    page.wait_for_function(
+        "/running: \\d+ \\/ 150 frames/.test(document.querySelector('#progress-text').textContent)", timeout=60_000
+    )
+    page.wait_for_function("document.querySelector('#video').readyState >= 1", timeout=180_000)
+    assert page.evaluate("document.querySelector('#video').videoWidth") == 480
+    assert page.locator("#download").is_visible()
+    assert page.locator("#history li").count() == 2
+
+
+def test_a_bad_file_shows_the_servers_reason(page, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"this is not an image" * 20)
+    page.set_input_files("#file", str(bad))
+    page.click("#go")
+    page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+    assert "400" in page.locator("#error").inner_text() and "not an image" in page.locator("#error").inner_text()
