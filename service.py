@@ -13,6 +13,7 @@ import re
 import shutil
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -25,7 +26,7 @@ from clipmorph import jobs, media, store
 from clipmorph.engine import Engine
 from clipmorph.errors import BadInput
 from clipmorph.limits import BodySizeLimit
-from clipmorph.pipeline import stylize_image_bytes, stylize_video_file
+from clipmorph.pipeline import stylize_images, stylize_video_file
 from clipmorph.serving import FrameItem, RemoteStylizer, http_errors, parse_options
 from clipmorph.settings import ServiceSettings
 from clipmorph.styles import backbone_for_mix
@@ -93,7 +94,7 @@ def _mix(style: str, blend_with: str | None, blend: float) -> str:
 
 
 def _safe_stem(name: str | None, fallback: str) -> str:
-    """A download name from a user's file name, without any path or odd characters."""
+    """A download name from user text, without any path or odd characters."""
     stem = Path(name or "").stem
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:60]
     return stem or fallback
@@ -106,7 +107,10 @@ class ClipMorph:
     model = bentoml.depends(StyleModel)
 
     def __init__(self) -> None:
-        self.backbone_of = store.style_backbones()  # validate styles here, before any pixel moves
+        # What the model service loads at its start: list and validate exactly that, before any
+        # pixel moves (styles added to the store later are served after a restart).
+        self.style_rows = store.describe_styles()
+        self.backbone_of = {row["id"]: row["backbone"] for row in self.style_rows}
         # Looked up per call: the proxy resolves remote methods lazily.
         self.stylizer = RemoteStylizer(lambda items: self.model.stylize(items), SETTINGS.batch_size)
 
@@ -137,19 +141,48 @@ class ClipMorph:
         """Stylize one image (adaptive batching underneath)."""
         with http_errors():
             options = self._options(_mix(style, blend_with, blend), strength, preserve_color, max_side)
-            encoded, _, _ = stylize_image_bytes(
-                self.stylizer, Path(image), options, IMAGE_FORMATS[output_format], SETTINGS.max_image_pixels
+            [(encoded, _, _)] = stylize_images(
+                self.stylizer, [Path(image)], options, IMAGE_FORMATS[output_format], SETTINGS.max_image_pixels
             )
-            target = (
-                self._scratch(ctx) / f"{_safe_stem(Path(image).name, 'stylized')}-{style.split('=')[0]}.{output_format}"
-            )
+            target = self._scratch(ctx) / f"stylized-{_safe_stem(style.split('=')[0], 'style')}.{output_format}"
             target.write_bytes(encoded)
+            return target
+
+    @bentoml.api(route="/stylize_batch")
+    def stylize_batch(
+        self,
+        ctx: bentoml.Context,
+        images: Annotated[list[Path], Field(description="several images (multipart, one field per file)")],
+        style: StyleParam,
+        strength: Strength = 1.0,
+        blend_with: str | None = None,
+        blend: BlendWeight = 0.5,
+        preserve_color: bool = False,
+        max_side: MaxSide = None,
+        output_format: Literal["png", "jpeg", "webp"] = "png",
+    ) -> Annotated[Path, ContentType("application/zip")]:
+        """Stylize several images in one request (one batch); returns a zip in upload order."""
+        with http_errors():
+            if not images:
+                raise BadInput("no images uploaded")
+            if len(images) > SETTINGS.max_batch_images:
+                raise BadInput(f"{len(images)} images; at most {SETTINGS.max_batch_images} per request")
+            options = self._options(_mix(style, blend_with, blend), strength, preserve_color, max_side)
+            results = stylize_images(
+                self.stylizer, [Path(p) for p in images], options, IMAGE_FORMATS[output_format],
+                SETTINGS.max_image_pixels,
+            )  # fmt: skip
+            target = self._scratch(ctx) / f"clipmorph-{style.split('=')[0]}.zip"
+            with zipfile.ZipFile(target, "w") as archive:
+                # BentoML stores uploads under temp names, so entries are numbered in upload order.
+                for index, (encoded, _, _) in enumerate(results, start=1):
+                    archive.writestr(f"{index:03d}.{output_format}", encoded)
             return target
 
     @bentoml.api(route="/styles")
     def styles(self) -> list[dict]:
         """Every style: id, display name, artist and other metadata, thumbnail URL."""
-        return [{**row, "thumbnail_url": f"/ui/thumbnails/{row['id']}"} for row in store.describe_styles()]
+        return [{**row, "thumbnail_url": f"/ui/thumbnails/{row['id']}"} for row in self.style_rows]
 
     @bentoml.api(route="/info")
     def info(self) -> dict:

@@ -61,18 +61,30 @@ def stylize_file(
     return stylize_video_file(engine, source, target, options, progress=progress, crf=crf)
 
 
-def stylize_image_bytes(
-    engine: FrameStylizer, data: bytes | Path, options: StylizeOptions, fmt: str, max_pixels: int | None = None
-) -> tuple[bytes, int, int]:
-    """Decode, stylize and encode one image; returns the encoded bytes and the output size."""
-    image = media.load_image(data, max_pixels)
-    [rgb] = engine.stylize_frames([image.rgb], options)
-    return media.encode_image(rgb, image.alpha, fmt, image.icc_profile), rgb.shape[1], rgb.shape[0]
+def stylize_images(
+    engine: FrameStylizer, sources: list[bytes | Path], options: StylizeOptions, fmt: str, max_pixels: int | None = None
+) -> list[tuple[bytes, int, int]]:
+    """Decode, stylize (all in one engine call, so they batch) and encode images.
+
+    Returns each encoded image with its output width and height. A bad image fails the call
+    with its position in the list.
+    """
+    images = []
+    for index, source in enumerate(sources):
+        try:
+            images.append(media.load_image(source, max_pixels))
+        except BadInput as error:
+            raise BadInput(f"image {index + 1}: {error}" if len(sources) > 1 else str(error)) from None
+    frames = engine.stylize_frames([image.rgb for image in images], options)
+    return [
+        (media.encode_image(rgb, image.alpha, fmt, image.icc_profile), rgb.shape[1], rgb.shape[0])
+        for rgb, image in zip(frames, images, strict=True)
+    ]
 
 
 def stylize_image_file(engine: Engine, source: Path, target: Path, options: StylizeOptions) -> Report:
     start = time.perf_counter()
-    encoded, width, height = stylize_image_bytes(engine, source, options, media.image_format_for(target))
+    [(encoded, width, height)] = stylize_images(engine, [source], options, media.image_format_for(target))
     with media.atomic_output(target) as temporary:
         temporary.write_bytes(encoded)
     return Report(media.IMAGE_KIND, target, 1, time.perf_counter() - start, width, height)

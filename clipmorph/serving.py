@@ -59,17 +59,33 @@ class FrameItem(BaseModel):
 
 
 class RemoteStylizer:
-    """Adapts the model service's batchable method to the pipeline's FrameStylizer protocol."""
+    """Adapts the model service's batchable method to the pipeline's FrameStylizer protocol.
 
-    def __init__(self, call: Callable[[list[FrameItem]], list[np.ndarray]], batch_size: int) -> None:
+    A call that finds its pooled keep-alive connection closed by the model server (aiohttp's
+    ServerDisconnectedError, seen under load) is retried: stylizing is idempotent.
+    """
+
+    def __init__(self, call: Callable[[list[FrameItem]], list[np.ndarray]], batch_size: int, attempts: int = 3) -> None:
         self.call = call
         self.batch_size = batch_size
+        self.attempts = attempts
+
+    def _call(self, items: list[FrameItem]) -> list[np.ndarray]:
+        from aiohttp import ClientConnectionError
+
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return list(self.call(items))
+            except ClientConnectionError:
+                if attempt == self.attempts:
+                    raise
+        raise AssertionError("unreachable")
 
     def stylize_frames(
         self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
     ) -> list[np.ndarray]:
         per_frame = [options] * len(frames) if isinstance(options, StylizeOptions) else list(options)
-        return list(self.call([FrameItem.of(f, o) for f, o in zip(frames, per_frame, strict=True)]))
+        return self._call([FrameItem.of(f, o) for f, o in zip(frames, per_frame, strict=True)])
 
 
 @contextmanager

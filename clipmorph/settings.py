@@ -17,6 +17,7 @@ class ServiceSettings:
     max_upload_bytes: int  # CLIPMORPH_MAX_UPLOAD_MB: larger request bodies get 413
     max_image_pixels: int  # CLIPMORPH_MAX_IMAGE_MEGAPIXELS: header dimensions checked before decoding
     max_side: int  # CLIPMORPH_MAX_SIDE: network resolution cap and default
+    max_batch_images: int  # CLIPMORPH_MAX_BATCH_IMAGES: images per /stylize_batch request
     max_video_seconds: float  # CLIPMORPH_MAX_VIDEO_SECONDS: video jobs
     max_sync_video_seconds: float  # CLIPMORPH_MAX_SYNC_VIDEO_SECONDS: the synchronous video endpoint
     max_video_pixels: int  # CLIPMORPH_MAX_VIDEO_MEGAPIXELS: per frame
@@ -33,6 +34,7 @@ class ServiceSettings:
             max_upload_bytes=int(float(_env("CLIPMORPH_MAX_UPLOAD_MB", "200")) * 1024 * 1024),
             max_image_pixels=int(float(_env("CLIPMORPH_MAX_IMAGE_MEGAPIXELS", "50")) * 1_000_000),
             max_side=int(_env("CLIPMORPH_MAX_SIDE", "1920")),
+            max_batch_images=int(_env("CLIPMORPH_MAX_BATCH_IMAGES", "32")),
             max_video_seconds=float(_env("CLIPMORPH_MAX_VIDEO_SECONDS", "300")),
             max_sync_video_seconds=float(_env("CLIPMORPH_MAX_SYNC_VIDEO_SECONDS", "10")),
             max_video_pixels=int(float(_env("CLIPMORPH_MAX_VIDEO_MEGAPIXELS", "8.3")) * 1_000_000),

@@ -109,11 +109,6 @@ def load_library(style_ids: list[str] | None = None) -> StyleLibrary:
     return library
 
 
-def style_backbones() -> dict[str, str]:
-    """Style id -> the backbone it belongs to, from metadata alone (no weights loaded)."""
-    return {style_id: str(model.info.metadata["backbone"]) for style_id, model in style_models().items()}
-
-
 def served_tags() -> list[str]:
     """Tags of the newest version of every style and of the backbones they use."""
     tags: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import struct
 import subprocess
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, random_library
 from media_factory import ffmpeg_probe, gradient_frame, make_video
 
 pytestmark = pytest.mark.service
@@ -67,9 +68,12 @@ def test_health_docs_and_page(server):
 
 
 def test_styles_list_with_thumbnails(server):
+    from clipmorph import store
+
+    store.save_library(random_library("late", num_styles=1, seed=21))  # added after the server started
     with server.client() as client:
         styles = client.post("/styles", json={}).json()
-        assert [s["id"] for s in styles] == ["rand-0", "rand-1"]
+        assert [s["id"] for s in styles] == ["rand-0", "rand-1"]  # exactly what the model service loaded
         assert styles[0]["display_name"] == "Random test style 0"
         thumbnail = client.get(styles[0]["thumbnail_url"])
         assert thumbnail.status_code == 200 and thumbnail.headers["content-type"].startswith("image/")
@@ -329,6 +333,37 @@ def test_failed_video_job_reports_why(server, tmp_path):
         assert client.get(f"/jobs/{task_id}/result").status_code == 404
         assert client.get("/jobs/..%2F..%2Fetc").status_code in (400, 404)
     assert sorted(p.name for p in (server.jobs / task_id).iterdir()) == ["progress.json"]
+
+
+def test_stylize_batch_returns_a_zip_in_order(server):
+    import zipfile
+
+    sizes = [(96, 64), (64, 64), (80, 48)]
+    files = [("images", (f"p{i}.png", png_bytes(w, h))) for i, (w, h) in enumerate(sizes)]
+    with server.client() as client:
+        response = client.post("/stylize_batch", files=files, data={"style": "rand-1", "output_format": "jpeg"})
+        assert response.status_code == 200, response.text
+        archive = zipfile.ZipFile(io.BytesIO(response.content))
+        assert archive.namelist() == ["001.jpeg", "002.jpeg", "003.jpeg"]
+        assert [Image.open(archive.open(name)).size for name in archive.namelist()] == sizes
+        bad = client.post(
+            "/stylize_batch", files=[*files, ("images", ("x.png", b"nope" * 10))], data={"style": "rand-1"}
+        )
+        assert bad.status_code == 400 and "image 4:" in bad.text
+
+
+def test_load_generator_reports_throughput_and_latency(server, tmp_path):
+    report = tmp_path / "load.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "clients" / "load.py"), "--url", server.url, "--clients", "3", "--seconds", "3",
+         "--sizes", "64,96", "--json", str(report)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    numbers = json.loads(report.read_text())
+    assert numbers["requests_ok"] > 0 and numbers["errors"] == {}
+    assert 0 < numbers["latency_p50_s"] <= numbers["latency_p95_s"] <= numbers["latency_p99_s"]
+    assert numbers["styles"] == ["rand-0", "rand-1"] and "req/s" in result.stdout
 
 
 def test_temp_files_are_cleaned_up(server):

@@ -71,6 +71,14 @@ def test_a_clip_shows_progress_then_plays(page, tmp_path):
     assert page.locator("#history li").count() == 2
 
 
+def test_openapi_docs_page_renders_offline(page, server):
+    page.goto(f"{server.url}/")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+    assert "/stylize_batch" in page.inner_text("body")
+    page.goto(f"{server.url}/ui/")
+    page.wait_for_selector(".style")
+
+
 def test_a_bad_file_shows_the_servers_reason(page, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"this is not an image" * 20)

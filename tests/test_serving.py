@@ -1,0 +1,49 @@
+"""Unit tests of the service's exchange types (no server needed)."""
+
+import numpy as np
+import pytest
+from aiohttp import ServerDisconnectedError
+
+from clipmorph.engine import StyleMix, StylizeOptions
+from clipmorph.errors import BadInput
+from clipmorph.serving import FrameItem, RemoteStylizer, parse_options
+
+from media_factory import gradient_frame
+
+
+def test_frame_item_round_trip():
+    frame = gradient_frame(33, 17)
+    options = StylizeOptions(StyleMix.parse("a=3,b=1"), 0.4, True, 512, False)
+    item = FrameItem.of(frame, options)
+    assert np.array_equal(item.frame(), frame)
+    assert item.options() == options
+    broken = item.model_copy(update={"width": 34})
+    with pytest.raises(BadInput, match="expected"):
+        broken.frame()
+
+
+def test_remote_stylizer_retries_a_dropped_connection_then_gives_up():
+    calls = []
+
+    def flaky(items):
+        calls.append(len(items))
+        if len(calls) == 1:
+            raise ServerDisconnectedError()
+        return [item.frame() for item in items]
+
+    stylizer = RemoteStylizer(flaky, batch_size=4)
+    frames = [gradient_frame(20, 20), gradient_frame(24, 20)]
+    out = stylizer.stylize_frames(frames, StylizeOptions(StyleMix.single("a")))
+    assert calls == [2, 2] and all(np.array_equal(a, b) for a, b in zip(out, frames, strict=True))
+
+    def always_down(items):
+        raise ServerDisconnectedError()
+
+    with pytest.raises(ServerDisconnectedError):
+        RemoteStylizer(always_down, batch_size=4).stylize_frames(frames, StylizeOptions(StyleMix.single("a")))
+
+
+def test_parse_options_applies_the_server_cap():
+    assert parse_options("a", 1.0, False, None, 1024).max_side == 1024
+    with pytest.raises(BadInput, match="limit of 1024"):
+        parse_options("a", 1.0, False, 2048, 1024)
