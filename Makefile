@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: install system-deps serve test test-fast lint format bench vgg build clean
+.PHONY: install system-deps serve monitor dashboards test test-fast lint format bench vgg build clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## system-deps: Debian packages the tests need (headless Chromium for the web page test)
+## system-deps: Debian packages the tests need (headless Chromium, Prometheus + promtool)
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
 ## serve: install, import the shipped catalogue (models/) into the BentoML store, run the service
@@ -30,6 +33,15 @@ serve: $(STAMP)
 	$(VENV)/bin/clipmorph styles list
 	@echo "web page: http://$(HOST):$(PORT)/ui/   API docs: http://$(HOST):$(PORT)/"
 	$(VENV)/bin/bentoml serve service.py --host $(HOST) --port $(PORT)
+
+## monitor: the service and Prometheus (Debian) side by side, with the shipped config and rules
+monitor: $(STAMP) system-deps
+	$(VENV)/bin/clipmorph styles import models/
+	HOST=$(HOST) PORT=$(PORT) bash monitoring/run-local.sh
+
+## dashboards: regenerate the Grafana JSON from monitoring/grafana/dashboards.py
+dashboards: $(STAMP)
+	$(PY) monitoring/grafana/dashboards.py
 
 ## build: package the service and the stored styles as a bento
 build: $(STAMP)

@@ -22,7 +22,7 @@ import numpy as np
 from bentoml.validators import ContentType
 from pydantic import Field
 
-from clipmorph import jobs, media, store
+from clipmorph import jobs, media, metrics, store
 from clipmorph.engine import Engine
 from clipmorph.errors import BadInput
 from clipmorph.limits import BodySizeLimit
@@ -54,11 +54,25 @@ class StyleModel:
         started = time.perf_counter()
         self.engine = Engine(store.load_library(), device=SETTINGS.device, batch_size=SETTINGS.batch_size)
         self.load_seconds = time.perf_counter() - started
+        self.known = set(self.engine.style_ids)
+        board = metrics.get()
+        board.model_load_seconds.set(self.load_seconds)
+        board.styles_loaded.set(len(self.known))
+        board.model_info.labels(str(self.engine.device), str(self.engine.dtype).removeprefix("torch.")).set(1)
+        metrics.sample_resources("model")
 
     @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms)
     def stylize(self, items: list[FrameItem]) -> list[np.ndarray]:
+        board = metrics.get()
+        started = time.perf_counter()
         with http_errors():
-            return self.engine.stylize_frames([item.frame() for item in items], [item.options() for item in items])
+            frames = self.engine.stylize_frames([item.frame() for item in items], [item.options() for item in items])
+        board.stage_seconds.labels("inference").observe(time.perf_counter() - started)
+        board.batch_size.observe(len(items))
+        for item in items:
+            board.frames.labels(metrics.style_label(item.style, self.known), item.kind).inc()
+        metrics.sample_resources("model")
+        return frames
 
     @bentoml.api
     def info(self) -> dict:
@@ -142,8 +156,9 @@ class ClipMorph:
         with http_errors():
             options = self._options(_mix(style, blend_with, blend), strength, preserve_color, max_side)
             [(encoded, _, _)] = stylize_images(
-                self.stylizer, [Path(image)], options, IMAGE_FORMATS[output_format], SETTINGS.max_image_pixels
-            )
+                self.stylizer, [Path(image)], options, IMAGE_FORMATS[output_format], SETTINGS.max_image_pixels,
+                observe=_observe_stage,
+            )  # fmt: skip
             target = self._scratch(ctx) / f"stylized-{_safe_stem(style.split('=')[0], 'style')}.{output_format}"
             target.write_bytes(encoded)
             return target
@@ -170,7 +185,7 @@ class ClipMorph:
             options = self._options(_mix(style, blend_with, blend), strength, preserve_color, max_side)
             results = stylize_images(
                 self.stylizer, [Path(p) for p in images], options, IMAGE_FORMATS[output_format],
-                SETTINGS.max_image_pixels,
+                SETTINGS.max_image_pixels, observe=_observe_stage,
             )  # fmt: skip
             target = self._scratch(ctx) / f"clipmorph-{style.split('=')[0]}.zip"
             with zipfile.ZipFile(target, "w") as archive:
@@ -228,24 +243,32 @@ class ClipMorph:
             return job.result_file()
 
     def _run_video(self, job: jobs.Job, upload: Path, options, output_format: str, max_seconds: float) -> dict:
+        board = metrics.get()
         started = time.monotonic()
         source = job.folder / "input"
+        board.jobs_active.labels("running").inc()
+        final_state = "failed"
         try:
             shutil.copyfile(upload, source)
             info = _check_video(source, max_seconds)
             job.write("running", done=0, total=info.frames, width=info.width, height=info.height, fps=0.0)
             report = stylize_video_file(
-                self.stylizer, source, job.output(f".{output_format}"), options, progress=False,
-                on_frames=job.tracker(started),
+                self.stylizer.for_video(board.frames_in_flight), source, job.output(f".{output_format}"), options,
+                progress=False, on_frames=job.tracker(started), observe=_observe_stage,
             )  # fmt: skip
+            final_state = "succeeded"
         except jobs.JobCancelled:
+            final_state = "cancelled"
             job.write("cancelled")
-            raise BadInput("the job was cancelled") from None
+            raise bentoml.exceptions.InvalidArgument("the job was cancelled") from None
         except Exception as error:
             job.write("failed", error=str(error))
             raise
         finally:
             source.unlink(missing_ok=True)
+            board.jobs_active.labels("running").dec()
+            board.jobs_total.labels(final_state).inc()
+            board.job_seconds.observe(time.monotonic() - started)
         result = {
             "job_id": job.id,
             "frames": report.frames,
@@ -256,19 +279,28 @@ class ClipMorph:
             "download_url": f"/jobs/{job.id}/result",
         }
         job.write("succeeded", done=report.frames, total=report.frames, eta_seconds=0, result=result)
+        board.job_fps.observe(report.fps)
         return result
+
+
+def _observe_stage(stage: str, seconds: float) -> None:
+    metrics.get().stage_seconds.labels(stage).observe(seconds)
+    if stage == "encode":  # once per request: the API process's memory next to the model's
+        metrics.sample_resources("api")
 
 
 def _check_video(path: Path, max_seconds: float) -> media.VideoInfo:
     if media.detect_kind(path) != media.VIDEO_KIND:
-        raise BadInput("the upload is an image, not a video: use /stylize")
+        raise BadInput("the upload is an image, not a video: use /stylize", "not_video")
     reader = media.VideoReader(path)
     info = reader.info
     reader.close()
     if info.width * info.height > SETTINGS.max_video_pixels:
-        raise BadInput(f"video is {info.width}x{info.height}; the limit is {SETTINGS.max_video_pixels / 1e6:.1f} MP")
+        raise BadInput(
+            f"video is {info.width}x{info.height}; the limit is {SETTINGS.max_video_pixels / 1e6:.1f} MP", "too_large"
+        )
     if info.seconds > max_seconds:
-        raise BadInput(f"video is {info.seconds:.1f} s long; the limit here is {max_seconds:.0f} s")
+        raise BadInput(f"video is {info.seconds:.1f} s long; the limit here is {max_seconds:.0f} s", "too_long")
     return info
 
 

@@ -6,7 +6,14 @@ class ClipMorphError(Exception):
 
 
 class BadInput(ClipMorphError):
-    """The input file or value cannot be used (corrupt, wrong type, too large, too small)."""
+    """The input file or value cannot be used (corrupt, wrong type, too large, too small).
+
+    ``reason`` is a short fixed word (a metric label), e.g. ``corrupt``, ``too_large``.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class UnknownStyle(ClipMorphError):
@@ -15,6 +22,7 @@ class UnknownStyle(ClipMorphError):
     def __init__(self, name: str, available: list[str]) -> None:
         listing = ", ".join(sorted(available)) or "none (run `clipmorph styles import models/`)"
         super().__init__(f"unknown style {name!r}; available styles: {listing}")
+        self.reason = "unknown_style"
         self.name = name
         self.available = sorted(available)
 

@@ -23,6 +23,9 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Send) -> None:
+        from clipmorph import metrics
+
+        metrics.rejected("body_too_large")
         body = json.dumps({"error": f"request body too large: the limit is {self.max_bytes} bytes"}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})

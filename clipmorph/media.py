@@ -56,15 +56,15 @@ def output_kind(path: Path) -> str:
 def detect_kind(path: Path) -> str:
     """Image or video, judged by the file's content rather than its name."""
     if not path.is_file():
-        raise BadInput(f"{path}: no such file")
+        raise BadInput(f"{path}: no such file", "missing")
     if path.stat().st_size == 0:
-        raise BadInput(f"{path}: the file is empty")
+        raise BadInput(f"{path}: the file is empty", "empty")
     try:
         with Image.open(path) as image:
             if getattr(image, "n_frames", 1) == 1:
                 return IMAGE_KIND
     except Image.DecompressionBombError as error:
-        raise BadInput(f"{path}: image too large to decode safely ({error})") from error
+        raise BadInput(f"{path}: image too large to decode safely ({error})", "too_large") from error
     except (UnidentifiedImageError, OSError, ValueError):
         pass
     try:
@@ -76,7 +76,10 @@ def detect_kind(path: Path) -> str:
                 return VIDEO_KIND
     except (av.FFmpegError, StopIteration):
         pass
-    raise BadInput(f"{path}: not an image or video that Pillow or FFmpeg can read (corrupt or unsupported file)")
+    raise BadInput(
+        f"{path}: not an image or video that Pillow or FFmpeg can read (corrupt or unsupported file)",
+        "unsupported_media",
+    )
 
 
 # --- images ---
@@ -97,22 +100,21 @@ def load_image(source: Path | bytes, max_pixels: int | None = None) -> DecodedIm
     ``max_pixels`` is checked against the header's dimensions before any pixel is decoded.
     """
     if (source.stat().st_size if isinstance(source, Path) else len(source)) == 0:
-        raise BadInput("the image is empty (0 bytes)")
+        raise BadInput("the image is empty (0 bytes)", "empty")
     try:
         with Image.open(source if isinstance(source, Path) else io.BytesIO(source)) as image:
             width, height = image.size
             if max_pixels is not None and width * height > max_pixels:
-                raise BadInput(
-                    f"image is {width}x{height} ({width * height / 1e6:.1f} MP); the limit is {max_pixels / 1e6:.1f} MP"
-                )
+                size = f"{width}x{height} ({width * height / 1e6:.1f} MP)"
+                raise BadInput(f"image is {size}; the limit is {max_pixels / 1e6:.1f} MP", "too_large")
             image = ImageOps.exif_transpose(image)
             image.load()
     except Image.DecompressionBombError as error:
-        raise BadInput(f"image too large to decode safely: {error}") from error
+        raise BadInput(f"image too large to decode safely: {error}", "too_large") from error
     except UnidentifiedImageError:
-        raise BadInput("not an image Pillow can read (unknown format or corrupt header)") from None
+        raise BadInput("not an image Pillow can read (unknown format or corrupt header)", "not_image") from None
     except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt pixel data
-        raise BadInput(f"corrupt or truncated image: {_without_paths(str(error))}") from None
+        raise BadInput(f"corrupt or truncated image: {_without_paths(str(error))}", "corrupt") from None
     icc = image.info.get("icc_profile")
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     if has_alpha:
@@ -199,10 +201,10 @@ class VideoReader:
         try:
             self.container = av.open(str(path))
         except av.FFmpegError as error:
-            raise BadInput(f"{path}: cannot open video: {error}") from error
+            raise BadInput(f"{path}: cannot open video: {error}", "corrupt") from error
         if not self.container.streams.video:
             self.container.close()
-            raise BadInput(f"{path}: no video stream")
+            raise BadInput(f"{path}: no video stream", "no_video")
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
@@ -223,7 +225,7 @@ class VideoReader:
             for frame in self.container.decode(self.stream):
                 yield frame.to_ndarray(format="rgb24"), frame.pts
         except av.FFmpegError as error:
-            raise BadInput(f"video decoding failed: {error}") from error
+            raise BadInput(f"video decoding failed: {error}", "corrupt") from error
 
     def close(self) -> None:
         self.container.close()

@@ -61,25 +61,43 @@ def stylize_file(
     return stylize_video_file(engine, source, target, options, progress=progress, crf=crf)
 
 
+StageObserver = Callable[[str, float], None]  # (stage, seconds): for metrics
+
+
+def _no_observer(stage: str, seconds: float) -> None:
+    pass
+
+
 def stylize_images(
-    engine: FrameStylizer, sources: list[bytes | Path], options: StylizeOptions, fmt: str, max_pixels: int | None = None
+    engine: FrameStylizer,
+    sources: list[bytes | Path],
+    options: StylizeOptions,
+    fmt: str,
+    max_pixels: int | None = None,
+    observe: StageObserver = _no_observer,
 ) -> list[tuple[bytes, int, int]]:
     """Decode, stylize (all in one engine call, so they batch) and encode images.
 
     Returns each encoded image with its output width and height. A bad image fails the call
     with its position in the list.
     """
+    started = time.perf_counter()
     images = []
     for index, source in enumerate(sources):
         try:
             images.append(media.load_image(source, max_pixels))
         except BadInput as error:
-            raise BadInput(f"image {index + 1}: {error}" if len(sources) > 1 else str(error)) from None
+            message = f"image {index + 1}: {error}" if len(sources) > 1 else str(error)
+            raise BadInput(message, error.reason) from None
+    observe("decode", time.perf_counter() - started)
     frames = engine.stylize_frames([image.rgb for image in images], options)
-    return [
+    started = time.perf_counter()
+    encoded = [
         (media.encode_image(rgb, image.alpha, fmt, image.icc_profile), rgb.shape[1], rgb.shape[0])
         for rgb, image in zip(frames, images, strict=True)
     ]
+    observe("encode", time.perf_counter() - started)
+    return encoded
 
 
 def stylize_image_file(engine: Engine, source: Path, target: Path, options: StylizeOptions) -> Report:
@@ -98,6 +116,7 @@ def stylize_video_file(
     progress: bool = True,
     crf: int = 18,
     on_frames: Callable[[int, int], None] | None = None,
+    observe: StageObserver = _no_observer,
 ) -> Report:
     """Stream a video through the engine; ``on_frames(done, total)`` reports progress and may
     raise to stop the work (the partial output is removed)."""
@@ -108,7 +127,13 @@ def stylize_video_file(
     try:
         with media.atomic_output(target) as temporary:
             writer = media.VideoWriter(temporary, target.suffix, info, source if info.has_audio else None, crf=crf)
-            encoder = _Stage("encode", lambda item: writer.write(*item), maxsize=2 * engine.batch_size)
+
+            def encode(item: tuple) -> None:
+                started = time.perf_counter()
+                writer.write(*item)
+                observe("encode", time.perf_counter() - started)
+
+            encoder = _Stage("encode", encode, maxsize=2 * engine.batch_size)
             bar = tqdm(total=info.frames or None, unit="frame", desc=source.name, disable=not progress, smoothing=0.1)
             finished = False
             try:

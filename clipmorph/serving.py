@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
@@ -27,6 +28,7 @@ class FrameItem(BaseModel):
     pixels: bytes  # (height, width, 3) uint8, C order
     height: int
     width: int
+    kind: str = "image"  # or "video": a metric label
     style: str  # StyleMix text: "monet" or "monet=0.7,scream=0.3"
     strength: float = 1.0
     preserve_color: bool = False
@@ -34,8 +36,9 @@ class FrameItem(BaseModel):
     keep_size: bool = True
 
     @classmethod
-    def of(cls, pixels: np.ndarray, options: StylizeOptions) -> FrameItem:
+    def of(cls, pixels: np.ndarray, options: StylizeOptions, kind: str = "image") -> FrameItem:
         return cls(
+            kind=kind,
             pixels=np.ascontiguousarray(pixels, dtype=np.uint8).tobytes(),
             height=pixels.shape[0],
             width=pixels.shape[1],
@@ -65,10 +68,22 @@ class RemoteStylizer:
     ServerDisconnectedError, seen under load) is retried: stylizing is idempotent.
     """
 
-    def __init__(self, call: Callable[[list[FrameItem]], list[np.ndarray]], batch_size: int, attempts: int = 3) -> None:
+    def __init__(
+        self,
+        call: Callable[[list[FrameItem]], list[np.ndarray]],
+        batch_size: int,
+        attempts: int = 3,
+        kind: str = "image",
+        in_flight: Any = None,
+    ) -> None:
         self.call = call
         self.batch_size = batch_size
         self.attempts = attempts
+        self.kind = kind
+        self.in_flight = in_flight  # a Prometheus gauge of frames awaiting the model, or None
+
+    def for_video(self, in_flight: Any = None) -> RemoteStylizer:
+        return RemoteStylizer(self.call, self.batch_size, self.attempts, "video", in_flight)
 
     def _call(self, items: list[FrameItem]) -> list[np.ndarray]:
         from aiohttp import ClientConnectionError
@@ -85,7 +100,14 @@ class RemoteStylizer:
         self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
     ) -> list[np.ndarray]:
         per_frame = [options] * len(frames) if isinstance(options, StylizeOptions) else list(options)
-        return self._call([FrameItem.of(f, o) for f, o in zip(frames, per_frame, strict=True)])
+        items = [FrameItem.of(f, o, self.kind) for f, o in zip(frames, per_frame, strict=True)]
+        if self.in_flight is None:
+            return self._call(items)
+        self.in_flight.inc(len(items))
+        try:
+            return self._call(items)
+        finally:
+            self.in_flight.dec(len(items))
 
 
 @contextmanager
@@ -95,9 +117,12 @@ def http_errors() -> Iterator[None]:
 
     try:
         yield
-    except UnknownStyle as error:
-        raise exceptions.NotFound(str(error)) from error
-    except BadInput as error:
+    except (UnknownStyle, BadInput) as error:
+        from clipmorph import metrics
+
+        metrics.rejected(error.reason)
+        if isinstance(error, UnknownStyle):
+            raise exceptions.NotFound(str(error)) from error
         raise exceptions.InvalidArgument(str(error)) from error
     except MediaError as error:
         raise exceptions.UnprocessableEntity(str(error)) from error
@@ -110,5 +135,5 @@ def parse_options(
 ) -> StylizeOptions:
     """Request fields -> engine options, with the service's resolution cap applied."""
     if max_side is not None and max_side > limit:
-        raise BadInput(f"max_side {max_side} is over this server's limit of {limit}")
+        raise BadInput(f"max_side {max_side} is over this server's limit of {limit}", "bad_value")
     return StylizeOptions(StyleMix.parse(style), strength, preserve_color, max_side or limit, keep_size)
