@@ -187,7 +187,7 @@ class ClipMorph:
                 self.stylizer, [Path(p) for p in images], options, IMAGE_FORMATS[output_format],
                 SETTINGS.max_image_pixels, observe=_observe_stage,
             )  # fmt: skip
-            target = self._scratch(ctx) / f"clipmorph-{style.split('=')[0]}.zip"
+            target = self._scratch(ctx) / f"stylized-{_safe_stem(style.split('=')[0], 'style')}.zip"
             with zipfile.ZipFile(target, "w") as archive:
                 # BentoML stores uploads under temp names, so entries are numbered in upload order.
                 for index, (encoded, _, _) in enumerate(results, start=1):
