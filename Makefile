@@ -67,8 +67,10 @@ format: $(STAMP)
 vgg: $(STAMP)
 	$(VENV)/bin/clipmorph vgg fetch
 
+## bench: model, video, service and peer benchmarks -> bench/RESULTS.md, results.json, throughput.png
 bench: $(STAMP)
-	@if [ -d bench ]; then $(PY) -m bench; else echo "benchmarks land with the performance issue"; fi
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

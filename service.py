@@ -26,7 +26,7 @@ from clipmorph import jobs, media, metrics, store
 from clipmorph.engine import Engine
 from clipmorph.errors import BadInput
 from clipmorph.limits import BodySizeLimit
-from clipmorph.pipeline import stylize_images, stylize_video_file
+from clipmorph.pipeline import VIDEO_GROUP, stylize_images, stylize_video_file
 from clipmorph.serving import FrameItem, RemoteStylizer, http_errors, parse_options
 from clipmorph.settings import ServiceSettings
 from clipmorph.styles import backbone_for_mix
@@ -52,7 +52,9 @@ class StyleModel:
 
     def __init__(self) -> None:
         started = time.perf_counter()
-        self.engine = Engine(store.load_library(), device=SETTINGS.device, batch_size=SETTINGS.batch_size)
+        self.engine = Engine(
+            store.load_library(), device=SETTINGS.device, batch_size=SETTINGS.batch_size, compile=SETTINGS.compile
+        )
         self.load_seconds = time.perf_counter() - started
         self.known = set(self.engine.style_ids)
         board = metrics.get()
@@ -126,7 +128,7 @@ class ClipMorph:
         self.style_rows = store.describe_styles()
         self.backbone_of = {row["id"]: row["backbone"] for row in self.style_rows}
         # Looked up per call: the proxy resolves remote methods lazily.
-        self.stylizer = RemoteStylizer(lambda items: self.model.stylize(items), SETTINGS.batch_size)
+        self.stylizer = RemoteStylizer(lambda items: self.model.stylize(items), SETTINGS.batch_size or VIDEO_GROUP)
 
     def _options(self, style: str, strength: float, preserve_color: bool, max_side: int | None):
         options = parse_options(style, strength, preserve_color, max_side, SETTINGS.max_side)

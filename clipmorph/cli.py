@@ -45,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stylize.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
     stylize.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
-    stylize.add_argument("--batch-size", type=int, default=4, help="video frames per forward pass (default 4)")
+    stylize.add_argument(
+        "--batch-size", type=int, help="frames per forward pass (default: 1 on CPU, where it is fastest; 8 on GPU)"
+    )
+    stylize.add_argument(
+        "--compile", action="store_true", help="torch.compile the network: ~20-30 s once, then ~3x faster (videos)"
+    )
     stylize.add_argument("--crf", type=int, default=18, help="video quality: lower is better and larger (default 18)")
     stylize.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
@@ -77,7 +82,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     mix = StyleMix.parse(args.style)
     options = StylizeOptions(mix, args.strength, args.preserve_color, args.max_side, args.keep_size)
     library = store.load_library([name for name, _ in mix.weights])
-    engine = Engine(library, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+    engine = Engine(library, device=args.device, dtype=args.dtype, batch_size=args.batch_size, compile=args.compile)
     report = stylize_file(engine, args.input, args.output, options, progress=not args.quiet, crf=args.crf)
     dtype = str(engine.dtype).removeprefix("torch.")
     print(

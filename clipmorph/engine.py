@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -101,6 +101,12 @@ def pick_dtype(device: torch.device, requested: str = "auto") -> torch.dtype:
     return torch.float32
 
 
+def default_batch_size(device: torch.device) -> int:
+    """Frames per forward pass. On CPU, bigger batches are slower per frame (measured, lite
+    640x360 bf16: 11.6 frames/s at batch 1, 9.5 at 4, 7.2 at 16: cache-bound); GPUs want batches."""
+    return 8 if device.type == "cuda" else 1
+
+
 def work_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
     """The size the network runs at: the input shrunk so its long side fits ``max_side``."""
     if max_side is None or max(height, width) <= max_side:
@@ -122,15 +128,27 @@ class FrameStylizer(Protocol):
 class Engine:
     """Loaded styles on one device; thread-safe ``stylize_frames``."""
 
-    def __init__(self, library: StyleLibrary, device: str = "auto", dtype: str = "auto", batch_size: int = 4) -> None:
-        if batch_size < 1:
-            raise BadInput("batch size must be at least 1")
+    def __init__(
+        self,
+        library: StyleLibrary,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int | None = None,
+        compile: bool = False,
+    ) -> None:
+        """``compile`` runs the networks through torch.compile (inductor): measured 3.4x faster
+        for ``lite`` at 640x360 on a 2-core AVX-512 CPU, after ~20-30 s of compiling per input
+        shape. Worth it for videos and long-running services, not for one photo."""
         self.library = library
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or default_batch_size(self.device)
+        if self.batch_size < 1:
+            raise BadInput("batch size must be at least 1")
         self.channels_last = self.device.type == "cuda" or self.dtype != torch.float32
         self._lock = threading.Lock()
+        self.compile = compile
+        self._compiled: dict[str, Callable] = {}
         self.networks: dict[str, TransformerNet] = {}
         self.rows: dict[str, tuple[str, int]] = {}  # style id -> (backbone key, row)
         for key, backbone in library.backbones.items():
@@ -202,7 +220,7 @@ class Engine:
         target: tuple[int, int],
         out_size: tuple[int, int],
     ) -> np.ndarray:
-        net = self.networks[key]
+        net = self._network(key)
         with self._lock, torch.inference_mode():
             pixels = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
             x = _resize(pixels, target)
@@ -219,6 +237,15 @@ class Engine:
             y = torch.lerp(original, y, strength)
             out = y.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
             return out.contiguous().cpu().numpy()
+
+    def _network(self, key: str) -> Callable:
+        if not self.compile:
+            return self.networks[key]
+        if key not in self._compiled:
+            # One graph per input shape; allow a service's handful of sizes before eager fallback.
+            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+            self._compiled[key] = torch.compile(self.networks[key], dynamic=False)
+        return self._compiled[key]
 
 
 def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:

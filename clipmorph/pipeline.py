@@ -21,6 +21,7 @@ from clipmorph.engine import Engine, FrameStylizer, StylizeOptions
 from clipmorph.errors import BadInput, MediaError
 
 _DONE = object()
+VIDEO_GROUP = 4  # frames handed to the engine per call (it splits them into its own batch size)
 
 
 @dataclass(frozen=True)
@@ -133,11 +134,12 @@ def stylize_video_file(
                 writer.write(*item)
                 observe("encode", time.perf_counter() - started)
 
-            encoder = _Stage("encode", encode, maxsize=2 * engine.batch_size)
+            group = max(engine.batch_size, VIDEO_GROUP)
+            encoder = _Stage("encode", encode, maxsize=2 * group)
             bar = tqdm(total=info.frames or None, unit="frame", desc=source.name, disable=not progress, smoothing=0.1)
             finished = False
             try:
-                for batch in _batches(_background(reader, 2 * engine.batch_size), engine.batch_size):
+                for batch in _batches(_background(reader, 2 * group), group):
                     frames = engine.stylize_frames([frame for frame, _ in batch], options)
                     for out, (_, pts) in zip(frames, batch, strict=True):
                         encoder.put((out, pts))

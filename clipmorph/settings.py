@@ -24,7 +24,8 @@ class ServiceSettings:
     jobs_dir: Path  # CLIPMORPH_JOBS_DIR: video job inputs, outputs and progress
     job_ttl_seconds: float  # CLIPMORPH_JOB_TTL_SECONDS: finished jobs are swept after this
     device: str  # CLIPMORPH_DEVICE: auto, cpu, cuda
-    batch_size: int  # CLIPMORPH_BATCH_SIZE: frames per forward pass and per video chunk
+    compile: bool  # CLIPMORPH_COMPILE: torch.compile the networks (1/0)
+    batch_size: int | None  # CLIPMORPH_BATCH_SIZE: frames per forward pass (unset: 1 on CPU, 8 on GPU)
     max_batch_size: int  # CLIPMORPH_MAX_BATCH_SIZE: adaptive batching upper bound
     max_latency_ms: int  # CLIPMORPH_MAX_LATENCY_MS: adaptive batching latency budget
 
@@ -41,7 +42,8 @@ class ServiceSettings:
             jobs_dir=Path(_env("CLIPMORPH_JOBS_DIR", str(Path(tempfile.gettempdir()) / "clipmorph-jobs"))),
             job_ttl_seconds=float(_env("CLIPMORPH_JOB_TTL_SECONDS", "3600")),
             device=_env("CLIPMORPH_DEVICE", "auto"),
-            batch_size=int(_env("CLIPMORPH_BATCH_SIZE", "8")),
+            compile=_env("CLIPMORPH_COMPILE", "0").lower() in ("1", "true", "yes"),
+            batch_size=int(_env("CLIPMORPH_BATCH_SIZE", "0")) or None,
             max_batch_size=int(_env("CLIPMORPH_MAX_BATCH_SIZE", "16")),
             max_latency_ms=int(_env("CLIPMORPH_MAX_LATENCY_MS", "60000")),
         )

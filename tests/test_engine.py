@@ -124,3 +124,19 @@ def test_auto_dtype_is_a_supported_one():
     assert pick_dtype(torch.device("cpu")) in (torch.float32, torch.bfloat16)
     with pytest.raises(BadInput):
         pick_dtype(torch.device("cpu"), "int8")
+
+
+@pytest.mark.slow
+def test_fast_paths_match_float32_on_a_real_photo(library, shared_data):
+    """bf16 + channels_last and torch.compile must stay within 40 dB PSNR of fp32 eager."""
+    from PIL import Image
+
+    photo = sorted((shared_data / "content" / "set14").glob("*.jpg"))[0]
+    frame = np.array(Image.open(photo).convert("RGB").resize((320, 180)))
+    options = opts()
+    [reference] = Engine(library, device="cpu", dtype="float32").stylize_frames([frame], options)
+    for engine in (Engine(library, device="cpu", dtype="bfloat16"),
+                   Engine(library, device="cpu", dtype="bfloat16", compile=True)):  # fmt: skip
+        [fast] = engine.stylize_frames([frame], options)
+        mse = np.mean((fast.astype(float) - reference.astype(float)) ** 2)
+        assert 10 * np.log10(255**2 / mse) >= 40.0

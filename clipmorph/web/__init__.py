@@ -12,7 +12,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clipmorph.errors import BadInput
-from clipmorph.jobs import JobStore
+from clipmorph.jobs import Job, JobStore
 
 STATIC = Path(__file__).parent / "static"
 PALETTE = ["#e76f51", "#2a9d8f", "#e9c46a", "#264653", "#f4a261", "#8ab17d", "#b5838d", "#6d597a"]
@@ -25,45 +25,41 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_jobs_app(store: JobStore) -> Starlette:
     """Progress, result download and cancel for video jobs, shared by every worker via disk."""
 
-    def lookup(request: Request):
-        try:
-            return store.get(request.path_params["job_id"])
-        except BadInput as error:
-            return error
+    def with_job(handler):
+        """Resolve the path's job id: 400 for a malformed id, 404 for an unknown job."""
 
-    async def progress(request: Request) -> Response:
-        job = lookup(request)
-        if isinstance(job, BadInput):
-            return _error(400, str(job))
-        if job is None:
-            return _error(404, "no such job (it may not have started yet, or was swept)")
+        async def endpoint(request: Request) -> Response:
+            try:
+                job = store.get(request.path_params["job_id"])
+            except BadInput as error:
+                return _error(400, str(error))
+            if job is None:
+                return _error(404, "no such job (it may not have started yet, or was swept)")
+            return handler(job)
+
+        return endpoint
+
+    def progress(job: Job) -> Response:
         return JSONResponse(job.read())
 
-    async def result(request: Request) -> Response:
-        job = lookup(request)
-        if isinstance(job, BadInput):
-            return _error(400, str(job))
-        output = job.result_file() if job else None
-        if job is None or output is None or job.read().get("state") != "succeeded":
+    def result(job: Job) -> Response:
+        output = job.result_file()
+        if output is None or job.read().get("state") != "succeeded":
             return _error(404, "no result for this job (not finished, failed, cancelled or swept)")
         return FileResponse(output, filename=f"clipmorph-{job.id}{output.suffix}", media_type=_video_type(output))
 
-    async def cancel(request: Request) -> Response:
-        job = lookup(request)
-        if isinstance(job, BadInput):
-            return _error(400, str(job))
-        if job is None:
-            return _error(404, "no such job")
-        if job.read().get("state") in ("succeeded", "failed", "cancelled"):
-            return _error(409, f"the job has already ended ({job.read()['state']})")
+    def cancel(job: Job) -> Response:
+        state = job.read().get("state")
+        if state in ("succeeded", "failed", "cancelled"):
+            return _error(409, f"the job has already ended ({state})")
         job.request_cancel()
         return JSONResponse({"id": job.id, "state": "cancelling"}, status_code=202)
 
     return Starlette(
         routes=[
-            Route("/{job_id}", progress, methods=["GET"]),
-            Route("/{job_id}/result", result, methods=["GET"]),
-            Route("/{job_id}/cancel", cancel, methods=["POST"]),
+            Route("/{job_id}", with_job(progress), methods=["GET"]),
+            Route("/{job_id}/result", with_job(result), methods=["GET"]),
+            Route("/{job_id}/cancel", with_job(cancel), methods=["POST"]),
         ]
     )
 

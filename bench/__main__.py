@@ -1,0 +1,68 @@
+"""`python -m bench [--quick] [--sections model,video,service,peer]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from bench import model, peer, report, service, video
+
+SECTIONS = {"model": model.run, "video": video.run, "service": service.run, "peer": peer.run}
+HERE = Path(__file__).parent
+
+
+def machine() -> dict:
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    cpu = names[0] if names else "unknown"
+    flags = cpuinfo
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cores": torch.get_num_threads(),
+        "bf16_instructions": [f for f in ("avx512_bf16", "amx_bf16") if f in flags],
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a small subset (a minute or two)")
+    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--merge", action="store_true", help="keep the other sections' rows from results.json")
+    args = parser.parse_args(argv)
+    info = machine()
+    print(f"machine: {info}")
+    rows: list[dict] = []
+    started = time.monotonic()
+    for name in args.sections.split(","):
+        section_started = time.monotonic()
+        rows += SECTIONS[name](quick=args.quick)
+        print(f"-- {name}: {time.monotonic() - section_started:.0f} s", flush=True)
+    info["total_seconds"] = round(time.monotonic() - started)
+    if args.merge and (args.out / "results.json").exists():
+        earlier = json.loads((args.out / "results.json").read_text())
+        rerun = set(args.sections.split(","))
+        kept = [r for r in earlier["rows"] if r["section"].split("-")[0] not in rerun]
+        rows = kept + rows
+        info["total_seconds"] = earlier["machine"].get("total_seconds", 0)
+        info["merged"] = f"{args.sections} re-measured {info['date']}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
+    report.write(info, rows, args.out)
+    print(f"wrote {args.out / 'results.json'}, {args.out / 'RESULTS.md'}, {args.out / 'throughput.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

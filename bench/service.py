@@ -1,0 +1,87 @@
+"""Service under load: `bentoml serve` + clients/load.py with 1, 4 and 16 clients and mixed
+styles, adaptive batching (max_batch_size 16) against the smallest batch BentoML allows (2)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.video import REPO, random_library
+from clipmorph.catalogue import write_catalogue
+
+CONFIGS = {"adaptive batching (max 16)": "16", "max_batch_size=2 (BentoML's minimum)": "2"}
+
+
+def load_module():
+    spec = importlib.util.spec_from_file_location("load", REPO / "clients" / "load.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(env: dict, port: int, log: Path) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bentoml", "serve", "service.py", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    raise RuntimeError(f"service did not start:\n{log.read_text()[-2000:]}")
+
+
+def peak_memory(port: int) -> dict[str, float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found = re.findall(r'clipmorph_process_max_resident_memory_bytes\{service="(\w+)"\} (\S+)', text)
+    return {service: round(float(value) / 2**20, 1) for service, value in found}
+
+
+def run(quick: bool = False) -> list[dict]:
+    load = load_module()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="clipmorph-bench-svc-") as tmp:
+        home = Path(tmp) / "bentoml"
+        write_catalogue(random_library("lite"), Path(tmp) / "catalogue")
+        env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+        subprocess.run([sys.executable, "-m", "clipmorph.cli", "styles", "import", str(Path(tmp) / "catalogue")],
+                       env=env, check=True, capture_output=True)  # fmt: skip
+        for label, max_batch in CONFIGS.items():
+            port = free_port()
+            process = start({**env, "CLIPMORPH_MAX_BATCH_SIZE": max_batch}, port, Path(tmp) / f"serve-{max_batch}.log")
+            try:
+                for clients in (1, 4) if quick else (1, 4, 16):
+                    result = load.run(f"http://127.0.0.1:{port}", clients, 5 if quick else 10, [256, 512])
+                    row = {"section": "service", "config": label, **result}
+                    rows.append(row)
+                    print(f"service {label:<36} {clients:>2} clients {result['throughput_rps']:6.2f} req/s  "
+                          f"p50 {result['latency_p50_s']:.3f} s  p95 {result['latency_p95_s']:.3f} s  "
+                          f"p99 {result['latency_p99_s']:.3f} s  errors {result['errors']}", flush=True)  # fmt: skip
+                memory = peak_memory(port)
+                rows.append({"section": "service-memory", "config": label, "peak_rss_mib": memory})
+                print(f"service {label:<36} peak RSS MiB: {memory}", flush=True)
+            finally:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(30)
+    return rows

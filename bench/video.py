@@ -1,0 +1,100 @@
+"""Video end to end: decode -> stylize -> encode of the real clip, audio kept, with the CLI's pipeline."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import torch
+
+from clipmorph.engine import Engine, StyleMix, StylizeOptions
+from clipmorph.network import WIDTHS, TransformerNet
+from clipmorph.pipeline import stylize_video_file
+from clipmorph.styles import StyleLibrary
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("CLIPMORPH_DATA", REPO.parent / "shared" / "data"))
+
+
+def random_library(width: str) -> StyleLibrary:
+    """Untrained weights: the speed of a network does not depend on its values."""
+    torch.manual_seed(0)
+    net = TransformerNet(WIDTHS[width], 2)
+    return StyleLibrary.from_network(net, f"bench-{width}", ["bench-a", "bench-b"], {"random_init": True})
+
+
+def scaled_copy(source: Path, target: Path, width: int, height: int) -> Path:
+    """The same clip at another resolution (H.264 + the original audio), made with PyAV."""
+    with av.open(str(source)) as inp, av.open(str(target), "w") as out:
+        vin = inp.streams.video[0]
+        ain = inp.streams.audio[0] if inp.streams.audio else None
+        vout = out.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
+        vout.options = {"preset": "veryfast", "crf": "18"}
+        aout = out.add_stream_from_template(ain) if ain else None
+        streams = [vin, ain] if ain else [vin]
+        for packet in inp.demux(*streams):
+            if packet.stream is vin:  # the final empty packet flushes the decoder's last frames
+                for frame in packet.decode():
+                    scaled = frame.reformat(width=width, height=height)
+                    scaled.pts, scaled.time_base = frame.pts, frame.time_base or Fraction(1, 25)
+                    for p in vout.encode(scaled):
+                        out.mux(p)
+            elif packet.dts is not None:
+                packet.stream = aout
+                out.mux(packet)
+        for p in vout.encode(None):
+            out.mux(p)
+    return target
+
+
+def warm_up(engine: Engine, path: Path, options: StylizeOptions) -> float:
+    """Compile for the clip's frame shape before timing (reported separately)."""
+    import time
+
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        shape = (stream.codec_context.height, stream.codec_context.width, 3)
+    started = time.perf_counter()
+    engine.stylize_frames([np.zeros(shape, np.uint8)] * engine.batch_size, options)
+    return time.perf_counter() - started
+
+
+def run(quick: bool = False) -> list[dict]:
+    clip = data_dir() / "videos" / "ski.mov"
+    if not clip.is_file():
+        print(f"video  skipped: {clip} not found (set CLIPMORPH_DATA)")
+        return []
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="clipmorph-bench-") as tmp:
+        clips = {"852x480 (original)": clip}
+        if not quick:
+            clips["640x360"] = scaled_copy(clip, Path(tmp) / "ski-360.mp4", 640, 360)
+            clips["1280x720"] = scaled_copy(clip, Path(tmp) / "ski-720.mp4", 1280, 720)
+        library = random_library("lite")
+        options = StylizeOptions(StyleMix.single("bench-a"), max_side=None)
+        for compile_net in (False, True):
+            for label, path in clips.items():
+                # A fresh engine per clip: each compiled shape is measured on its own.
+                engine = Engine(library, device="cpu", compile=compile_net)
+                target = Path(tmp) / f"out-{compile_net}-{path.stem}.mp4"
+                compile_s = warm_up(engine, path, options) if compile_net else 0.0
+                report = stylize_video_file(engine, path, target, options, progress=False)
+                with av.open(str(target)) as result:
+                    audio = bool(result.streams.audio)
+                backend = "bf16-compiled" if compile_net else "bf16-eager"
+                row = {"section": "video", "width": "lite", "size": label, "backend": backend, "frames": report.frames,
+                       "seconds": round(report.seconds, 2), "fps": round(report.fps, 2), "audio_kept": audio,
+                       "compile_s": round(compile_s, 1), "threads": torch.get_num_threads()}  # fmt: skip
+                rows.append(row)
+                detail = f"{report.frames} frames in {report.seconds:.1f} s, audio kept: {audio}"
+                print(f"video  lite {label:>18} {backend:<13} {report.fps:7.2f} frames/s ({detail})", flush=True)
+    return rows
