@@ -132,7 +132,7 @@ class ClipMorph:
 
     def _options(self, style: str, strength: float, preserve_color: bool, max_side: int | None):
         options = parse_options(style, strength, preserve_color, max_side, SETTINGS.max_side)
-        backbone_for_mix([name for name, _ in options.style.weights], self.backbone_of)
+        backbone_for_mix(options.style.names, self.backbone_of)
         return options
 
     def _scratch(self, ctx: bentoml.Context) -> Path:

@@ -81,7 +81,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
     mix = StyleMix.parse(args.style)
     options = StylizeOptions(mix, args.strength, args.preserve_color, args.max_side, args.keep_size)
-    library = store.load_library([name for name, _ in mix.weights])
+    library = store.load_library(mix.names)
     engine = Engine(library, device=args.device, dtype=args.dtype, batch_size=args.batch_size, compile=args.compile)
     report = stylize_file(engine, args.input, args.output, options, progress=not args.quiet, crf=args.crf)
     dtype = str(engine.dtype).removeprefix("torch.")

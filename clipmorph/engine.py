@@ -58,6 +58,10 @@ class StyleMix:
             raise BadInput("blend weights must not all be zero")
         return cls(tuple((name, w / total) for name, w in pairs))
 
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.weights]
+
     def __str__(self) -> str:
         if len(self.weights) == 1:
             return self.weights[0][0]
@@ -77,6 +81,16 @@ class StylizeOptions:
             raise BadInput(f"strength must be between 0 and 1, got {self.strength}")
         if self.max_side is not None and self.max_side < MIN_SIDE:
             raise BadInput(f"max_side must be at least {MIN_SIDE}, got {self.max_side}")
+
+
+def options_per_frame(
+    frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
+) -> list[StylizeOptions]:
+    """One options object per frame, from shared options or a list of them."""
+    per_frame = [options] * len(frames) if isinstance(options, StylizeOptions) else list(options)
+    if len(per_frame) != len(frames):
+        raise ValueError(f"{len(frames)} frames but {len(per_frame)} options")
+    return per_frame
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -161,10 +175,7 @@ class Engine:
                 net = net.to(memory_format=torch.channels_last)
             self.networks[key] = net
             self.rows.update({s.id: (key, row) for row, s in enumerate(styles)})
-
-    @property
-    def backbone_of(self) -> dict[str, str]:
-        return {style_id: key for style_id, (key, _) in self.rows.items()}
+        self.backbone_of = {style_id: key for style_id, (key, _) in self.rows.items()}
 
     @property
     def style_ids(self) -> list[str]:
@@ -172,7 +183,7 @@ class Engine:
 
     def resolve(self, mix: StyleMix) -> tuple[str, Tensor]:
         """Which backbone a mix runs on and its weight row over that backbone's styles."""
-        key = backbone_for_mix([name for name, _ in mix.weights], self.backbone_of)
+        key = backbone_for_mix(mix.names, self.backbone_of)
         weights = torch.zeros(self.networks[key].num_styles)
         for style_id, weight in mix.weights:
             weights[self.rows[style_id][1]] += weight
@@ -182,9 +193,7 @@ class Engine:
         self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
     ) -> list[np.ndarray]:
         """Stylize RGB uint8 frames (H, W, 3); ``options`` is shared or one per frame."""
-        per_frame = [options] * len(frames) if isinstance(options, StylizeOptions) else list(options)
-        if len(per_frame) != len(frames):
-            raise ValueError(f"{len(frames)} frames but {len(per_frame)} options")
+        per_frame = options_per_frame(frames, options)
         groups: dict[tuple, list[int]] = defaultdict(list)
         resolved = []
         for index, (frame, opts) in enumerate(zip(frames, per_frame, strict=True)):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from clipmorph.engine import StyleMix, StylizeOptions
+from clipmorph.engine import StyleMix, StylizeOptions, options_per_frame
 from clipmorph.errors import BadInput, ClipMorphError, MediaError, UnknownStyle
 
 
@@ -99,8 +99,7 @@ class RemoteStylizer:
     def stylize_frames(
         self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
     ) -> list[np.ndarray]:
-        per_frame = [options] * len(frames) if isinstance(options, StylizeOptions) else list(options)
-        items = [FrameItem.of(f, o, self.kind) for f, o in zip(frames, per_frame, strict=True)]
+        items = [FrameItem.of(f, o, self.kind) for f, o in zip(frames, options_per_frame(frames, options), strict=True)]
         if self.in_flight is None:
             return self._call(items)
         self.in_flight.inc(len(items))
