@@ -271,6 +271,7 @@ class ClipMorph:
             board.jobs_active.labels("running").dec()
             board.jobs_total.labels(final_state).inc()
             board.job_seconds.observe(time.monotonic() - started)
+            metrics.sample_resources("api")
         result = {
             "job_id": job.id,
             "frames": report.frames,
@@ -287,7 +288,7 @@ class ClipMorph:
 
 def _observe_stage(stage: str, seconds: float) -> None:
     metrics.get().stage_seconds.labels(stage).observe(seconds)
-    if stage == "encode":  # once per request: the API process's memory next to the model's
+    if stage == "decode":  # once per image request (video jobs sample when they end)
         metrics.sample_resources("api")
 
 

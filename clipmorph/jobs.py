@@ -17,7 +17,7 @@ from pathlib import Path
 from clipmorph.errors import BadInput, ClipMorphError
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+ENDED = ("succeeded", "failed", "cancelled")  # final states: no more progress, sweepable
 
 
 class JobCancelled(ClipMorphError):
@@ -107,5 +107,5 @@ class JobStore:
         cutoff = time.time() - self.ttl_seconds
         for folder in self.root.iterdir():
             record = Job(folder.name, folder).read()
-            if record.get("state") in ("succeeded", "failed", "cancelled") and record.get("updated", 0) < cutoff:
+            if record.get("state") in ENDED and record.get("updated", 0) < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -12,7 +12,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clipmorph.errors import BadInput
-from clipmorph.jobs import Job, JobStore
+from clipmorph.jobs import ENDED, Job, JobStore
 
 STATIC = Path(__file__).parent / "static"
 PALETTE = ["#e76f51", "#2a9d8f", "#e9c46a", "#264653", "#f4a261", "#8ab17d", "#b5838d", "#6d597a"]
@@ -50,7 +50,7 @@ def create_jobs_app(store: JobStore) -> Starlette:
 
     def cancel(job: Job) -> Response:
         state = job.read().get("state")
-        if state in ("succeeded", "failed", "cancelled"):
+        if state in ENDED:
             return _error(409, f"the job has already ended ({state})")
         job.request_cancel()
         return JSONResponse({"id": job.id, "state": "cancelling"}, status_code=202)
