@@ -39,155 +39,145 @@ def layout(panels: list) -> list:
     return panels
 
 
-def service_overview() -> Dashboard:
+def dashboard(title: str, uid: str, panels: list) -> Dashboard:
+    """The settings every ClipMorph dashboard shares: tag, browser time zone, 10 s refresh."""
     return Dashboard(
-        title="ClipMorph: service overview",
-        uid="clipmorph-overview",
-        tags=["clipmorph"],
-        timezone="browser",
-        refresh="10s",
-        panels=layout(
-            [
-                panel(
-                    "Requests per second by endpoint",
-                    [("sum by (endpoint) (clipmorph:request_rate:1m)", "{{endpoint}}")],
-                    "reqps",
-                ),
-                panel(
-                    "Responses by status code",
-                    [("sum by (http_response_code) (clipmorph:request_rate:1m)", "{{http_response_code}}")],
-                    "reqps",
-                ),
-                panel(
-                    "Latency p50 / p95 / p99 by endpoint",
-                    [
-                        (
-                            f'histogram_quantile({q}, sum by (le, endpoint) (rate(bentoml_service_request_duration_seconds_bucket{{{SVC}, endpoint=~"/stylize.*"}}[5m])))',
-                            f"p{int(q * 100)} {{{{endpoint}}}}",
-                        )
-                        for q in (0.5, 0.95, 0.99)
-                    ],
-                    "s",
-                ),
-                panel("5xx error ratio", [("clipmorph:error_ratio:5m", "5xx / all")], "percentunit"),
-                panel("Rejected inputs by reason", [("clipmorph:rejected_rate:5m", "{{reason}}")], "reqps"),
-                panel("Requests in progress", [("clipmorph:in_progress", "in progress")]),
-            ]
-        ),
+        title=title, uid=uid, tags=["clipmorph"], timezone="browser", refresh="10s", panels=layout(panels)
     ).auto_panel_ids()
+
+
+def service_overview() -> Dashboard:
+    return dashboard(
+        "ClipMorph: service overview",
+        "clipmorph-overview",
+        [
+            panel(
+                "Requests per second by endpoint",
+                [("sum by (endpoint) (clipmorph:request_rate:1m)", "{{endpoint}}")],
+                "reqps",
+            ),
+            panel(
+                "Responses by status code",
+                [("sum by (http_response_code) (clipmorph:request_rate:1m)", "{{http_response_code}}")],
+                "reqps",
+            ),
+            panel(
+                "Latency p50 / p95 / p99 by endpoint",
+                [
+                    (
+                        f'histogram_quantile({q}, sum by (le, endpoint) (rate(bentoml_service_request_duration_seconds_bucket{{{SVC}, endpoint=~"/stylize.*"}}[5m])))',
+                        f"p{int(q * 100)} {{{{endpoint}}}}",
+                    )
+                    for q in (0.5, 0.95, 0.99)
+                ],
+                "s",
+            ),
+            panel("5xx error ratio", [("clipmorph:error_ratio:5m", "5xx / all")], "percentunit"),
+            panel("Rejected inputs by reason", [("clipmorph:rejected_rate:5m", "{{reason}}")], "reqps"),
+            panel("Requests in progress", [("clipmorph:in_progress", "in progress")]),
+        ],
+    )
 
 
 def model_and_batching() -> Dashboard:
-    return Dashboard(
-        title="ClipMorph: model and batching",
-        uid="clipmorph-model",
-        tags=["clipmorph"],
-        refresh="10s",
-        panels=layout(
-            [
-                panel(
-                    "Frames stylized per second by style",
-                    [("sum by (style) (clipmorph:frames_rate:1m)", "{{style}}")],
-                    "fps",
-                ),
-                panel(
-                    "Frames per second: images vs video",
-                    [("sum by (kind) (clipmorph:frames_rate:1m)", "{{kind}}")],
-                    "fps",
-                ),
-                panel(
-                    "Adaptive batch size (BentoML, p50 / p95)",
-                    [
-                        (
-                            f'histogram_quantile({q}, sum by (le) (rate(bentoml_service_adaptive_batch_size_bucket{{method_name="stylize"}}[5m])))',
-                            f"p{int(q * 100)}",
-                        )
-                        for q in (0.5, 0.95)
-                    ],
-                ),
-                panel("Mean frames per forward pass", [("clipmorph:batch_size:mean_5m", "frames / batch")]),
-                panel(
-                    "Stage latency p95 (decode / inference / encode)",
-                    [("clipmorph:stage_seconds:p95_5m", "{{stage}}")],
-                    "s",
-                ),
-                panel("Styles loaded", [("max(clipmorph_styles_loaded)", "styles")], kind=Stat, width=6),
-                panel("Model load time", [("max(clipmorph_model_load_seconds)", "seconds")], "s", kind=Stat, width=6),
-                panel(
-                    "Device and dtype",
-                    [("max by (device, dtype) (clipmorph_model_info)", "{{device}} {{dtype}}")],
-                    kind=Stat,
-                    width=12,
-                ),
-            ]
-        ),
-    ).auto_panel_ids()
+    return dashboard(
+        "ClipMorph: model and batching",
+        "clipmorph-model",
+        [
+            panel(
+                "Frames stylized per second by style",
+                [("sum by (style) (clipmorph:frames_rate:1m)", "{{style}}")],
+                "fps",
+            ),
+            panel(
+                "Frames per second: images vs video",
+                [("sum by (kind) (clipmorph:frames_rate:1m)", "{{kind}}")],
+                "fps",
+            ),
+            panel(
+                "Adaptive batch size (BentoML, p50 / p95)",
+                [
+                    (
+                        f'histogram_quantile({q}, sum by (le) (rate(bentoml_service_adaptive_batch_size_bucket{{method_name="stylize"}}[5m])))',
+                        f"p{int(q * 100)}",
+                    )
+                    for q in (0.5, 0.95)
+                ],
+            ),
+            panel("Mean frames per forward pass", [("clipmorph:batch_size:mean_5m", "frames / batch")]),
+            panel(
+                "Stage latency p95 (decode / inference / encode)",
+                [("clipmorph:stage_seconds:p95_5m", "{{stage}}")],
+                "s",
+            ),
+            panel("Styles loaded", [("max(clipmorph_styles_loaded)", "styles")], kind=Stat, width=6),
+            panel("Model load time", [("max(clipmorph_model_load_seconds)", "seconds")], "s", kind=Stat, width=6),
+            panel(
+                "Device and dtype",
+                [("max by (device, dtype) (clipmorph_model_info)", "{{device}} {{dtype}}")],
+                kind=Stat,
+                width=12,
+            ),
+        ],
+    )
 
 
 def video_jobs() -> Dashboard:
-    return Dashboard(
-        title="ClipMorph: video jobs",
-        uid="clipmorph-video",
-        tags=["clipmorph"],
-        refresh="10s",
-        panels=layout(
-            [
-                panel("Jobs ended in the last 15 min by state", [("clipmorph:video_jobs_ended:15m", "{{state}}")]),
-                panel("Jobs running", [('sum(clipmorph_video_jobs_active{state="running"})', "running")]),
-                panel(
-                    "Job duration p50 / p95",
-                    [
-                        (
-                            f"histogram_quantile({q}, sum by (le) (rate(clipmorph_video_job_duration_seconds_bucket[15m])))",
-                            f"p{int(q * 100)}",
-                        )
-                        for q in (0.5, 0.95)
-                    ],
-                    "s",
-                ),
-                panel(
-                    "Job speed (frames/s) p50",
-                    [("histogram_quantile(0.5, sum by (le) (rate(clipmorph_video_job_fps_bucket[15m])))", "p50 fps")],
-                    "fps",
-                ),
-                panel("Video frames in flight to the model", [("sum(clipmorph_video_frames_in_flight)", "frames")]),
-                panel(
-                    "Video frames stylized per second",
-                    [('sum(clipmorph:frames_rate:1m{kind="video"})', "frames/s")],
-                    "fps",
-                ),
-            ]
-        ),
-    ).auto_panel_ids()
+    return dashboard(
+        "ClipMorph: video jobs",
+        "clipmorph-video",
+        [
+            panel("Jobs ended in the last 15 min by state", [("clipmorph:video_jobs_ended:15m", "{{state}}")]),
+            panel("Jobs running", [('sum(clipmorph_video_jobs_active{state="running"})', "running")]),
+            panel(
+                "Job duration p50 / p95",
+                [
+                    (
+                        f"histogram_quantile({q}, sum by (le) (rate(clipmorph_video_job_duration_seconds_bucket[15m])))",
+                        f"p{int(q * 100)}",
+                    )
+                    for q in (0.5, 0.95)
+                ],
+                "s",
+            ),
+            panel(
+                "Job speed (frames/s) p50",
+                [("histogram_quantile(0.5, sum by (le) (rate(clipmorph_video_job_fps_bucket[15m])))", "p50 fps")],
+                "fps",
+            ),
+            panel("Video frames in flight to the model", [("sum(clipmorph_video_frames_in_flight)", "frames")]),
+            panel(
+                "Video frames stylized per second",
+                [('sum(clipmorph:frames_rate:1m{kind="video"})', "frames/s")],
+                "fps",
+            ),
+        ],
+    )
 
 
 def resources() -> Dashboard:
-    return Dashboard(
-        title="ClipMorph: resources",
-        uid="clipmorph-resources",
-        tags=["clipmorph"],
-        refresh="10s",
-        panels=layout(
-            [
-                panel(
-                    "Peak resident memory by service",
-                    [("max by (service) (clipmorph_process_max_resident_memory_bytes)", "{{service}}")],
-                    "bytes",
-                ),
-                panel("Scrape health", [('up{job="clipmorph"}', "{{instance}}")]),
-                panel(
-                    "GPU memory used / total",
-                    [('sum by (device, kind) (clipmorph_gpu_memory_bytes{kind=~"used|total"})', "{{device}} {{kind}}")],
-                    "bytes",
-                ),
-                panel(
-                    "GPU utilisation",
-                    [("max by (device) (clipmorph_gpu_utilization_ratio)", "{{device}}")],
-                    "percentunit",
-                ),
-            ]
-        ),
-    ).auto_panel_ids()
+    return dashboard(
+        "ClipMorph: resources",
+        "clipmorph-resources",
+        [
+            panel(
+                "Peak resident memory by service",
+                [("max by (service) (clipmorph_process_max_resident_memory_bytes)", "{{service}}")],
+                "bytes",
+            ),
+            panel("Scrape health", [('up{job="clipmorph"}', "{{instance}}")]),
+            panel(
+                "GPU memory used / total",
+                [('sum by (device, kind) (clipmorph_gpu_memory_bytes{kind=~"used|total"})', "{{device}} {{kind}}")],
+                "bytes",
+            ),
+            panel(
+                "GPU utilisation",
+                [("max by (device) (clipmorph_gpu_utilization_ratio)", "{{device}}")],
+                "percentunit",
+            ),
+        ],
+    )
 
 
 DASHBOARDS = {
