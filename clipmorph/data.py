@@ -1,0 +1,106 @@
+"""Training content: any folder of photos, read recursively, served as random square crops."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor
+from torch.utils.data import Dataset, Sampler
+
+from clipmorph.errors import BadInput
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+log = logging.getLogger(__name__)
+
+
+def find_images(root: Path) -> list[Path]:
+    """Every image file under ``root`` (recursive, hidden folders skipped), in a stable order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise BadInput(f"content folder {root} does not exist")
+    paths = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not _hidden(p.relative_to(root))
+    )
+    if not paths:
+        raise BadInput(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    return paths
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def load_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return ImageOps.exif_transpose(image).convert("RGB")
+
+
+def to_tensor(image: Image.Image) -> Tensor:
+    """PIL RGB -> float tensor (3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def fit_long_side(image: Image.Image, long_side: int) -> Image.Image:
+    scale = long_side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+class SampleStream(Sampler[int]):
+    """Endless sample numbers from ``start``: resuming at step k continues the same stream."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.count(self.start)
+
+
+class RandomCrops(Dataset):
+    """Sample number -> a random photo, cropped square (``min_scale``..1 of its shorter side),
+    resized to ``size`` and maybe mirrored.
+
+    Everything is drawn from (seed, sample number), so runs are reproducible whatever the
+    number of workers, and a resumed run sees the photos the interrupted one would have.
+    Unreadable files are logged and replaced by another photo instead of stopping training.
+    """
+
+    def __init__(self, paths: list[Path], size: int, min_scale: float = 0.5, seed: int = 0) -> None:
+        self.paths = paths
+        self.size = size
+        self.min_scale = min_scale
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, sample: int) -> Tensor:
+        rng = np.random.default_rng([self.seed, sample])
+        for _ in range(min(len(self.paths), 20)):
+            path = self.paths[int(rng.integers(len(self.paths)))]
+            try:
+                image = load_rgb(path)
+            except (OSError, ValueError) as error:
+                log.warning("skipping unreadable training image %s: %s", path, error)
+                continue
+            return self._crop(image, rng)
+        raise BadInput("the content images cannot be read")
+
+    def _crop(self, image: Image.Image, rng: np.random.Generator) -> Tensor:
+        short = min(image.size)
+        side = max(1, round(short * rng.uniform(self.min_scale, 1.0)))
+        left = int(rng.integers(0, image.width - side + 1))
+        top = int(rng.integers(0, image.height - side + 1))
+        crop = image.crop((left, top, left + side, top + side))
+        crop = crop.resize((self.size, self.size), Image.Resampling.BILINEAR)
+        if rng.random() < 0.5:
+            crop = ImageOps.mirror(crop)
+        return to_tensor(crop)

@@ -1,0 +1,92 @@
+"""Temporal-stability losses: make video frames not flicker without optical-flow training data.
+
+Consecutive video frames are nearly the same picture moved a little, lit a little differently
+and with fresh sensor noise. Two terms teach the network to respect that:
+
+* **noise stability** (the original project's term): stylize(x + noise) should equal stylize(x);
+* **warp consistency**: for a random small motion W (shift, rotation, zoom) plus light
+  brightness/noise change P, stylize(P(W(x))) should equal W(stylize(x)) wherever W is defined.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class MotionRange:
+    """Largest random change between two simulated frames (uniformly sampled up to these)."""
+
+    shift: float = 0.04  # fraction of the image side
+    rotation_degrees: float = 2.0
+    zoom: float = 0.04  # relative scale change
+    brightness: float = 0.05  # multiplicative, 1 +- this
+    noise: float = 0.02  # Gaussian sigma in [0, 1] pixel units
+
+
+def random_motion(batch: int, motion: MotionRange, generator: torch.Generator | None = None) -> Tensor:
+    """Affine matrices (B, 2, 3) in the normalised coordinates ``affine_grid`` uses."""
+
+    def uniform(limit: float) -> Tensor:
+        return (torch.rand(batch, generator=generator) * 2 - 1) * limit
+
+    angle = uniform(math.radians(motion.rotation_degrees))
+    scale = 1 + uniform(motion.zoom)
+    # Normalised coordinates span [-1, 1]: a shift of fraction f of the side is 2f.
+    tx, ty = uniform(2 * motion.shift), uniform(2 * motion.shift)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    return torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+
+
+def warp(images: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+    """Resample images by the affine ``theta``; also return where the result is defined (B,1,H,W)."""
+    theta = theta.to(images.device, torch.float32)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    warped = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    ones = torch.ones_like(images[:, :1], dtype=torch.float32)
+    valid = F.grid_sample(ones, grid, mode="bilinear", padding_mode="zeros", align_corners=False) > 0.999
+    return warped, valid.float()
+
+
+def relight(images: Tensor, motion: MotionRange, generator: torch.Generator | None = None) -> Tensor:
+    """A little global brightness change and sensor noise, as between two real frames."""
+    batch = images.shape[0]
+    gain = 1 + (torch.rand(batch, 1, 1, 1, generator=generator) * 2 - 1) * motion.brightness
+    noise = torch.randn(images.shape, generator=generator) * motion.noise
+    return (images * gain.to(images.device) + noise.to(images.device)).clamp(0, 1)
+
+
+def masked_mse(a: Tensor, b: Tensor, mask: Tensor) -> Tensor:
+    diff = (a.float() - b.float()) ** 2 * mask
+    return diff.sum() / (mask.sum() * a.shape[1]).clamp_min(1.0)
+
+
+def noise_stability_loss(
+    stylize: Callable[[Tensor], Tensor],
+    content: Tensor,
+    output: Tensor,
+    sigma: float,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    noisy = (content + torch.randn(content.shape, generator=generator).to(content.device) * sigma).clamp(0, 1)
+    return F.mse_loss(stylize(noisy).float(), output.float())
+
+
+def warp_consistency_loss(
+    stylize: Callable[[Tensor], Tensor],
+    content: Tensor,
+    output: Tensor,
+    motion: MotionRange,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    theta = random_motion(content.shape[0], motion, generator)
+    moved, valid = warp(content, theta)
+    next_frame = relight(moved, motion, generator).to(content.dtype)
+    expected, _ = warp(output, theta)
+    return masked_mse(stylize(next_frame), expected, valid)
