@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 from clipmorph import __version__
-from clipmorph.errors import ClipMorphError
+from clipmorph.errors import ClipMorphError, TrainingStopped
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _max_side(text: str) -> int | None:
@@ -67,6 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     deleter.add_argument("style")
 
     add_train_parser(commands)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="score styles: distance to their painting and to the photo, video warping error; report + contact sheet",
+    )
+    evaluate.add_argument("--style", action="append", dest="styles", help="only this style (repeatable)")
+    evaluate.add_argument("--catalogue-dir", type=Path, help="evaluate a catalogue folder instead of the store")
+    evaluate.add_argument("--photos", type=Path, required=True, help="held-out photos (folder, recursive)")
+    evaluate.add_argument("--max-photos", type=int, default=16, help="use at most this many photos (default 16)")
+    evaluate.add_argument("--video", type=Path, help="clip for the warping error (e.g. ski.mov)")
+    evaluate.add_argument("--frames", type=int, default=48, help="video frames to use (default 48)")
+    evaluate.add_argument("--styles-dir", type=Path, help="the paintings, matched by metadata file name + sha256")
+    evaluate.add_argument("--sheet-photos", type=Path, help="photos for the contact sheet (default: 3 of --photos)")
+    evaluate.add_argument("--out", type=Path, required=True, help="folder for eval.json, eval.md, contact-sheet.jpg")
+    evaluate.add_argument("--device", default="auto")
 
     vgg = commands.add_parser("vgg", help="the VGG19 loss network weights")
     vgg_commands = vgg.add_subparsers(dest="vgg_command", required=True, metavar="ACTION")
@@ -205,6 +221,28 @@ def cmd_styles(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from clipmorph import catalogue, store
+    from clipmorph.data import find_images
+    from clipmorph.engine import Engine
+    from clipmorph.evaluate import EvalSettings, contact_sheet, evaluate_library, style_images_for, write_report
+    from clipmorph.vgg import VGGFeatures
+
+    library = catalogue.read_catalogue(args.catalogue_dir) if args.catalogue_dir else store.load_library(args.styles)
+    styles = args.styles or sorted(library.styles)
+    engine = Engine(library, device=args.device)
+    photos = find_images(args.photos)[: args.max_photos]
+    settings = EvalSettings(video_frames=args.frames)
+    paintings = style_images_for(library, args.styles_dir)
+    scores, run = evaluate_library(library, engine, VGGFeatures.load(), photos, paintings, args.video, settings, styles)
+    paths = write_report(scores, run, library, args.out)
+    sheet_photos = find_images(args.sheet_photos)[:4] if args.sheet_photos else photos[:3]
+    contact_sheet(engine, styles, sheet_photos).save(args.out / "contact-sheet.jpg", quality=88)
+    print(paths["markdown"].read_text(), end="")
+    print(f"wrote {paths['json']}, {paths['markdown']}, {args.out / 'contact-sheet.jpg'}")
+    return 0
+
+
 def cmd_vgg(args: argparse.Namespace) -> int:
     from clipmorph import vgg
 
@@ -215,15 +253,18 @@ def cmd_vgg(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"stylize": cmd_stylize, "styles": cmd_styles, "train": cmd_train, "vgg": cmd_vgg}
+    handlers = {"stylize": cmd_stylize, "styles": cmd_styles, "train": cmd_train, "eval": cmd_eval, "vgg": cmd_vgg}
     try:
         return handlers[args.command](args)
+    except TrainingStopped as error:
+        print(f"clipmorph: {error}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ClipMorphError as error:
         print(f"clipmorph: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("clipmorph: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

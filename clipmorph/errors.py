@@ -29,3 +29,7 @@ class UnknownStyle(ClipMorphError):
 
 class MediaError(ClipMorphError):
     """Encoding the output failed (codec or container problem), not the user's input."""
+
+
+class TrainingStopped(ClipMorphError):
+    """Training was interrupted or cancelled; its checkpoint holds everything needed to resume."""

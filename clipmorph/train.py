@@ -9,7 +9,6 @@ perceptual (content + Gram style + TV) plus the temporal terms of ``clipmorph.te
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import os
 import platform
@@ -24,9 +23,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from clipmorph.data import RandomCrops, SampleStream, find_images, fit_long_side, load_rgb, to_tensor
+from clipmorph.data import RandomCrops, SampleStream, find_images, fit_long_side, load_rgb, sha256_file, to_tensor
 from clipmorph.engine import pick_device, pick_dtype
-from clipmorph.errors import BadInput, ClipMorphError
+from clipmorph.errors import BadInput, TrainingStopped
 from clipmorph.losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, gram_matrix, total_variation
 from clipmorph.network import WIDTHS, TransformerNet, build_network
 from clipmorph.styles import Style, StyleLibrary, validate_name
@@ -127,14 +126,6 @@ class TrainResult:
 
 
 ProgressCallback = Callable[[int, int, dict[str, float], np.ndarray | None], None]
-
-
-class TrainingStopped(ClipMorphError):
-    """Training was interrupted; the checkpoint holds everything needed to resume."""
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def describe_device(device: torch.device) -> str:
@@ -326,6 +317,7 @@ class Trainer:
                 if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
                     grid = self.sample_grid(preview)
                     tracker.log_image("samples", grid, self.step, "input | output per style")
+                    self._save_grid(grid)
                 if progress:
                     progress(self.step, cfg.steps, dict(self.averages), grid)
                 if self.step % cfg.checkpoint_every == 0:
@@ -379,6 +371,13 @@ class Trainer:
             images.append(to_tensor(image))
         return torch.stack(images)
 
+    def _save_grid(self, grid: np.ndarray) -> None:
+        from PIL import Image
+
+        folder = self.config.checkpoint_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(grid).save(folder / f"step-{self.step:06d}.jpg", quality=90)
+
     @torch.no_grad()
     def sample_grid(self, photos: Tensor) -> np.ndarray:
         """Rows: photos; columns: the photo, then its stylization by each style (up to 8)."""
@@ -407,7 +406,7 @@ class Trainer:
             "device": describe_device(self.device),
             "precision": str(self.amp_dtype).removeprefix("torch."),
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),
             "content_images": sum(len(find_images(folder)) for folder in cfg.content),
             **cfg.hyperparameters(),
         }

@@ -1,0 +1,176 @@
+"""Tiny end-to-end training runs (a few steps on generated pictures): from scratch, resume,
+Ctrl-C, add-a-style, W&B offline, and `clipmorph eval` on the result."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import run_cli
+from media_factory import gradient_frame, make_video
+
+TINY = ["--width", "lite", "--image-size", "32", "--style-size", "64", "--batch-size", "2", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    """Generated photos (content) and two generated 'paintings' (stripes, checks)."""
+    root = tmp_path_factory.mktemp("pictures")
+    (root / "photos" / "nested").mkdir(parents=True)
+    for i in range(6):
+        folder = root / "photos" / ("nested" if i % 2 else "")
+        Image.fromarray(gradient_frame(80 + 8 * i, 60, t=i)).save(folder / f"p{i}.jpg", quality=95)
+    y, x = np.mgrid[0:96, 0:96]
+    stripes = np.stack([(x // 6 % 2) * 255, np.full_like(x, 40), (y // 12 % 2) * 200], -1).astype(np.uint8)
+    checks = np.stack([((x // 16 + y // 16) % 2) * 230, (x * 2) % 256, np.full_like(x, 120)], -1).astype(np.uint8)
+    Image.fromarray(stripes).save(root / "stripes.png")
+    Image.fromarray(checks).save(root / "checks.png")
+    Image.fromarray(checks[:, ::-1].copy()).save(root / "mirror.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def vgg_env(vgg_assets):
+    return {"CLIPMORPH_CACHE": str(vgg_assets[1].parent), "WANDB_MODE": "disabled"}
+
+
+def tiny_config(pictures, checkpoint_dir, steps, **extra):
+    from clipmorph.train import StyleSource, TrainConfig
+
+    styles = [StyleSource("stripes", pictures / "stripes.png"), StyleSource("checks", pictures / "checks.png")]
+    options = dict(width="lite", image_size=32, style_size=64, batch_size=2, workers=0, wandb=False)
+    return TrainConfig(styles, pictures / "photos", checkpoint_dir, steps=steps, **(options | extra))
+
+
+def test_resumed_training_matches_an_uninterrupted_run(pictures, vgg_env, tmp_path, monkeypatch):
+    from clipmorph.train import train
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
+    straight = train(tiny_config(pictures, tmp_path / "a", steps=4), show_bar=False)
+    first = train(tiny_config(pictures, tmp_path / "b", steps=2), show_bar=False)
+    assert first.step == 2 and (tmp_path / "b" / "checkpoint.pt").is_file()
+    resumed = train(tiny_config(pictures, tmp_path / "b", steps=4), resume=True, show_bar=False)
+    assert straight.finished and resumed.finished and resumed.step == 4
+    (a_backbone,) = straight.library.backbones.values()
+    (b_backbone,) = resumed.library.backbones.values()
+    for key, value in a_backbone.state.items():
+        assert torch.allclose(value, b_backbone.state[key], atol=1e-5), key
+    initial = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert initial["step"] == 4 and initial["optimizer"]["state"]  # Adam moments travel too
+    # The training moved the weights and recorded how the styles were made.
+    meta = straight.library.styles["stripes"].metadata
+    assert meta["training"]["steps"] == 4 and meta["training"]["mode"] == "from-scratch"
+    assert meta["training"]["device"].startswith("cpu") and meta["style_image"] == "stripes.png"
+    assert {"style", "content", "tv", "noise", "warp"} <= set(meta["final_losses"])
+    assert (tmp_path / "a" / "samples").is_dir()
+
+
+def test_resume_refuses_a_checkpoint_of_other_styles(pictures, vgg_env, tmp_path, monkeypatch):
+    from clipmorph.errors import BadInput
+    from clipmorph.train import StyleSource, train
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
+    train(tiny_config(pictures, tmp_path, steps=1), show_bar=False)
+    other = tiny_config(pictures, tmp_path, steps=2)
+    other.styles = [StyleSource("mirror", pictures / "mirror.png"), *other.styles[1:]]
+    with pytest.raises(BadInput, match="different styles"):
+        train(other, resume=True, show_bar=False)
+
+
+def test_cli_trains_into_the_store_then_adds_a_style_on_the_frozen_backbone(pictures, vgg_env, tmp_path):
+    from clipmorph import store
+
+    photos = str(pictures / "photos")
+    stripes, checks = str(pictures / "stripes.png"), str(pictures / "checks.png")
+    result = run_cli(
+        "train", stripes, checks, "--content", photos, "--name", "tiny", "--steps", "3", "--no-wandb", "-q",
+        "--checkpoint-dir", str(tmp_path / "scratch"), *TINY, env=vgg_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "trained 3 steps" in result.stdout and "+ clipmorph-backbone-tiny:" in result.stdout
+    library = store.load_library(["stripes", "checks"])
+    (backbone,) = library.backbones.values()
+    import hashlib
+
+    assert (
+        library.styles["checks"].metadata["style_image_sha256"]
+        == hashlib.sha256((pictures / "checks.png").read_bytes()).hexdigest()
+    )
+
+    started = time.monotonic()
+    result = run_cli(
+        "train", str(pictures / "mirror.png"), "--id", "mirror", "--add-to", "tiny", "--content", photos,
+        "--steps", "3", "--lr", "0.01", "--no-wandb", "-q", "--checkpoint-dir", str(tmp_path / "add"), *TINY,
+        env=vgg_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    print(f"add-a-style, 3 tiny steps, whole command: {time.monotonic() - started:.1f} s")
+    added = store.load_library(["mirror", "stripes"])
+    assert set(added.backbones) == {backbone.key}  # same backbone, bit for bit
+    mirror = added.styles["mirror"]
+    assert mirror.metadata["training"]["mode"] == "add-style"
+    assert not torch.allclose(mirror.params["norm1.scale"], library.styles["stripes"].params["norm1.scale"])
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(gradient_frame(64, 48)).save(photo)
+    out = tmp_path / "out.png"
+    result = run_cli("stylize", str(photo), str(out), "--style", "mirror")
+    assert result.returncode == 0, result.stderr
+
+    result = run_cli(
+        "eval", "--style", "stripes", "--style", "mirror", "--photos", photos, "--styles-dir", str(pictures),
+        "--video", str(make_video(tmp_path / "clip.mp4", frames=6, audio_codec=None)), "--frames", "6",
+        "--out", str(tmp_path / "eval"), env=vgg_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    rows = {row["style"]: row for row in report["styles"]}
+    assert set(rows) == {"stripes", "mirror"} and report["run"]["video_frames"] == 6
+    for row in rows.values():
+        assert row["style_distance_ratio"] > 0 and row["content_distance"] > 0
+        assert row["warping_error_ratio"] > 0 and np.isfinite(row["warping_error"])
+    assert "| stripes | 3 | cpu" in (tmp_path / "eval" / "eval.md").read_text()
+    with Image.open(tmp_path / "eval" / "contact-sheet.jpg") as sheet:
+        assert sheet.height == 3 * 256  # photos row + two styles
+
+
+def test_ctrl_c_saves_a_checkpoint_to_resume_from(pictures, vgg_env, tmp_path):
+    command = [
+        sys.executable, "-m", "clipmorph.cli", "train", str(pictures / "stripes.png"), "--content",
+        str(pictures / "photos"), "--steps", "100000", "--no-wandb", "--checkpoint-dir", str(tmp_path), *TINY,
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, env={**os.environ, **vgg_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "samples").is_dir() and time.monotonic() < deadline:  # the first step is done
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "checkpoint saved" in stderr and "--resume" in stderr
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert 1 <= state["step"] < 100000
+
+
+def test_wandb_offline_without_a_key_logs_losses_and_sample_grids(pictures, vgg_env, tmp_path, monkeypatch):
+    from clipmorph.train import train
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc credentials either
+    result = train(tiny_config(pictures, tmp_path, steps=2, wandb=True, sample_every=1, log_every=1), show_bar=False)
+    assert result.finished
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("run-*.wandb"))
+    assert list((runs[0] / "files" / "media" / "images").glob("samples_*.png"))
