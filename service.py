@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -23,17 +24,20 @@ from bentoml.validators import ContentType
 from pydantic import Field
 
 from clipmorph import jobs, media, metrics, store
+from clipmorph.access import require_admin, style_id_from_name
 from clipmorph.engine import Engine
 from clipmorph.errors import BadInput
 from clipmorph.limits import BodySizeLimit
 from clipmorph.pipeline import VIDEO_GROUP, stylize_images, stylize_video_file
 from clipmorph.serving import FrameItem, RemoteStylizer, http_errors, parse_options
 from clipmorph.settings import ServiceSettings
-from clipmorph.styles import backbone_for_mix
+from clipmorph.style_jobs import PRESETS, StyleJobSpec, StyleTrainingQueue, default_base, may_cancel
+from clipmorph.styles import backbone_for_mix, validate_name
 from clipmorph.web import create_jobs_app, create_web_app
 
 SETTINGS = ServiceSettings.from_env()
 JOBS = jobs.JobStore(SETTINGS.jobs_dir, SETTINGS.job_ttl_seconds)
+TRAINING = StyleTrainingQueue(JOBS, SETTINGS.max_trainings, SETTINGS.train_nice)
 IMAGE_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 VIDEO_FORMATS = Literal["mp4", "webm"]
 
@@ -51,24 +55,41 @@ class StyleModel:
     """Every stored style, loaded once; one batchable forward for all of them."""
 
     def __init__(self) -> None:
-        started = time.perf_counter()
-        self.engine = Engine(
-            store.load_library(), device=SETTINGS.device, batch_size=SETTINGS.batch_size, compile=SETTINGS.compile
-        )
-        self.load_seconds = time.perf_counter() - started
-        self.known = set(self.engine.style_ids)
-        board = metrics.get()
-        board.model_load_seconds.set(self.load_seconds)
-        board.styles_loaded.set(len(self.known))
-        board.model_info.labels(str(self.engine.device), str(self.engine.dtype).removeprefix("torch.")).set(1)
+        self._reload_lock = threading.Lock()
+        self.generation = -1
+        self._current_engine()
         metrics.sample_resources("model")
+
+    def _current_engine(self) -> Engine:
+        """The engine for the store as it is now: styles created or deleted while the service runs
+        are picked up at the next batch (one stat call per batch when nothing changed)."""
+        generation = store.styles_generation()
+        if generation == self.generation:
+            return self.engine
+        with self._reload_lock:
+            if generation != self.generation:
+                started = time.perf_counter()
+                self.engine = Engine(
+                    store.load_library(), device=SETTINGS.device, batch_size=SETTINGS.batch_size,
+                    compile=SETTINGS.compile,
+                )  # fmt: skip
+                self.load_seconds = time.perf_counter() - started
+                self.known = set(self.engine.style_ids)
+                self.generation = generation
+                board = metrics.get()
+                board.model_load_seconds.set(self.load_seconds)
+                board.styles_loaded.set(len(self.known))
+                dtype = str(self.engine.dtype).removeprefix("torch.")
+                board.model_info.labels(str(self.engine.device), dtype).set(1)
+        return self.engine
 
     @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms)
     def stylize(self, items: list[FrameItem]) -> list[np.ndarray]:
         board = metrics.get()
         started = time.perf_counter()
+        engine = self._current_engine()
         with http_errors():
-            frames = self.engine.stylize_frames([item.frame() for item in items], [item.options() for item in items])
+            frames = engine.stylize_frames([item.frame() for item in items], [item.options() for item in items])
         board.stage_seconds.labels("inference").observe(time.perf_counter() - started)
         board.batch_size.observe(len(items))
         for item in items:
@@ -78,6 +99,7 @@ class StyleModel:
 
     @bentoml.api
     def info(self) -> dict:
+        self._current_engine()
         return {
             "device": str(self.engine.device),
             "dtype": str(self.engine.dtype).removeprefix("torch."),
@@ -117,21 +139,30 @@ def _safe_stem(name: str | None, fallback: str) -> str:
 
 
 @bentoml.asgi_app(create_web_app(), path="/ui")
-@bentoml.asgi_app(create_jobs_app(JOBS), path="/jobs")
+@bentoml.asgi_app(
+    create_jobs_app(JOBS, lambda job, headers: may_cancel(job, headers, SETTINGS.admin_token)), path="/jobs"
+)
 @bentoml.service(name="clipmorph", workers=1, threads=32, traffic={"timeout": 900})
 class ClipMorph:
     model = bentoml.depends(StyleModel)
 
     def __init__(self) -> None:
-        # What the model service loads at its start: list and validate exactly that, before any
-        # pixel moves (styles added to the store later are served after a restart).
-        self.style_rows = store.describe_styles()
-        self.backbone_of = {row["id"]: row["backbone"] for row in self.style_rows}
+        self.generation = -1
+        self._refresh_styles()
         # Looked up per call: the proxy resolves remote methods lazily.
         self.stylizer = RemoteStylizer(lambda items: self.model.stylize(items), SETTINGS.batch_size or VIDEO_GROUP)
 
+    def _refresh_styles(self) -> None:
+        """The store's styles, re-read when they change (the model service does the same)."""
+        generation = store.styles_generation()
+        if generation != self.generation:
+            self.style_rows = store.describe_styles()
+            self.backbone_of = {row["id"]: row["backbone"] for row in self.style_rows}
+            self.generation = generation
+
     def _options(self, style: str, strength: float, preserve_color: bool, max_side: int | None):
         options = parse_options(style, strength, preserve_color, max_side, SETTINGS.max_side)
+        self._refresh_styles()
         backbone_for_mix(options.style.names, self.backbone_of)
         return options
 
@@ -199,12 +230,63 @@ class ClipMorph:
     @bentoml.api(route="/styles")
     def styles(self) -> list[dict]:
         """Every style: id, display name, artist and other metadata, thumbnail URL."""
+        self._refresh_styles()
         return [{**row, "thumbnail_url": f"/ui/thumbnails/{row['id']}"} for row in self.style_rows]
 
     @bentoml.api(route="/info")
     def info(self) -> dict:
         """Device, dtype and loaded styles of the model service, and this server's limits."""
         return {"model": self.model.info(), "limits": SETTINGS.describe()}
+
+    @bentoml.api(route="/create_style")
+    def create_style(
+        self,
+        ctx: bentoml.Context,
+        painting: Annotated[Path, Field(description="the painting to learn (any image Pillow reads)")],
+        name: Annotated[str, Field(description="style name (letters, digits, spaces; becomes the style id)")],
+        preset: Literal["tiny", "fast", "best"] = "fast",
+        author: Annotated[str, Field(max_length=60, description="who made it (shown in the metadata)")] = "",
+    ) -> dict:
+        """Learn a new style from a painting on the served backbone: a training job.
+        Progress and preview: GET /jobs/{job_id}; cancel: POST /jobs/{job_id}/cancel."""
+        with http_errors():
+            require_admin(ctx.request.headers, SETTINGS.admin_token)
+            style_id, display_name = style_id_from_name(name)
+            if not SETTINGS.train_content:
+                raise BadInput("style creation is not configured here: set CLIPMORPH_TRAIN_CONTENT", "unavailable")
+            folder = self._scratch(ctx)
+            decoded = media.load_image(Path(painting), SETTINGS.max_image_pixels)
+            clean = folder / "painting.png"  # re-encoded: whatever the upload was, the job gets a plain PNG
+            clean.write_bytes(media.encode_image(decoded.rgb, None, "PNG"))
+            spec = StyleJobSpec(
+                style_id=style_id,
+                display_name=display_name,
+                author=author.strip() or "anonymous",
+                preset=preset,
+                base=default_base(SETTINGS.train_base),
+                content=[str(p) for p in SETTINGS.train_content],
+                painting="painting.png",
+                wandb=SETTINGS.wandb,
+                wandb_dir=str(SETTINGS.wandb_dir),
+            )
+            job, owner_key = TRAINING.submit(clean, spec)
+            return {
+                "job_id": job.id,
+                "style": style_id,
+                "display_name": display_name,
+                "preset": preset,
+                "steps": PRESETS[preset]["steps"],
+                "status_url": f"/jobs/{job.id}",
+                "cancel_url": f"/jobs/{job.id}/cancel",
+                "owner_key": owner_key,
+            }
+
+    @bentoml.api(route="/delete_style")
+    def delete_style(self, ctx: bentoml.Context, style: str) -> dict:
+        """Delete a user-made style (catalogue styles are protected)."""
+        with http_errors():
+            require_admin(ctx.request.headers, SETTINGS.admin_token)
+            return {"deleted": store.delete_style(validate_name(style), user_made_only=True)}
 
     @bentoml.task(route="/video_job")
     def video_job(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from http import HTTPStatus
 from typing import Any
 
 import numpy as np
@@ -109,6 +110,14 @@ class RemoteStylizer:
             self.in_flight.dec(len(items))
 
 
+REASON_STATUS = {
+    "forbidden": HTTPStatus.FORBIDDEN,
+    "protected": HTTPStatus.FORBIDDEN,
+    "exists": HTTPStatus.CONFLICT,
+    "unavailable": HTTPStatus.SERVICE_UNAVAILABLE,
+}
+
+
 @contextmanager
 def http_errors() -> Iterator[None]:
     """Map engine errors to BentoML exceptions, which BentoML answers with the right 4xx."""
@@ -122,6 +131,9 @@ def http_errors() -> Iterator[None]:
         metrics.rejected(error.reason)
         if isinstance(error, UnknownStyle):
             raise exceptions.NotFound(str(error)) from error
+        status = REASON_STATUS.get(error.reason)
+        if status:
+            raise exceptions.BentoMLException(str(error), error_code=status) from error
         raise exceptions.InvalidArgument(str(error)) from error
     except MediaError as error:
         raise exceptions.UnprocessableEntity(str(error)) from error

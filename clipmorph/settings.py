@@ -28,6 +28,13 @@ class ServiceSettings:
     batch_size: int | None  # CLIPMORPH_BATCH_SIZE: frames per forward pass (unset: 1 on CPU, 8 on GPU)
     max_batch_size: int  # CLIPMORPH_MAX_BATCH_SIZE: adaptive batching upper bound
     max_latency_ms: int  # CLIPMORPH_MAX_LATENCY_MS: adaptive batching latency budget
+    admin_token: str  # CLIPMORPH_ADMIN_TOKEN: required by style create/delete (unset: loopback-only servers)
+    train_content: list[Path]  # CLIPMORPH_TRAIN_CONTENT: photo folders for style creation (os.pathsep list)
+    train_base: str  # CLIPMORPH_TRAIN_BASE: backbone (or style id) new styles are added to
+    max_trainings: int  # CLIPMORPH_MAX_TRAININGS: style trainings at once on this device
+    train_nice: int  # CLIPMORPH_TRAIN_NICE: CPU priority drop of training processes (0-19)
+    wandb: bool  # CLIPMORPH_WANDB: log style jobs to Weights & Biases (offline without a key)
+    wandb_dir: Path  # CLIPMORPH_WANDB_DIR: where W&B runs of style jobs are written
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -46,7 +53,16 @@ class ServiceSettings:
             batch_size=int(_env("CLIPMORPH_BATCH_SIZE", "0")) or None,
             max_batch_size=int(_env("CLIPMORPH_MAX_BATCH_SIZE", "16")),
             max_latency_ms=int(_env("CLIPMORPH_MAX_LATENCY_MS", "60000")),
+            admin_token=_env("CLIPMORPH_ADMIN_TOKEN", ""),
+            train_content=[Path(p) for p in _env("CLIPMORPH_TRAIN_CONTENT", "").split(os.pathsep) if p],
+            train_base=_env("CLIPMORPH_TRAIN_BASE", "catalogue-full"),
+            max_trainings=int(_env("CLIPMORPH_MAX_TRAININGS", "1")),
+            train_nice=int(_env("CLIPMORPH_TRAIN_NICE", "10")),
+            wandb=_env("CLIPMORPH_WANDB", "1").lower() in ("1", "true", "yes"),
+            wandb_dir=Path(_env("CLIPMORPH_WANDB_DIR", str(Path(tempfile.gettempdir()) / "clipmorph-wandb"))),
         )
 
     def describe(self) -> dict:
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        """For /info: every setting except secrets."""
+        shown = {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name != "admin_token"}
+        return shown | {"admin_token": "set" if self.admin_token else "unset"}

@@ -7,6 +7,8 @@ already there does nothing, which makes ``clipmorph styles import`` idempotent.
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import bentoml
 from bentoml.exceptions import NotFound
 from safetensors.torch import load_file, save_file
 
-from clipmorph.errors import UnknownStyle
+from clipmorph.errors import BadInput, UnknownStyle
 from clipmorph.network import NetworkSpec
 from clipmorph.styles import Backbone, Style, StyleLibrary
 
@@ -24,6 +26,29 @@ STYLE_PREFIX = "clipmorph-style-"
 BACKBONE_PREFIX = "clipmorph-backbone-"
 WEIGHTS_FILE = "weights.safetensors"
 THUMBNAIL_FILE = "thumbnail.jpg"
+STAMP_FILE = "clipmorph-styles.stamp"
+
+
+def stamp_path() -> Path:
+    """A file touched whenever styles are added or deleted: running services watch it
+    (one stat per batch) to serve new styles without a restart."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return Path(BentoMLContainer.bentoml_home.get()) / STAMP_FILE
+
+
+def styles_changed() -> None:
+    path = stamp_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{time.time_ns()} {os.getpid()}\n")
+
+
+def styles_generation() -> int:
+    """Changes whenever ``styles_changed`` runs (0 before the first change)."""
+    try:
+        return stamp_path().stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
 
 
 @dataclass(frozen=True)
@@ -40,24 +65,37 @@ def _exists(tag: str) -> bool:
     return True
 
 
+def _storable(value):
+    """BentoML metadata takes basic types only: drop None values (at any depth)."""
+    if isinstance(value, dict):
+        return {str(k): _storable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value if v is not None]
+    return value
+
+
 def save_backbone(backbone: Backbone) -> SaveResult:
     tag = f"{BACKBONE_PREFIX}{backbone.name}:{backbone.version}"
     if _exists(tag):
         return SaveResult(tag, False)
-    metadata = {"name": backbone.name, "spec": backbone.spec.to_dict(), **backbone.metadata}
+    metadata = _storable({"name": backbone.name, "spec": backbone.spec.to_dict(), **backbone.metadata})
     with bentoml.models.create(tag, labels={KIND_LABEL: "backbone"}, metadata=metadata) as model:
         save_file(backbone.state, model.path_of(WEIGHTS_FILE))
     return SaveResult(tag, True)
 
 
-def save_style(style: Style) -> SaveResult:
+def save_style(style: Style, thumbnail: bytes | None = None) -> SaveResult:
+    """Store a style (JPEG ``thumbnail`` optional: the web gallery shows it)."""
     tag = f"{STYLE_PREFIX}{style.id}:{style.version}"
     if _exists(tag):
         return SaveResult(tag, False)
     labels = {KIND_LABEL: "style", BACKBONE_LABEL: style.backbone.replace(":", "-")}
-    metadata = {**style.metadata, "id": style.id, "backbone": f"{BACKBONE_PREFIX}{style.backbone}"}
+    metadata = _storable({**style.metadata, "id": style.id, "backbone": f"{BACKBONE_PREFIX}{style.backbone}"})
     with bentoml.models.create(tag, labels=labels, metadata=metadata) as model:
         save_file(style.params, model.path_of(WEIGHTS_FILE))
+        if thumbnail:
+            Path(model.path_of(THUMBNAIL_FILE)).write_bytes(thumbnail)
+    styles_changed()
     return SaveResult(tag, True)
 
 
@@ -151,8 +189,9 @@ def thumbnail_path(style_id: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def delete_style(style_id: str) -> list[str]:
-    """Delete every stored version of a style (its backbone stays: other styles may use it)."""
+def delete_style(style_id: str, user_made_only: bool = False) -> list[str]:
+    """Delete every stored version of a style (its backbone stays: other styles may use it).
+    ``user_made_only`` refuses styles that were not created through the service."""
     try:
         models = [
             m for m in bentoml.models.list(f"{STYLE_PREFIX}{style_id}") if m.info.labels.get(KIND_LABEL) == "style"
@@ -161,8 +200,11 @@ def delete_style(style_id: str) -> list[str]:
         models = []
     if not models:
         raise UnknownStyle(style_id, list(style_models()))
+    if user_made_only and not all(m.info.metadata.get("user_made") for m in models):
+        raise BadInput(f"style {style_id!r} belongs to the catalogue and cannot be deleted here", "protected")
     for model in models:
         bentoml.models.delete(model.tag)
+    styles_changed()
     return [str(m.tag) for m in models]
 
 

@@ -67,7 +67,7 @@ class TrainConfig:
     style_size: int = 512  # long side of the painting when its Gram targets are taken
     lr: float = 1e-3
     content_weight: float = 1.0
-    style_weight: float = 15.0
+    style_weight: float = 5.0
     tv_weight: float = 1e3
     noise_weight: float = 2e6  # seed's noise-stability term (pixel MSE)
     noise_sigma: float = 0.04
@@ -85,6 +85,7 @@ class TrainConfig:
     max_minutes: float | None = None  # stop (with a checkpoint) after this long: train in chunks
     wandb: bool = True
     wandb_project: str = "clipmorph"
+    wandb_dir: Path | None = None  # default: the checkpoint folder
 
     def __post_init__(self) -> None:
         if not self.styles:
@@ -105,6 +106,7 @@ class TrainConfig:
         data["styles"] = [{**asdict(s), "image": str(s.image)} for s in self.styles]
         data["motion"] = asdict(self.motion)
         data["content"], data["checkpoint_dir"] = [str(f) for f in self.content], str(self.checkpoint_dir)
+        data["wandb_dir"] = str(self.wandb_dir) if self.wandb_dir else None
         return data
 
     def hyperparameters(self) -> dict:
@@ -276,7 +278,7 @@ class Trainer:
         cfg = self.config
         tracker = Tracker(
             cfg.wandb, cfg.wandb_project, f"{cfg.backbone_name}-{cfg.styles[0].id}", cfg.to_dict(),
-            cfg.checkpoint_dir, self.wandb_id,
+            cfg.wandb_dir or cfg.checkpoint_dir, self.wandb_id,
         )  # fmt: skip
         self.wandb_id = tracker.run_id
         paths = [path for folder in cfg.content for path in find_images(folder)]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -22,8 +24,9 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_jobs_app(store: JobStore) -> Starlette:
-    """Progress, result download and cancel for video jobs, shared by every worker via disk."""
+def create_jobs_app(store: JobStore, authorize_cancel: Callable[[Job, Headers], None] | None = None) -> Starlette:
+    """Progress, preview, result download and cancel for video and style jobs, shared by every
+    worker via disk. ``authorize_cancel`` raises BadInput(reason="forbidden") to refuse."""
 
     def with_job(handler):
         """Resolve the path's job id: 400 for a malformed id, 404 for an unknown job."""
@@ -35,12 +38,23 @@ def create_jobs_app(store: JobStore) -> Starlette:
                 return _error(400, str(error))
             if job is None:
                 return _error(404, "no such job (it may not have started yet, or was swept)")
+            if request.method == "POST" and authorize_cancel:
+                try:
+                    authorize_cancel(job, request.headers)
+                except BadInput as error:
+                    return _error(403, str(error))
             return handler(job)
 
         return endpoint
 
     def progress(job: Job) -> Response:
         return JSONResponse(job.read())
+
+    def preview(job: Job) -> Response:
+        path = job.folder / "preview.jpg"
+        if not path.is_file():
+            return _error(404, "no preview yet")
+        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     def result(job: Job) -> Response:
         output = job.result_file()
@@ -59,6 +73,7 @@ def create_jobs_app(store: JobStore) -> Starlette:
         routes=[
             Route("/{job_id}", with_job(progress), methods=["GET"]),
             Route("/{job_id}/result", with_job(result), methods=["GET"]),
+            Route("/{job_id}/preview", with_job(preview), methods=["GET"]),
             Route("/{job_id}/cancel", with_job(cancel), methods=["POST"]),
         ]
     )

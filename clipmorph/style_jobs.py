@@ -1,0 +1,289 @@
+"""Style creation jobs inside the service: a painting in, a served style out, minutes later.
+
+The API process queues jobs (at most ``max_parallel`` trainings per device, enforced with
+file locks so every worker agrees) and runs each in a child process at lower CPU priority, so
+image and video requests keep their cores first. The child is ``python -m clipmorph.style_jobs
+FOLDER``: the same add-a-style training as ``clipmorph train --add-to``, reporting progress
+and a preview into the job folder, then saving the style to the model store, which every
+model worker picks up without a restart.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from clipmorph.errors import BadInput, UnknownStyle
+from clipmorph.jobs import ENDED, Job, JobStore
+
+log = logging.getLogger(__name__)
+
+# Measured on the catalogue backbone: see README "Create your own style".
+PRESETS: dict[str, dict] = {
+    "tiny": {"steps": 4, "image_size": 64, "style_size": 128, "batch_size": 2, "sample_every": 2},
+    "fast": {"steps": 150, "image_size": 192, "style_size": 512, "batch_size": 4, "sample_every": 15},
+    "best": {"steps": 600, "image_size": 256, "style_size": 512, "batch_size": 4, "sample_every": 30},
+}
+STYLE_LR = 0.02  # only the scale/shift vectors learn: they take a large step size well
+SPEC_FILE = "spec.json"
+PREVIEW_FILE = "preview.jpg"
+
+
+@dataclass
+class StyleJobSpec:
+    style_id: str
+    display_name: str
+    author: str
+    preset: str
+    base: str  # style id or backbone name the new style is added to
+    content: list[str]  # photo folders
+    painting: str  # file name inside the job folder
+    wandb: bool = True
+    wandb_dir: str | None = None
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def active_style_ids(jobs: JobStore) -> set[str]:
+    """Style ids that queued or running creation jobs will produce."""
+    ids = set()
+    for folder in jobs.root.iterdir():
+        record = Job(folder.name, folder).read()
+        if record.get("kind") == "style" and record.get("state") not in ENDED:
+            ids.add(record.get("style"))
+    return ids
+
+
+def default_base(preferred: str) -> str:
+    """The backbone new styles go on: ``preferred`` when stored, else the first style's backbone."""
+    from clipmorph import store
+
+    try:
+        store.backbone_library(preferred)
+        return preferred
+    except UnknownStyle:
+        models = store.style_models()
+        if not models:
+            raise BadInput("no styles in the store to build a new style on", "unavailable") from None
+        return sorted(models)[0]
+
+
+def may_cancel(job: Job, headers, admin_token: str) -> None:
+    """With an admin token configured, a style job is cancelled by its owner (X-Owner-Key, given
+    when it was created) or an admin. Video jobs: knowing the random job id is the capability."""
+    from clipmorph.access import bearer_token
+
+    key_file = job.folder / "owner_key"
+    if not admin_token or not key_file.is_file():
+        return
+    if secrets.compare_digest(bearer_token(headers).encode(), admin_token.encode()):
+        return
+    if secrets.compare_digest(headers.get("x-owner-key", "").encode(), key_file.read_text().encode()):
+        return
+    raise BadInput("only the job's owner (X-Owner-Key) or an admin can cancel it", "forbidden")
+
+
+class StyleTrainingQueue:
+    """Accepts creation jobs and runs them one device slot at a time."""
+
+    def __init__(self, jobs: JobStore, max_parallel: int = 1, nice: int = 10) -> None:
+        self.jobs = jobs
+        self.max_parallel = max(1, max_parallel)
+        self.nice = nice
+        self._submit_lock = threading.Lock()
+
+    def submit(self, painting: Path, spec: StyleJobSpec) -> tuple[Job, str]:
+        """Queue a job; returns it and its owner key (needed to cancel it when a token is set)."""
+        with self._submit_lock:  # two uploads of one name: the second is refused
+            from clipmorph import store
+
+            if spec.style_id in store.style_models() or spec.style_id in active_style_ids(self.jobs):
+                raise BadInput(f"a style named {spec.style_id!r} already exists or is being created", "exists")
+            job = self.jobs.create(f"style-{uuid.uuid4().hex}")
+            shutil.copyfile(painting, job.folder / spec.painting)
+            (job.folder / SPEC_FILE).write_text(json.dumps(asdict(spec)))
+            owner_key = secrets.token_urlsafe(24)
+            (job.folder / "owner_key").write_text(owner_key)
+            job.write("queued", kind="style", style=spec.style_id, preset=spec.preset, step=0, steps=0)
+        threading.Thread(target=self._run, args=(job,), name=f"train-{job.id}", daemon=True).start()
+        return job, owner_key
+
+    def _acquire_slot(self, job: Job):
+        """Hold one of ``max_parallel`` lock files; None when the job was cancelled while waiting."""
+        while True:
+            for index in range(self.max_parallel):
+                handle = (self.jobs.root / f".training-slot-{index}.lock").open("w")
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return handle
+                except BlockingIOError:
+                    handle.close()
+            if job.cancel_requested:
+                return None
+            time.sleep(0.5)
+
+    def _run(self, job: Job) -> None:
+        slot = self._acquire_slot(job)
+        if slot is None:
+            finish_cancelled(job)
+            return
+        try:
+            command = [sys.executable, "-m", "clipmorph.style_jobs", str(job.folder)]
+            niceness = self.nice
+
+            def lower_priority() -> None:
+                os.nice(niceness)
+
+            log_file = (job.folder / "train.log").open("w")
+            with log_file:
+                result = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=lower_priority)
+            if job.read().get("state") not in ENDED:  # the child died without saying why
+                tail = (job.folder / "train.log").read_text()[-500:]
+                job.write("failed", error=f"training stopped with exit code {result.returncode}: {tail}")
+        except Exception as error:  # never let a job thread die silently
+            log.exception("style job %s failed", job.id)
+            job.write("failed", error=str(error))
+        finally:
+            fcntl.flock(slot, fcntl.LOCK_UN)
+            slot.close()
+            remove_training_files(job)
+
+
+def remove_training_files(job: Job) -> None:
+    """What a finished job no longer needs (the checkpoint is the big one)."""
+    shutil.rmtree(job.folder / "checkpoint", ignore_errors=True)
+
+
+def finish_cancelled(job: Job) -> None:
+    """A cancelled job keeps only its progress record: no painting, checkpoint or preview."""
+    for path in job.folder.iterdir():
+        if path == job.progress_file:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    job.write("cancelled")
+
+
+def _save_preview(job: Job, grid) -> None:
+    from PIL import Image
+
+    temporary = job.folder / f".{PREVIEW_FILE}"
+    Image.fromarray(grid).save(temporary, format="JPEG", quality=85)
+    os.replace(temporary, job.folder / PREVIEW_FILE)
+
+
+def run_job(folder: Path) -> int:
+    """The child process: train, evaluate, save to the store, report."""
+    from clipmorph import store
+    from clipmorph.train import StyleSource, TrainConfig, train
+
+    job = Job(folder.name, folder)
+    spec = StyleJobSpec(**json.loads((folder / SPEC_FILE).read_text()))
+    preset = PRESETS[spec.preset]
+    source = StyleSource(
+        spec.style_id,
+        folder / spec.painting,
+        metadata={
+            "display_name": spec.display_name,
+            "author": spec.author,
+            "user_made": True,
+            "created_at": spec.created_at,
+            "preset": spec.preset,
+        },
+    )
+    config = TrainConfig(
+        styles=[source],
+        content=[Path(c) for c in spec.content],
+        checkpoint_dir=folder / "checkpoint",
+        add_to=spec.base,
+        lr=STYLE_LR,
+        workers=0,
+        checkpoint_every=10**9,  # a job that stops is discarded, not resumed
+        wandb=spec.wandb,
+        wandb_dir=Path(spec.wandb_dir) if spec.wandb_dir else None,
+        **preset,
+    )
+    started = time.monotonic()
+    job.write("running", step=0, steps=config.steps)
+
+    def on_progress(step: int, steps: int, losses: dict[str, float], grid) -> None:
+        if grid is not None:
+            _save_preview(job, grid)
+        elapsed = time.monotonic() - started
+        eta = elapsed / step * (steps - step) if step else None
+        shown = {k: round(v, 2) for k, v in losses.items() if "/" not in k}
+        fields = {"step": step, "steps": steps, "losses": shown, "eta_seconds": eta and round(eta, 1)}
+        if (job.folder / PREVIEW_FILE).exists():
+            fields["preview_url"] = f"/jobs/{job.id}/preview?step={step}"
+        job.write("running", **fields)
+
+    try:
+        result = train(config, progress=on_progress, should_stop=lambda: job.cancel_requested, show_bar=False)
+    except Exception as error:
+        job.write("failed", error=str(error))
+        raise
+    if not result.finished:
+        finish_cancelled(job)
+        return 0
+    job.write("running", step=result.step, steps=config.steps, eta_seconds=0, phase="evaluating")
+    library = result.library
+    style = library.styles[spec.style_id]
+    style.metadata["evaluation"] = quick_evaluation(library, spec, folder / spec.painting)
+    thumbnail = (folder / PREVIEW_FILE).read_bytes() if (folder / PREVIEW_FILE).exists() else None
+    saved = store.save_style(style, thumbnail=_thumbnail(thumbnail))
+    job.write(
+        "succeeded",
+        result={"style": spec.style_id, "tag": saved.tag, "steps": result.step, "seconds": round(result.seconds, 1)},
+        step=result.step,
+        steps=config.steps,
+        eta_seconds=0,
+    )
+    return 0
+
+
+def quick_evaluation(library, spec: StyleJobSpec, painting: Path) -> dict:
+    """Style and content distances (``clipmorph eval``'s) on a few of the training photos."""
+    from clipmorph.data import find_images
+    from clipmorph.engine import Engine
+    from clipmorph.evaluate import EvalSettings, evaluate_library, scores_metadata
+    from clipmorph.vgg import VGGFeatures
+
+    photos = [p for folder in spec.content for p in find_images(Path(folder))][:4]
+    settings = EvalSettings(photo_side=256)
+    paintings = {spec.style_id: painting}
+    [score], run = evaluate_library(library, Engine(library), VGGFeatures.load(), photos, paintings, None, settings)
+    return scores_metadata(score, run)
+
+
+def _thumbnail(grid_jpeg: bytes | None) -> bytes | None:
+    """The stylized half of the last preview (right column of the first photo)."""
+    if not grid_jpeg:
+        return None
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(grid_jpeg)) as grid:
+        side = grid.height // 2
+        tile = grid.crop((side, 0, 2 * side, side)).resize((160, 160))
+        out = io.BytesIO()
+        tile.save(out, format="JPEG", quality=85)
+        return out.getvalue()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    sys.exit(run_job(Path(sys.argv[1])))

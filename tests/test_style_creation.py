@@ -1,0 +1,181 @@
+"""Creating styles from paintings through a real `bentoml serve`: training jobs, hot serving,
+deletion, cancel, bad input, and the admin token. Each server here has its own model store."""
+
+import io
+import json
+import socket
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_service import error_of, png_bytes, wait_for_job
+
+from clipmorph import catalogue
+
+from conftest import random_library, run_cli
+from media_factory import gradient_frame
+from service_fixture import start_server, stop_server
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+
+def painting_bytes() -> bytes:
+    y, x = np.mgrid[0:128, 0:128]
+    stripes = np.stack([(x // 8 % 2) * 230, (y * 2) % 256, np.full_like(x, 90)], -1).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(stripes).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def serve_with_own_store(workdir, vgg_assets, extra_env=None):
+    """A server over a fresh store holding the random test styles (rand-0, rand-1)."""
+    home, photos = workdir / "bentoml", workdir / "photos"
+    photos.mkdir()
+    for i in range(4):
+        Image.fromarray(gradient_frame(96, 72, t=i)).save(photos / f"{i}.jpg")
+    catalogue.write_catalogue(random_library(), workdir / "catalogue")
+    env = {"BENTOML_HOME": str(home), "CLIPMORPH_CACHE": str(vgg_assets[1].parent)}
+    imported = run_cli("styles", "import", str(workdir / "catalogue"), env=env)
+    assert imported.returncode == 0, imported.stderr
+    env |= {"CLIPMORPH_TRAIN_CONTENT": str(photos), "CLIPMORPH_WANDB_DIR": str(workdir / "wandb")}
+    return start_server(workdir, env | (extra_env or {}))
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory, vgg_assets):
+    server = serve_with_own_store(tmp_path_factory.mktemp("studio"), vgg_assets)
+    yield server
+    stop_server(server)
+
+
+def create(client, name="My Stripes", preset="tiny", data=None, headers=None, **extra):
+    files = {"painting": ("painting.png", data if data is not None else painting_bytes())}
+    return client.post(
+        "/create_style", files=files, data={"name": name, "preset": preset, **extra}, headers=headers or {}
+    )
+
+
+def style_ids(client) -> set[str]:
+    return {row["id"] for row in client.post("/styles", json={}).json()}
+
+
+def test_a_painting_becomes_a_served_style_without_restart_then_is_deleted(studio):
+    with studio.client() as client:
+        response = create(client, author="Test Suite")
+        assert response.status_code == 200, response.text
+        job = response.json()
+        assert job["style"] == "my-stripes" and job["display_name"] == "My Stripes"
+        final, seen = wait_for_job(client, job["job_id"], timeout=300)
+        assert final["state"] == "succeeded", final
+        assert any(r["state"] == "running" and r.get("steps") == 4 for r in seen)
+        assert final["result"]["style"] == "my-stripes"
+        preview = client.get(f"/jobs/{job['job_id']}/preview")
+        assert preview.status_code == 200 and preview.headers["content-type"] == "image/jpeg"
+
+        rows = {row["id"]: row for row in client.post("/styles", json={}).json()}
+        assert "my-stripes" in rows and rows["my-stripes"]["display_name"] == "My Stripes"
+        stylized = client.post("/stylize", files={"image": ("p.png", png_bytes())}, data={"style": "my-stripes"})
+        assert stylized.status_code == 200, stylized.text
+        thumbnail = client.get("/ui/thumbnails/my-stripes")
+        assert thumbnail.headers["content-type"] == "image/jpeg"
+        info = client.post("/info", json={}).json()
+        assert "my-stripes" in info["model"]["styles"]
+
+        run = run_cli("styles", "list", "--json", env={"BENTOML_HOME": str(studio.tmp.parent / "bentoml")})
+        meta = {row["id"]: row for row in json.loads(run.stdout)}
+        assert meta["my-stripes"]["style_image_sha256"]
+        assert list((studio.tmp.parent / "wandb").rglob("run-*.wandb"))  # W&B offline run of the job
+
+        assert client.post("/delete_style", json={"style": "rand-0"}).status_code == 403  # catalogue style
+        deleted = client.post("/delete_style", json={"style": "my-stripes"})
+        assert deleted.status_code == 200, deleted.text
+        assert "my-stripes" not in style_ids(client)
+        gone = client.post("/stylize", files={"image": ("p.png", png_bytes())}, data={"style": "my-stripes"})
+        assert gone.status_code == 404
+        assert client.post("/delete_style", json={"style": "my-stripes"}).status_code == 404
+
+
+def test_a_cancelled_job_leaves_no_model_and_no_files(studio):
+    with studio.client() as client:
+        response = create(client, name="Never Finished", preset="best")
+        assert response.status_code == 200, response.text
+        job_id = response.json()["job_id"]
+        for _ in range(600):
+            record = client.get(f"/jobs/{job_id}").json()
+            if record["state"] == "running" and record.get("step", 0) >= 1:
+                break
+            __import__("time").sleep(0.2)
+        assert client.post(f"/jobs/{job_id}/cancel").status_code == 202
+        final, _ = wait_for_job(client, job_id, timeout=120)
+        assert final["state"] == "cancelled"
+        assert "never-finished" not in style_ids(client)
+        assert [p.name for p in (studio.jobs / job_id).iterdir()] == ["progress.json"]
+        assert client.post(f"/jobs/{job_id}/cancel").status_code == 409
+    time.sleep(1.0)  # request folders are removed after the response is sent
+    leftovers = [p for p in studio.tmp.rglob("*") if p.is_file()]
+    assert leftovers == [], leftovers
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "message"),
+    [
+        ("text painting", 400, "not an image"),
+        ("empty painting", 400, "empty"),
+        ("path-trick name", 400, "cannot contain"),
+        ("blank name", 400, "letter or digit"),
+        ("taken name", 409, "already exists"),
+        ("long name", 400, "at most"),
+        ("unknown preset", 400, ""),
+    ],
+)
+def test_bad_paintings_and_names_get_4xx(studio, case, status, message):
+    kwargs = {
+        "text painting": {"data": b"just some text, not a picture"},
+        "empty painting": {"data": b""},
+        "path-trick name": {"name": "../../etc/passwd"},
+        "blank name": {"name": "  !!  "},
+        "taken name": {"name": "rand-0"},
+        "long name": {"name": "x" * 61},
+        "unknown preset": {"preset": "huge"},
+    }[case]
+    with studio.client() as client:
+        response = create(client, **kwargs)
+        assert response.status_code == status, response.text
+        assert message in response.text
+        assert studio.alive()
+
+
+def test_listening_check_sees_the_real_bind_address():
+    from clipmorph.access import listening_only_on_loopback
+
+    with socket.socket() as public:
+        public.bind(("0.0.0.0", 0))
+        public.listen()
+        assert not listening_only_on_loopback()
+    with socket.socket() as local:
+        local.bind(("127.0.0.1", 0))
+        local.listen()
+        assert listening_only_on_loopback()
+
+
+def test_with_an_admin_token_changes_need_it_and_cancel_needs_the_owner_key(tmp_path_factory, vgg_assets):
+    workdir = tmp_path_factory.mktemp("token")  # short: the server's unix socket paths live under it
+    server = serve_with_own_store(workdir, vgg_assets, {"CLIPMORPH_ADMIN_TOKEN": "s3cret"})
+    try:
+        with server.client() as client:
+            assert create(client).status_code == 403
+            assert create(client, headers={"Authorization": "Bearer wrong"}).status_code == 403
+            assert client.post("/delete_style", json={"style": "rand-0"}).status_code == 403
+            admin = {"Authorization": "Bearer s3cret"}
+            response = create(client, name="Token Style", preset="best", headers=admin)
+            assert response.status_code == 200, response.text
+            job = response.json()
+            cancel = f"/jobs/{job['job_id']}/cancel"
+            assert "owner" in error_of(client.post(cancel)) and client.post(cancel).status_code == 403
+            assert client.post(cancel, headers={"X-Owner-Key": job["owner_key"]}).status_code == 202
+            final, _ = wait_for_job(client, job["job_id"], timeout=120)
+            assert final["state"] == "cancelled"
+            assert client.post("/info", json={}).json()["limits"]["admin_token"] == "set"  # never the value
+    finally:
+        stop_server(server)

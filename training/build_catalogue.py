@@ -1,0 +1,235 @@
+"""Build the shipped catalogue (models/) from training/catalogue.toml, in resumable stages.
+
+    python training/build_catalogue.py train --max-minutes 80      # repeat until it is good enough
+    python training/build_catalogue.py ablation --max-minutes 6    # temporal terms on/off, small scale
+    python training/build_catalogue.py finish --lite-minutes 10    # distil lite, evaluate, write models/
+
+`train` resumes from training/runs/catalogue-full/checkpoint.pt; `finish` takes the
+checkpoint as it is (its step count is recorded in every style's metadata). The photos and
+paintings are read from --data (default $CLIPMORPH_DATA, else ../shared/data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RUNS = REPO / "training" / "runs"
+TRAIN_FOLDERS = ["bsds500", "imagenet-sample", "urban100", "coco2014-224"]
+HELD_OUT = "sun-hays80"  # never trained on: used for the distances
+SHEET_PHOTOS = ["astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg"]  # shipped in scikit-image
+
+
+def data_root(args: argparse.Namespace) -> Path:
+    return Path(args.data or os.environ.get("CLIPMORPH_DATA") or REPO.parent / "shared" / "data")
+
+
+def catalogue_config(args: argparse.Namespace, steps: int | None = None):
+    from clipmorph.train import TrainConfig, styles_from_toml
+
+    data = data_root(args)
+    backbone, sources = styles_from_toml(REPO / "training" / "catalogue.toml", data / "styles")
+    return TrainConfig(
+        styles=sources,
+        content=[data / "content" / folder for folder in TRAIN_FOLDERS],
+        checkpoint_dir=RUNS / backbone["name"],
+        width=backbone["width"],
+        backbone_name=backbone["name"],
+        steps=steps or args.steps,
+        image_size=args.image_size,
+        workers=1,
+        checkpoint_every=100,
+        sample_every=250,
+        max_minutes=args.max_minutes,
+        wandb=not args.no_wandb,
+    )
+
+
+def stage_train(args: argparse.Namespace) -> None:
+    from clipmorph.train import train
+
+    result = train(catalogue_config(args), resume=True)
+    print(f"catalogue backbone: step {result.step}, {result.seconds / 60:.1f} min of training so far")
+
+
+def checkpoint_step(config) -> int:
+    import torch
+
+    return int(torch.load(config.checkpoint_dir / "checkpoint.pt", map_location="cpu", weights_only=False)["step"])
+
+
+def stage_ablation(args: argparse.Namespace) -> None:
+    """Same seed, data and steps, lite width, three styles: with and without the temporal terms."""
+    from clipmorph.train import train
+
+    base = catalogue_config(args)
+    picked = [s for s in base.styles if s.id in ("starrynight", "kanagawa", "scream")]
+    runs = {}
+    for label, extra in {"temporal": {}, "no-temporal": {"noise_weight": 0.0, "warp_weight": 0.0}}.items():
+        config = replace(
+            base,
+            styles=picked,
+            width="lite",
+            backbone_name=f"ablation-{label}",
+            checkpoint_dir=RUNS / f"ablation-{label}",
+            steps=args.steps,
+            max_minutes=None,
+            **extra,
+        )
+        result = train(config, resume=True)
+        runs[label] = result.library
+    scores = {}
+    for label, library in runs.items():
+        rows, run = evaluate(args, library)
+        scores[label] = {"styles": [asdict(r) for r in rows], "run": run}
+    out = RUNS / "ablation.json"
+    out.write_text(json.dumps({"steps": args.steps, "scores": scores}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+def evaluate(args: argparse.Namespace, library):
+    from clipmorph.data import find_images
+    from clipmorph.engine import Engine
+    from clipmorph.evaluate import EvalSettings, evaluate_library, style_images_for
+    from clipmorph.vgg import VGGFeatures
+
+    data = data_root(args)
+    photos = find_images(data / "content" / HELD_OUT)[:: max(1, 80 // args.eval_photos)][: args.eval_photos]
+    engine = Engine(library)
+    paintings = style_images_for(library, data / "styles")
+    settings = EvalSettings(video_frames=args.eval_frames)
+    video = data / "videos" / "ski.mov"
+    return evaluate_library(library, engine, VGGFeatures.load(), photos, paintings, video, settings)
+
+
+def sheet_photos() -> list[Path]:
+    import skimage
+
+    folder = Path(skimage.__file__).parent / "data"
+    return [folder / name for name in SHEET_PHOTOS]
+
+
+def stage_finish(args: argparse.Namespace) -> None:
+    from clipmorph import catalogue
+    from clipmorph.distill import distill, rename_styles
+    from clipmorph.engine import Engine
+    from clipmorph.evaluate import contact_sheet, scores_metadata
+    from clipmorph.styles import Style, StyleLibrary
+    from clipmorph.train import train
+
+    config = catalogue_config(args)
+    config = replace(config, steps=checkpoint_step(config), max_minutes=None, wandb=False)
+    full = train(config, resume=True, show_bar=False).library
+    data = data_root(args)
+    lite = distill(
+        full,
+        [data / "content" / f for f in TRAIN_FOLDERS],
+        steps=100_000,
+        max_minutes=args.lite_minutes,
+        image_size=args.image_size,
+    )
+    print(f"distilled lite: {lite.steps} steps in {lite.seconds / 60:.1f} min, loss {lite.loss:.4f}")
+    libraries = {"full": full, "lite": rename_styles(lite.library, "-lite")}
+    shipped = StyleLibrary()
+    report_rows = {}
+    for width, library in libraries.items():
+        scores, run = evaluate(args, library)
+        report_rows[width] = (scores, run)
+        for backbone in library.backbones.values():
+            shipped.add_backbone(backbone)
+        for score in scores:
+            style = library.styles[score.style]
+            meta = style.metadata | {"evaluation": scores_metadata(score, run), "width": width}
+            shipped.add_style(Style(style.id, style.backbone, style.params, meta))
+    models = REPO / "models"
+    for stale in list((models / "styles").glob("*.safetensors")) + list((models / "backbones").glob("*.safetensors")):
+        stale.unlink()
+    catalogue.write_catalogue(shipped, models)
+    engine = Engine(full)
+    contact_sheet(engine, sorted(full.styles), sheet_photos(), cell=200).save(models / "contact-sheet.jpg", quality=85)
+    write_report(models / "REPORT.md", report_rows, libraries, lite)
+    print(f"wrote {models}")
+
+
+def write_report(path: Path, rows: dict, libraries: dict, lite) -> None:
+    from clipmorph.evaluate import markdown_table
+
+    (backbone,) = libraries["full"].backbones.values()
+    trained = backbone.metadata["training"]
+    run = rows["full"][1]
+    lines = [
+        "# ClipMorph style catalogue: training and evaluation report",
+        "",
+        "Written by `python training/build_catalogue.py finish`; every number below was measured by it.",
+        "",
+        f"- Backbone `{backbone.name}` (`full` width): {trained['steps']} steps of batch {trained['batch_size']} "
+        f"at {trained['image_size']} px, {trained['seconds'] / 3600:.2f} h on {trained['device']}, "
+        f"{trained['precision']} autocast, {trained['content_images']} training photos; "
+        f"style weight {trained['style_weight']}, content {trained['content_weight']}, TV {trained['tv_weight']}, "
+        f"noise {trained['noise_weight']}, warp {trained['warp_weight']}.",
+        f"- `lite` backbone: distilled from it, {lite.steps} steps in {lite.seconds / 60:.1f} min "
+        "(ids end in `-lite`).",
+        f"- Distances on {run['photos']} held-out photos ({HELD_OUT}, never trained on) at "
+        f"{run['settings']['photo_side']} px; warping error on the first {run['video_frames']} frames of "
+        f"`{run['video']}` at {run['settings']['video_side']} px, whose own warping error is "
+        f"{run['input_warping_error']:.4f} (ratio 1.0 = no more flicker than the source).",
+        "",
+        "Style distance: Gram distance to the painting (in brackets: relative to the unstylized photo's).",
+        "",
+        "![contact sheet](contact-sheet.jpg)",
+        "",
+        "## full",
+        "",
+        markdown_table(rows["full"][0], libraries["full"]),
+        "## lite",
+        "",
+        markdown_table(rows["lite"][0], libraries["lite"]),
+    ]
+    ablation = RUNS / "ablation.json"
+    if ablation.is_file():
+        lines += ["## Temporal terms on and off", "", *ablation_lines(json.loads(ablation.read_text()))]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def ablation_lines(data: dict) -> list[str]:
+    lines = [
+        f"`lite` networks for starrynight, kanagawa and scream, {data['steps']} steps each, same seed and data; "
+        "only the temporal weights differ.",
+        "",
+        "| style | warping-error ratio with temporal terms | without | style distance ratio with | without |",
+        "|---|---|---|---|---|",
+    ]
+    with_t = {r["style"]: r for r in data["scores"]["temporal"]["styles"]}
+    without = {r["style"]: r for r in data["scores"]["no-temporal"]["styles"]}
+    for style in sorted(with_t):
+        a, b = with_t[style], without[style]
+        lines.append(
+            f"| {style} | {a['warping_error_ratio']:.3f} | {b['warping_error_ratio']:.3f} "
+            f"| {a['style_distance_ratio']:.3f} | {b['style_distance_ratio']:.3f} |"
+        )
+    return [*lines, ""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=["train", "ablation", "finish"])
+    parser.add_argument("--data", type=Path, help="default $CLIPMORPH_DATA or ../shared/data")
+    parser.add_argument("--steps", type=int, default=40_000, help="train: planned steps; ablation: steps per run")
+    parser.add_argument("--image-size", type=int, default=192)
+    parser.add_argument("--max-minutes", type=float, help="train: stop (with a checkpoint) after this long")
+    parser.add_argument("--lite-minutes", type=float, default=10.0, help="finish: distillation time budget")
+    parser.add_argument("--eval-photos", type=int, default=16)
+    parser.add_argument("--eval-frames", type=int, default=48)
+    parser.add_argument("--no-wandb", action="store_true")
+    args = parser.parse_args(argv)
+    {"train": stage_train, "ablation": stage_ablation, "finish": stage_finish}[args.stage](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
