@@ -9,13 +9,14 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from test_service import error_of, png_bytes, wait_for_job
 
 from clipmorph import catalogue
 
+from browser import open_page
 from conftest import random_library, run_cli
 from media_factory import gradient_frame
 from service_fixture import start_server, stop_server
+from test_service import error_of, png_bytes, wait_for_job
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -179,3 +180,46 @@ def test_with_an_admin_token_changes_need_it_and_cancel_needs_the_owner_key(tmp_
             assert client.post("/info", json={}).json()["limits"]["admin_token"] == "set"  # never the value
     finally:
         stop_server(server)
+
+
+def test_the_web_page_turns_a_painting_into_a_style_in_the_gallery(studio, tmp_path):
+    painting = tmp_path / "painting.png"
+    painting.write_bytes(painting_bytes())
+    with open_page(f"{studio.url}/ui/") as page:
+        page.wait_for_selector(".style >> nth=1")
+        page.set_input_files("#painting", str(painting))
+        page.fill("#style-name", "Browser Stripes")
+        page.select_option("#preset", "tiny")
+        page.click("#create")
+        page.wait_for_selector("#create-progress", state="visible")
+        page.wait_for_selector("#create-done", state="visible", timeout=240_000)
+        assert "browser-stripes" in page.inner_text("#create-done")
+        assert page.locator("#create-preview").is_visible()
+        tile = page.locator('.style[data-style="browser-stripes"]')
+        assert tile.get_attribute("aria-selected") == "true"
+        assert "Browser Stripes" in tile.inner_text()
+        page.screenshot(path=str(tmp_path / "create.png"), full_page=True)
+    with studio.client() as client:
+        assert client.post("/delete_style", json={"style": "browser-stripes"}).status_code == 200
+
+
+def test_the_client_script_creates_a_style_and_keeps_the_preview(studio, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    painting = tmp_path / "painting.png"
+    painting.write_bytes(painting_bytes())
+    result = subprocess.run(
+        [sys.executable, str(REPO / "clients" / "create_style.py"), str(painting), "--name", "Client Stripes",
+         "--preset", "tiny", "--url", studio.url, "--preview", str(tmp_path / "preview.jpg")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "style 'client-stripes' is served now (4 steps" in result.stdout
+    with Image.open(tmp_path / "preview.jpg") as preview:
+        assert preview.size == (128, 128)  # two photos (rows) x (photo | stylized) at the tiny preset's 64 px
+    with studio.client() as client:
+        assert "client-stripes" in style_ids(client)
+        assert client.post("/delete_style", json={"style": "client-stripes"}).status_code == 200

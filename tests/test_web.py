@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from PIL import Image
 
+from browser import open_page
 from media_factory import gradient_frame, make_video
 
 pytestmark = pytest.mark.service
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
 
 @pytest.fixture(scope="module")
 def page(server):
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (make test installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        context = browser.new_context(viewport={"width": 1200, "height": 1400})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{server.url}/ui/")
+    with open_page(f"{server.url}/ui/") as page:
         yield page
-        browser.close()
-        assert errors == [], errors
 
 
 def test_gallery_lists_the_styles(page):

@@ -229,3 +229,61 @@ $("go").addEventListener("click", async () => {
 
 renderHistory();
 loadStyles().catch((error) => showError(`Could not load styles: ${error.message}`));
+
+// --- create your own style: a training job on the server ---
+
+const creation = { job: null, ownerKey: null, timer: null };
+
+async function pollCreation() {
+  const response = await fetch(`/jobs/${creation.job}`);
+  if (!response.ok) return;
+  const job = await response.json();
+  if (job.steps) $("create-bar").value = job.step / job.steps;
+  const eta = job.eta_seconds != null ? `, ${Math.ceil(job.eta_seconds)} s left` : "";
+  const phase = job.phase === "evaluating" ? " (evaluating)" : "";
+  $("create-text").textContent = `${job.state}: step ${job.step || 0} / ${job.steps || "?"}${eta}${phase}`;
+  if (job.preview_url) {
+    $("create-preview").src = job.preview_url;
+    $("create-preview").hidden = false;
+  }
+  if (["succeeded", "failed", "cancelled"].includes(job.state)) {
+    clearInterval(creation.timer);
+    creation.timer = null;
+    $("create-progress").hidden = true;
+    $("create").disabled = false;
+    if (job.state === "succeeded") {
+      $("create-done").textContent = `Style "${job.result.style}" is ready: pick it in the gallery.`;
+      $("create-done").hidden = false;
+      await loadStyles();
+      selectStyle(job.result.style);
+    } else {
+      $("create-error").textContent = job.state === "cancelled" ? "Cancelled." : `Failed: ${job.error}`;
+      $("create-error").hidden = false;
+    }
+  }
+}
+
+$("create-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("create-error").hidden = true;
+  $("create-done").hidden = true;
+  $("create-preview").hidden = true;
+  $("create").disabled = true;
+  try {
+    const job = await (await api("/create_style", new FormData($("create-form")))).json();
+    creation.job = job.job_id;
+    creation.ownerKey = job.owner_key;
+    $("create-bar").value = 0;
+    $("create-text").textContent = "queued…";
+    $("create-progress").hidden = false;
+    creation.timer = setInterval(pollCreation, 700);
+  } catch (error) {
+    $("create-error").textContent = error.message;
+    $("create-error").hidden = false;
+    $("create").disabled = false;
+  }
+});
+
+$("create-cancel").addEventListener("click", () => creation.job && fetch(`/jobs/${creation.job}/cancel`, {
+  method: "POST", headers: { "X-Owner-Key": creation.ownerKey || "" },
+}));
