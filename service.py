@@ -142,7 +142,9 @@ def _safe_stem(name: str | None, fallback: str) -> str:
 @bentoml.asgi_app(
     create_jobs_app(JOBS, lambda job, headers: may_cancel(job, headers, SETTINGS.admin_token)), path="/jobs"
 )
-@bentoml.service(name="clipmorph", workers=1, threads=32, traffic={"timeout": 900})
+@bentoml.service(
+    name="clipmorph", workers=1, threads=32, traffic={"timeout": 900, "max_concurrency": SETTINGS.max_concurrency}
+)
 class ClipMorph:
     model = bentoml.depends(StyleModel)
 

@@ -27,7 +27,8 @@ class ServiceSettings:
     compile: bool  # CLIPMORPH_COMPILE: torch.compile the networks (1/0)
     batch_size: int | None  # CLIPMORPH_BATCH_SIZE: frames per forward pass (unset: 1 on CPU, 8 on GPU)
     max_batch_size: int  # CLIPMORPH_MAX_BATCH_SIZE: adaptive batching upper bound
-    max_latency_ms: int  # CLIPMORPH_MAX_LATENCY_MS: adaptive batching latency budget
+    max_latency_ms: int  # CLIPMORPH_MAX_LATENCY_MS: batch queue budget; a fuller queue answers 503 at once
+    max_concurrency: int  # CLIPMORPH_MAX_CONCURRENCY: requests in the API at once; more get 429 at once
     admin_token: str  # CLIPMORPH_ADMIN_TOKEN: required by style create/delete (unset: loopback-only servers)
     train_content: list[Path]  # CLIPMORPH_TRAIN_CONTENT: photo folders for style creation (os.pathsep list)
     train_base: str  # CLIPMORPH_TRAIN_BASE: backbone (or style id) new styles are added to
@@ -52,7 +53,8 @@ class ServiceSettings:
             compile=_env("CLIPMORPH_COMPILE", "0").lower() in ("1", "true", "yes"),
             batch_size=int(_env("CLIPMORPH_BATCH_SIZE", "0")) or None,
             max_batch_size=int(_env("CLIPMORPH_MAX_BATCH_SIZE", "16")),
-            max_latency_ms=int(_env("CLIPMORPH_MAX_LATENCY_MS", "60000")),
+            max_latency_ms=int(_env("CLIPMORPH_MAX_LATENCY_MS", "20000")),
+            max_concurrency=int(_env("CLIPMORPH_MAX_CONCURRENCY", "64")),
             admin_token=_env("CLIPMORPH_ADMIN_TOKEN", ""),
             train_content=[Path(p) for p in _env("CLIPMORPH_TRAIN_CONTENT", "").split(os.pathsep) if p],
             train_base=_env("CLIPMORPH_TRAIN_BASE", "catalogue-full"),

@@ -1,0 +1,46 @@
+"""Who may change styles, and how user-given style names become safe ids."""
+
+import pytest
+
+from clipmorph import access
+from clipmorph.errors import BadInput
+
+
+def test_the_admin_token_is_required_when_set():
+    access.require_admin({"authorization": "Bearer s3cret"}, "s3cret")
+    for headers in ({}, {"authorization": "Bearer nope"}, {"authorization": "s3cret"}):
+        with pytest.raises(BadInput) as error:
+            access.require_admin(headers, "s3cret")
+        assert error.value.reason == "forbidden"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("My Style!", "my-style"), ("Café  Noir", "cafe-noir"), ("van_gogh 2", "van_gogh-2"), ("  Z  ", "z")],
+)
+def test_names_become_safe_ids(name, expected):
+    style_id, display = access.style_id_from_name(name)
+    assert style_id == expected and display == name.strip()
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "a\\b", "x" * 61, "", " !! ", "tab\there"])
+def test_bad_names_are_refused(name):
+    with pytest.raises(BadInput):
+        access.style_id_from_name(name)
+
+
+def test_store_changes_bump_the_generation_and_catalogue_styles_are_protected(stored_styles):
+    from clipmorph import store
+    from clipmorph.styles import Style
+
+    before = store.styles_generation()
+    rand = stored_styles.styles["rand-0"]
+    made = Style("user-made", rand.backbone, rand.params, {"user_made": True, "display_name": "mine", "x": None})
+    assert store.save_style(made, thumbnail=b"\xff\xd8fake").created
+    assert store.styles_generation() != before
+    assert store.thumbnail_path("user-made").read_bytes() == b"\xff\xd8fake"
+    with pytest.raises(BadInput, match="catalogue"):
+        store.delete_style("rand-0", user_made_only=True)
+    middle = store.styles_generation()
+    assert store.delete_style("user-made", user_made_only=True)
+    assert store.styles_generation() != middle

@@ -1,0 +1,53 @@
+"""The scripts in training/: the content download (over file://, offline) and the catalogue list."""
+
+import subprocess
+import sys
+import tomllib
+import zipfile
+
+from PIL import Image
+
+from conftest import REPO
+from media_factory import gradient_frame
+
+
+def test_download_content_fetches_extracts_flattens_and_shrinks(tmp_path):
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for i in range(3):
+            path = tmp_path / f"{i}.jpg"
+            Image.fromarray(gradient_frame(400, 300, t=i)).save(path)
+            bundle.write(path, f"val2017/../../evil/{i}.jpg")
+        bundle.writestr("val2017/readme.txt", "not a photo")
+    out = tmp_path / "content"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "training" / "download_content.py"), str(out), "--url", archive.as_uri(),
+         "--limit", "2", "--long-side", "100"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    photos = sorted(out.iterdir())
+    assert [p.name for p in photos] == ["0.jpg", "1.jpg"]  # flat, limited, zip removed
+    with Image.open(photos[0]) as image:
+        assert image.size == (100, 75)
+    assert not (tmp_path / "evil").exists()
+
+
+def test_the_catalogue_lists_the_21_original_styles_with_their_facts():
+    data = tomllib.loads((REPO / "training" / "catalogue.toml").read_text())
+    styles = data["style"]
+    assert len(styles) == 21 and len({s["id"] for s in styles}) == 21
+    for style in styles:
+        assert {"display_name", "artist", "title", "year", "public_domain", "source", "style_file"} <= set(style)
+    public = {s["id"] for s in styles if s["public_domain"]}
+    expected = {"ermine", "kanagawa", "kandinsky", "klee", "klimt", "monet", "scream", "starrynight", "turner"}
+    assert public == expected  # as listed in ../shared/data/README.md
+    assert data["backbone"] == {"name": "catalogue-full", "width": "full"}
+
+
+def test_every_catalogue_style_image_is_in_the_shared_data(shared_data):
+    from clipmorph.train import styles_from_toml
+
+    _, sources = styles_from_toml(REPO / "training" / "catalogue.toml", shared_data / "styles")
+    assert len(sources) == 21 and all(s.image.is_file() for s in sources)
+    assert sources[0].metadata["artist"] == "Jean-Michel Basquiat" and "style_file" not in sources[0].metadata
