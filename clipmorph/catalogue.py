@@ -63,7 +63,13 @@ def read_catalogue(folder: Path) -> StyleLibrary:
             raise BadInput(f"backbone {entry['name']}: weights do not match version {entry['version']}")
         library.add_backbone(backbone)
     for entry in manifest.get("styles", []):
-        style = Style(entry["id"], entry["backbone"], _checked(folder, entry), entry.get("metadata", {}))
+        thumbnail = None
+        if "thumbnail" in entry:
+            path = _inside(folder, entry["thumbnail"]["file"])
+            if not path.is_file() or _sha256(path) != entry["thumbnail"]["sha256"]:
+                raise BadInput(f"catalogue thumbnail {entry['thumbnail']['file']} is missing or altered")
+            thumbnail = path.read_bytes()
+        style = Style(entry["id"], entry["backbone"], _checked(folder, entry), entry.get("metadata", {}), thumbnail)
         if style.version != entry["version"]:
             raise BadInput(f"style {entry['id']}: weights do not match version {entry['version']}")
         library.add_style(style)
@@ -91,16 +97,20 @@ def write_catalogue(library: StyleLibrary, folder: Path) -> Path:
     for style in sorted(library.styles.values(), key=lambda s: s.id):
         relative = f"styles/{validate_name(style.id)}.safetensors"
         save_file(style.params, str(folder / relative))
-        manifest["styles"].append(
-            {
-                "id": style.id,
-                "version": style.version,
-                "backbone": style.backbone,
-                "file": relative,
-                "sha256": _sha256(folder / relative),
-                "metadata": style.metadata,
-            }
-        )
+        entry = {
+            "id": style.id,
+            "version": style.version,
+            "backbone": style.backbone,
+            "file": relative,
+            "sha256": _sha256(folder / relative),
+            "metadata": style.metadata,
+        }
+        if style.thumbnail:
+            picture = folder / "thumbnails" / f"{style.id}.jpg"
+            picture.parent.mkdir(exist_ok=True)
+            picture.write_bytes(style.thumbnail)
+            entry["thumbnail"] = {"file": f"thumbnails/{style.id}.jpg", "sha256": _sha256(picture)}
+        manifest["styles"].append(entry)
     temporary = folder / f".{MANIFEST}.{os.getpid()}"
     temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(temporary, folder / MANIFEST)

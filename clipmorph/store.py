@@ -84,8 +84,8 @@ def save_backbone(backbone: Backbone) -> SaveResult:
     return SaveResult(tag, True)
 
 
-def save_style(style: Style, thumbnail: bytes | None = None) -> SaveResult:
-    """Store a style (JPEG ``thumbnail`` optional: the web gallery shows it)."""
+def save_style(style: Style) -> SaveResult:
+    """Store a style (with its JPEG thumbnail when it has one: the web gallery shows it)."""
     tag = f"{STYLE_PREFIX}{style.id}:{style.version}"
     if _exists(tag):
         return SaveResult(tag, False)
@@ -93,8 +93,8 @@ def save_style(style: Style, thumbnail: bytes | None = None) -> SaveResult:
     metadata = _storable({**style.metadata, "id": style.id, "backbone": f"{BACKBONE_PREFIX}{style.backbone}"})
     with bentoml.models.create(tag, labels=labels, metadata=metadata) as model:
         save_file(style.params, model.path_of(WEIGHTS_FILE))
-        if thumbnail:
-            Path(model.path_of(THUMBNAIL_FILE)).write_bytes(thumbnail)
+        if style.thumbnail:
+            Path(model.path_of(THUMBNAIL_FILE)).write_bytes(style.thumbnail)
     styles_changed()
     return SaveResult(tag, True)
 
@@ -143,7 +143,10 @@ def load_library(style_ids: list[str] | None = None) -> StyleLibrary:
         backbone_key = str(meta["backbone"]).removeprefix(BACKBONE_PREFIX)
         if backbone_key not in library.backbones:
             library.add_backbone(_load_backbone(f"{BACKBONE_PREFIX}{backbone_key}"))
-        library.add_style(Style(style_id, backbone_key, load_file(model.path_of(WEIGHTS_FILE)), _plain(meta)))
+        thumbnail = Path(model.path_of(THUMBNAIL_FILE))
+        params = load_file(model.path_of(WEIGHTS_FILE))
+        picture = thumbnail.read_bytes() if thumbnail.is_file() else None
+        library.add_style(Style(style_id, backbone_key, params, _plain(meta), picture))
     return library
 
 

@@ -242,8 +242,9 @@ def run_job(folder: Path) -> int:
     library = result.library
     style = library.styles[spec.style_id]
     style.metadata["evaluation"] = quick_evaluation(library, spec, folder / spec.painting)
-    thumbnail = (folder / PREVIEW_FILE).read_bytes() if (folder / PREVIEW_FILE).exists() else None
-    saved = store.save_style(style, thumbnail=_thumbnail(thumbnail))
+    preview = (folder / PREVIEW_FILE).read_bytes() if (folder / PREVIEW_FILE).exists() else None
+    style.thumbnail = _thumbnail(preview)
+    saved = store.save_style(style)
     job.write(
         "succeeded",
         result={"style": spec.style_id, "tag": saved.tag, "steps": result.step, "seconds": round(result.seconds, 1)},

@@ -75,6 +75,7 @@ class Style:
     backbone: str  # Backbone.key
     params: dict[str, Tensor]
     metadata: dict = field(default_factory=dict)
+    thumbnail: bytes | None = None  # JPEG for galleries; not part of the version
 
     def __post_init__(self) -> None:
         validate_name(self.id)

@@ -35,8 +35,9 @@ def test_store_changes_bump_the_generation_and_catalogue_styles_are_protected(st
 
     before = store.styles_generation()
     rand = stored_styles.styles["rand-0"]
-    made = Style("user-made", rand.backbone, rand.params, {"user_made": True, "display_name": "mine", "x": None})
-    assert store.save_style(made, thumbnail=b"\xff\xd8fake").created
+    meta = {"user_made": True, "display_name": "mine", "x": None}
+    made = Style("user-made", rand.backbone, rand.params, meta, thumbnail=b"\xff\xd8fake")
+    assert store.save_style(made).created
     assert store.styles_generation() != before
     assert store.thumbnail_path("user-made").read_bytes() == b"\xff\xd8fake"
     with pytest.raises(BadInput, match="catalogue"):

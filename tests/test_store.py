@@ -117,3 +117,19 @@ def test_shipped_catalogue_is_valid():
     library = catalogue.read_catalogue(REPO / "models")
     for style in library.styles.values():
         assert not style.metadata.get("random_init"), f"{style.id}: random weights must never ship as a style"
+
+
+def test_thumbnails_travel_through_the_catalogue_into_the_store(tmp_path):
+    library = random_library(prefix="thumb", seed=5)
+    library.styles["thumb-0"].thumbnail = b"\xff\xd8\xff picture"
+    catalogue.write_catalogue(library, tmp_path)
+    back = catalogue.read_catalogue(tmp_path)
+    assert back.styles["thumb-0"].thumbnail == b"\xff\xd8\xff picture" and back.styles["thumb-1"].thumbnail is None
+    store.save_library(back)
+    assert store.thumbnail_path("thumb-0").read_bytes() == b"\xff\xd8\xff picture"
+    assert store.thumbnail_path("thumb-1") is None
+    (tmp_path / "thumbnails" / "thumb-0.jpg").write_bytes(b"swapped")
+    with pytest.raises(BadInput, match="altered"):
+        catalogue.read_catalogue(tmp_path)
+    for style_id in ("thumb-0", "thumb-1"):
+        store.delete_style(style_id)

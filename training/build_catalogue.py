@@ -114,6 +114,28 @@ def sheet_photos() -> list[Path]:
     return [folder / name for name in SHEET_PHOTOS]
 
 
+def thumbnails(engine, styles: list[str], side: int = 160) -> dict[str, bytes]:
+    """Gallery pictures: a shipped sample photo (scikit-image's cat) in each style."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from clipmorph.engine import StyleMix, StylizeOptions
+
+    with Image.open(sheet_photos()[2]) as photo:
+        photo = photo.convert("RGB")
+        short = min(photo.size)
+        photo = photo.crop((0, 0, short, short)).resize((side * 2, side * 2))
+    pictures = {}
+    for style_id in styles:
+        [out] = engine.stylize_frames([np.asarray(photo)], StylizeOptions(StyleMix.single(style_id)))
+        buffer = io.BytesIO()
+        Image.fromarray(out).resize((side, side)).save(buffer, format="JPEG", quality=85)
+        pictures[style_id] = buffer.getvalue()
+    return pictures
+
+
 def stage_finish(args: argparse.Namespace) -> None:
     from clipmorph import catalogue
     from clipmorph.distill import distill, rename_styles
@@ -140,12 +162,13 @@ def stage_finish(args: argparse.Namespace) -> None:
     for width, library in libraries.items():
         scores, run = evaluate(args, library)
         report_rows[width] = (scores, run)
+        pictures = thumbnails(Engine(library), sorted(library.styles))
         for backbone in library.backbones.values():
             shipped.add_backbone(backbone)
         for score in scores:
             style = library.styles[score.style]
             meta = style.metadata | {"evaluation": scores_metadata(score, run), "width": width}
-            shipped.add_style(Style(style.id, style.backbone, style.params, meta))
+            shipped.add_style(Style(style.id, style.backbone, style.params, meta, pictures[style.id]))
     models = REPO / "models"
     for stale in list((models / "styles").glob("*.safetensors")) + list((models / "backbones").glob("*.safetensors")):
         stale.unlink()
