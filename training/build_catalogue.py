@@ -126,7 +126,8 @@ def thumbnails(engine, styles: list[str], side: int = 160) -> dict[str, bytes]:
     with Image.open(sheet_photos()[2]) as photo:
         photo = photo.convert("RGB")
         short = min(photo.size)
-        photo = photo.crop((0, 0, short, short)).resize((side * 2, side * 2))
+        left, top = (photo.width - short) // 2, (photo.height - short) // 2
+        photo = photo.crop((left, top, left + short, top + short)).resize((side * 2, side * 2))
     pictures = {}
     for style_id in styles:
         [out] = engine.stylize_frames([np.asarray(photo)], StylizeOptions(StyleMix.single(style_id)))
