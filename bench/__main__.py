@@ -12,9 +12,10 @@ from pathlib import Path
 
 import torch
 
-from bench import model, peer, report, service, video
+from bench import creation, model, peer, report, service, video
 
 SECTIONS = {"model": model.run, "video": video.run, "service": service.run, "peer": peer.run}
+EXTRA_SECTIONS = {"creation": creation.run}  # slow, needs the trained catalogue: asked for by name
 HERE = Path(__file__).parent
 
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     for name in args.sections.split(","):
         section_started = time.monotonic()
-        rows += SECTIONS[name](quick=args.quick)
+        rows += (SECTIONS | EXTRA_SECTIONS)[name](quick=args.quick)
         print(f"-- {name}: {time.monotonic() - section_started:.0f} s", flush=True)
     info["total_seconds"] = round(time.monotonic() - started)
     if args.merge and (args.out / "results.json").exists():

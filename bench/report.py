@@ -142,6 +142,13 @@ def write(info: dict, rows: list[dict], out: Path) -> None:
         "",
         table(section("service-memory"), ["config", "peak_rss_mib"]),
         "",
+        "## Style creation (`python -m bench --sections creation --merge`)",
+        table(section("creation"), ["preset", "state", "steps", "training_s", "wall_s", "load_during"]),
+        "",
+        "Image requests (clients/load.py, 2 clients, 512 px, mixed styles) idle and while a style trains:",
+        "",
+        table(section("creation-load"), ["when", "throughput_rps", "latency_p50_s", "latency_p95_s", "errors"]),
+        "",
     ]
     (out / "RESULTS.md").write_text("\n".join(parts))
     plot(rows, out / "throughput.png")

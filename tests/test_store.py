@@ -117,6 +117,12 @@ def test_shipped_catalogue_is_valid():
     library = catalogue.read_catalogue(REPO / "models")
     for style in library.styles.values():
         assert not style.metadata.get("random_init"), f"{style.id}: random weights must never ship as a style"
+        # Every shipped style says how it was made and how good it is, so it can be retrained.
+        training = style.metadata["training"]
+        assert training["steps"] > 0 and training["device"] and training["image_size"]
+        assert len(style.metadata["style_image_sha256"]) == 64
+        assert 0 < style.metadata["evaluation"]["warping_error_ratio"]
+        assert style.thumbnail and style.thumbnail[:2] == b"\xff\xd8"
 
 
 def test_thumbnails_travel_through_the_catalogue_into_the_store(tmp_path):
