@@ -48,6 +48,25 @@ def wait(url: str, job_id: str) -> dict:
             time.sleep(1.0)
 
 
+def save_sample(url: str, style: str, preset: str) -> str | None:
+    """scikit-image's cat (shipped in the wheel) in the new style -> bench/creation-<preset>.jpg."""
+    try:
+        import skimage
+    except ImportError:
+        return None
+    photo = Path(skimage.__file__).parent / "data" / "chelsea.png"
+    with httpx.Client(base_url=url, timeout=300) as client:
+        response = client.post(
+            "/stylize", files={"image": (photo.name, photo.read_bytes())},
+            data={"style": style, "output_format": "jpeg"},
+        )  # fmt: skip
+    if response.status_code != 200:
+        return None
+    target = REPO / "bench" / f"creation-{preset}.jpg"
+    target.write_bytes(response.content)
+    return target.name
+
+
 def run(quick: bool = False) -> list[dict]:
     if not (REPO / "models" / "manifest.json").is_file() or not (data_root() / "content").is_dir():
         print("creation: needs models/ and $CLIPMORPH_DATA/content; skipped", flush=True)
@@ -82,6 +101,8 @@ def run(quick: bool = False) -> list[dict]:
                        "steps": result.get("steps"), "training_s": result.get("seconds"),
                        "wall_s": round(wall, 1), "load_during": during is not None}  # fmt: skip
                 rows.append(row)
+                if record["state"] == "succeeded":
+                    row["sample"] = save_sample(url, record["result"]["style"], preset)
                 print(f"creation {preset}: {record['state']} {result.get('steps')} steps, training "
                       f"{result.get('seconds')} s, job wall {wall:.0f} s", flush=True)  # fmt: skip
                 if during:

@@ -143,7 +143,7 @@ def write(info: dict, rows: list[dict], out: Path) -> None:
         table(section("service-memory"), ["config", "peak_rss_mib"]),
         "",
         "## Style creation (`python -m bench --sections creation --merge`)",
-        table(section("creation"), ["preset", "state", "steps", "training_s", "wall_s", "load_during"]),
+        table(section("creation"), ["preset", "state", "steps", "training_s", "wall_s", "load_during", "sample"]),
         "",
         "Image requests (clients/load.py, 2 clients, 512 px, mixed styles) idle and while a style trains:",
         "",
