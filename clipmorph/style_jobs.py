@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 PRESETS: dict[str, dict] = {
     "tiny": {"steps": 4, "image_size": 64, "style_size": 128, "batch_size": 2, "sample_every": 2},
     "fast": {"steps": 150, "image_size": 192, "style_size": 512, "batch_size": 4, "sample_every": 15},
-    "best": {"steps": 400, "image_size": 256, "style_size": 512, "batch_size": 4, "sample_every": 25},
+    "best": {"steps": 300, "image_size": 256, "style_size": 512, "batch_size": 4, "sample_every": 25},
 }
 STYLE_LR = 0.02  # only the scale/shift vectors learn: they take a large step size well
 SPEC_FILE = "spec.json"

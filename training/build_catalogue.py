@@ -19,10 +19,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-RUNS = REPO / "training" / "runs"
+RUNS = REPO / "training" / "runs"  # --runs overrides
 TRAIN_FOLDERS = ["bsds500", "imagenet-sample", "urban100", "coco2014-224"]
 HELD_OUT = "sun-hays80"  # never trained on: used for the distances
 SHEET_PHOTOS = ["astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg"]  # shipped in scikit-image
+
+
+def runs_dir(args: argparse.Namespace) -> Path:
+    return Path(args.runs) if args.runs else RUNS
 
 
 def data_root(args: argparse.Namespace) -> Path:
@@ -37,7 +41,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
     return TrainConfig(
         styles=sources,
         content=[data / "content" / folder for folder in TRAIN_FOLDERS],
-        checkpoint_dir=RUNS / backbone["name"],
+        checkpoint_dir=runs_dir(args) / backbone["name"],
         width=backbone["width"],
         backbone_name=backbone["name"],
         steps=steps or args.steps,
@@ -76,7 +80,7 @@ def stage_ablation(args: argparse.Namespace) -> None:
             styles=picked,
             width="lite",
             backbone_name=f"ablation-{label}",
-            checkpoint_dir=RUNS / f"ablation-{label}",
+            checkpoint_dir=runs_dir(args) / f"ablation-{label}",
             steps=args.steps,
             max_minutes=None,
             **extra,
@@ -87,7 +91,7 @@ def stage_ablation(args: argparse.Namespace) -> None:
     for label, library in runs.items():
         rows, run = evaluate(args, library)
         scores[label] = {"styles": [asdict(r) for r in rows], "run": run}
-    out = RUNS / "ablation.json"
+    out = runs_dir(args) / "ablation.json"
     out.write_text(json.dumps({"steps": args.steps, "scores": scores}, indent=2) + "\n")
     print(f"wrote {out}")
 
@@ -152,6 +156,7 @@ def stage_finish(args: argparse.Namespace) -> None:
     lite = distill(
         full,
         [data / "content" / f for f in TRAIN_FOLDERS],
+        name="catalogue-lite",
         steps=100_000,
         max_minutes=args.lite_minutes,
         image_size=args.image_size,
@@ -170,17 +175,17 @@ def stage_finish(args: argparse.Namespace) -> None:
             style = library.styles[score.style]
             meta = style.metadata | {"evaluation": scores_metadata(score, run), "width": width}
             shipped.add_style(Style(style.id, style.backbone, style.params, meta, pictures[style.id]))
-    models = REPO / "models"
+    models = Path(args.models)
     for stale in list((models / "styles").glob("*.safetensors")) + list((models / "backbones").glob("*.safetensors")):
         stale.unlink()
     catalogue.write_catalogue(shipped, models)
     engine = Engine(full)
     contact_sheet(engine, sorted(full.styles), sheet_photos(), cell=200).save(models / "contact-sheet.jpg", quality=85)
-    write_report(models / "REPORT.md", report_rows, libraries, lite)
+    write_report(models / "REPORT.md", report_rows, libraries, lite, runs_dir(args) / "ablation.json")
     print(f"wrote {models}")
 
 
-def write_report(path: Path, rows: dict, libraries: dict, lite) -> None:
+def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) -> None:
     from clipmorph.evaluate import markdown_table
 
     (backbone,) = libraries["full"].backbones.values()
@@ -214,7 +219,6 @@ def write_report(path: Path, rows: dict, libraries: dict, lite) -> None:
         "",
         markdown_table(rows["lite"][0], libraries["lite"]),
     ]
-    ablation = RUNS / "ablation.json"
     if ablation.is_file():
         lines += ["## Temporal terms on and off", "", *ablation_lines(json.loads(ablation.read_text()))]
     path.write_text("\n".join(lines) + "\n")
@@ -250,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-photos", type=int, default=16)
     parser.add_argument("--eval-frames", type=int, default=48)
     parser.add_argument("--no-wandb", action="store_true")
+    parser.add_argument("--runs", type=Path, help="checkpoints and ablation results (default training/runs)")
+    parser.add_argument("--models", type=Path, default=REPO / "models", help="finish: catalogue folder to write")
     args = parser.parse_args(argv)
     {"train": stage_train, "ablation": stage_ablation, "finish": stage_finish}[args.stage](args)
     return 0
