@@ -128,7 +128,7 @@ class Distances:
 
     @torch.no_grad()
     def features(self, image: np.ndarray) -> dict[str, torch.Tensor]:
-        x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255.0)
+        x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(255.0)
         return self.vgg(x, set(STYLE_LAYERS) | {CONTENT_LAYER})
 
     @staticmethod
