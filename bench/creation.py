@@ -25,7 +25,7 @@ LOAD_SECONDS = 20
 
 
 def data_root() -> Path:
-    return Path(os.environ.get("CLIPMORPH_DATA", REPO.parent / "shared" / "data"))
+    return Path(os.environ.get("CLIPMORPH_DATA", REPO.parent / "shared" / "data")).resolve()
 
 
 def create(url: str, preset: str, name: str) -> dict:
@@ -35,7 +35,8 @@ def create(url: str, preset: str, name: str) -> dict:
             response = client.post(
                 "/create_style", files={"painting": (painting.name, handle)}, data={"name": name, "preset": preset}
             )
-        response.raise_for_status()
+        if response.status_code != 200:
+            raise RuntimeError(f"/create_style answered {response.status_code}: {response.text[:500]}")
         return response.json()
 
 
@@ -110,6 +111,9 @@ def run(quick: bool = False) -> list[dict]:
             for row in (r for r in rows if r["section"] == "creation-load"):
                 print(f"creation load {row['when']:<24} {row['throughput_rps']:.2f} req/s  "
                       f"p50 {row['latency_p50_s']:.2f} s  p95 {row['latency_p95_s']:.2f} s", flush=True)  # fmt: skip
+        except Exception:
+            print((Path(tmp) / "serve.log").read_text()[-3000:], flush=True)
+            raise
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(30)
