@@ -54,7 +54,7 @@ class Job:
     def read(self) -> dict:
         try:
             return json.loads(self.progress_file.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError):  # not written yet, or not a job folder at all
             return {}
 
     def request_cancel(self) -> None:
@@ -102,10 +102,14 @@ class JobStore:
         folder = self._path(job_id)
         return Job(job_id, folder) if folder.is_dir() else None
 
+    def jobs(self) -> list[Job]:
+        """Every job folder (lock files and other dot-entries in the root are not jobs)."""
+        return [Job(p.name, p) for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
     def sweep(self) -> None:
         """Remove jobs that finished longer than the TTL ago (results included)."""
         cutoff = time.time() - self.ttl_seconds
-        for folder in self.root.iterdir():
-            record = Job(folder.name, folder).read()
+        for job in self.jobs():
+            record = job.read()
             if record.get("state") in ENDED and record.get("updated", 0) < cutoff:
-                shutil.rmtree(folder, ignore_errors=True)
+                shutil.rmtree(job.folder, ignore_errors=True)

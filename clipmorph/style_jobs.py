@@ -57,12 +57,8 @@ class StyleJobSpec:
 
 def active_style_ids(jobs: JobStore) -> set[str]:
     """Style ids that queued or running creation jobs will produce."""
-    ids = set()
-    for folder in jobs.root.iterdir():
-        record = Job(folder.name, folder).read()
-        if record.get("kind") == "style" and record.get("state") not in ENDED:
-            ids.add(record.get("style"))
-    return ids
+    records = [job.read() for job in jobs.jobs()]
+    return {r.get("style") for r in records if r.get("kind") == "style" and r.get("state") not in ENDED}
 
 
 def default_base(preferred: str) -> str:

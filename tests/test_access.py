@@ -45,3 +45,18 @@ def test_store_changes_bump_the_generation_and_catalogue_styles_are_protected(st
     middle = store.styles_generation()
     assert store.delete_style("user-made", user_made_only=True)
     assert store.styles_generation() != middle
+
+
+def test_job_listing_ignores_the_training_lock_files(tmp_path):
+    """Regression: a lock file in the jobs folder broke the second style job and the sweep."""
+    from clipmorph.jobs import JobStore
+    from clipmorph.style_jobs import active_style_ids
+
+    jobs = JobStore(tmp_path, ttl_seconds=0)
+    (tmp_path / ".training-slot-0.lock").write_text("")
+    job = jobs.create("style-1")
+    job.write("running", kind="style", style="mine")
+    assert active_style_ids(jobs) == {"mine"}
+    job.write("succeeded")
+    jobs.sweep()
+    assert [p.name for p in tmp_path.iterdir()] == [".training-slot-0.lock"]
