@@ -77,3 +77,17 @@ def stop_server(server: Server) -> None:
             server.process.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(server.process.pid, signal.SIGKILL)
+
+
+def own_store(workdir: Path) -> Path:
+    """A BentoML home of its own holding the random test styles (rand-0, rand-1): servers that
+    run beside the session server must not share its store (BentoML's task database)."""
+    from clipmorph import catalogue
+
+    from conftest import random_library, run_cli
+
+    catalogue.write_catalogue(random_library(), workdir / "catalogue")
+    home = workdir / "bentoml"
+    imported = run_cli("styles", "import", str(workdir / "catalogue"), env={"BENTOML_HOME": str(home)})
+    assert imported.returncode == 0, imported.stderr
+    return home

@@ -5,14 +5,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from service_fixture import start_server, stop_server
+from service_fixture import own_store, start_server, stop_server
 from test_service import png_bytes
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 
-def test_requests_over_the_concurrency_limit_get_429_quickly_and_the_rest_succeed(stored_styles, tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("busy"), {"CLIPMORPH_MAX_CONCURRENCY": "2"})
+def test_requests_over_the_concurrency_limit_get_429_quickly_and_the_rest_succeed(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("busy")
+    home = own_store(workdir)  # two servers on one store at once trip BentoML's task database
+    server = start_server(workdir, {"CLIPMORPH_MAX_CONCURRENCY": "2", "BENTOML_HOME": str(home)})
     try:
         photo = png_bytes(512, 384)
 

@@ -70,13 +70,20 @@ def test_health_docs_and_page(server):
 def test_styles_list_with_thumbnails(server):
     from clipmorph import store
 
-    store.save_library(random_library("late", num_styles=1, seed=21))  # added after the server started
     with server.client() as client:
         styles = client.post("/styles", json={}).json()
-        assert [s["id"] for s in styles] == ["rand-0", "rand-1"]  # exactly what the model service loaded
+        assert [s["id"] for s in styles] == ["rand-0", "rand-1"]
         assert styles[0]["display_name"] == "Random test style 0"
         thumbnail = client.get(styles[0]["thumbnail_url"])
         assert thumbnail.status_code == 200 and thumbnail.headers["content-type"].startswith("image/")
+        store.save_library(random_library("late", num_styles=1, seed=21))  # added while the server runs
+        try:
+            assert [s["id"] for s in client.post("/styles", json={}).json()] == ["late-0", "rand-0", "rand-1"]
+            assert stylize(client, png_bytes(), style="late-0").status_code == 200  # served without a restart
+        finally:
+            store.delete_style("late-0")
+        assert [s["id"] for s in client.post("/styles", json={}).json()] == ["rand-0", "rand-1"]
+        assert stylize(client, png_bytes(), style="late-0").status_code == 404
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])

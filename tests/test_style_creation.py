@@ -10,12 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipmorph import catalogue
-
 from browser import open_page
-from conftest import random_library, run_cli
+from conftest import run_cli
 from media_factory import gradient_frame
-from service_fixture import start_server, stop_server
+from service_fixture import own_store, start_server, stop_server
 from test_service import error_of, png_bytes, wait_for_job
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
@@ -31,14 +29,11 @@ def painting_bytes() -> bytes:
 
 def serve_with_own_store(workdir, vgg_assets, extra_env=None):
     """A server over a fresh store holding the random test styles (rand-0, rand-1)."""
-    home, photos = workdir / "bentoml", workdir / "photos"
+    photos = workdir / "photos"
     photos.mkdir()
     for i in range(4):
         Image.fromarray(gradient_frame(96, 72, t=i)).save(photos / f"{i}.jpg")
-    catalogue.write_catalogue(random_library(), workdir / "catalogue")
-    env = {"BENTOML_HOME": str(home), "CLIPMORPH_CACHE": str(vgg_assets[1].parent)}
-    imported = run_cli("styles", "import", str(workdir / "catalogue"), env=env)
-    assert imported.returncode == 0, imported.stderr
+    env = {"BENTOML_HOME": str(own_store(workdir)), "CLIPMORPH_CACHE": str(vgg_assets[1].parent)}
     env |= {"CLIPMORPH_TRAIN_CONTENT": str(photos), "CLIPMORPH_WANDB_DIR": str(workdir / "wandb")}
     return start_server(workdir, env | (extra_env or {}))
 

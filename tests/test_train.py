@@ -84,9 +84,23 @@ def test_resume_refuses_a_checkpoint_of_other_styles(pictures, vgg_env, tmp_path
         train(other, resume=True, show_bar=False)
 
 
-def test_cli_trains_into_the_store_then_adds_a_style_on_the_frozen_backbone(pictures, vgg_env, tmp_path):
+@pytest.fixture
+def cleanup_styles():
+    """Styles a test trains into the session store are removed again (the session server serves it)."""
     from clipmorph import store
 
+    created: list[str] = []
+    yield created
+    for style_id in created:
+        store.delete_style(style_id)
+
+
+def test_cli_trains_into_the_store_then_adds_a_style_on_the_frozen_backbone(
+    pictures, vgg_env, tmp_path, cleanup_styles
+):
+    from clipmorph import store
+
+    cleanup_styles += ["stripes", "checks", "mirror"]
     photos = str(pictures / "photos")
     stripes, checks = str(pictures / "stripes.png"), str(pictures / "checks.png")
     result = run_cli(
@@ -144,7 +158,8 @@ def test_cli_trains_into_the_store_then_adds_a_style_on_the_frozen_backbone(pict
 def test_ctrl_c_saves_a_checkpoint_to_resume_from(pictures, vgg_env, tmp_path):
     command = [
         sys.executable, "-m", "clipmorph.cli", "train", str(pictures / "stripes.png"), "--content",
-        str(pictures / "photos"), "--steps", "100000", "--no-wandb", "--checkpoint-dir", str(tmp_path), *TINY,
+        str(pictures / "photos"), "--steps", "100000", "--no-wandb", "--checkpoint-dir", str(tmp_path),
+        "--sample-every", "1", *TINY,
     ]  # fmt: skip
     process = subprocess.Popen(
         command, env={**os.environ, **vgg_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
