@@ -2,7 +2,8 @@
 and what image requests see while a style trains (clients/load.py idle, then during training).
 
 Needs the trained catalogue (models/) and a folder of photos ($CLIPMORPH_DATA/content); not in
-the default `make bench` (about 20 minutes on 2 CPU cores): `python -m bench --sections creation --merge`.
+the default `make bench` (about 20 minutes on 2 CPU cores): `python -m bench --sections creation --merge`
+(`CLIPMORPH_BENCH_PRESETS=fast` to time one preset).
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def run(quick: bool = False) -> list[dict]:
             sizes, clients = [512], 2
             idle = load.run(url, clients, LOAD_SECONDS, sizes)
             rows.append({"section": "creation-load", "when": "idle", **idle})
-            presets = ["tiny"] if quick else ["fast", "best"]
+            wanted = os.environ.get("CLIPMORPH_BENCH_PRESETS", "fast,best").split(",")
+            presets = ["tiny"] if quick else wanted
             for preset in presets:
                 started = time.monotonic()
                 job = create(url, preset, f"bench {preset} {int(time.time())}")

@@ -12,6 +12,8 @@ import copy
 import logging
 import os
 import platform
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -308,11 +310,18 @@ class Trainer:
 
             bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True)
         started, previous_seconds = time.monotonic(), self.seconds
+        interrupted = threading.Event()
+        previous_handler = None
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C asks the loop to stop at the next step boundary (never mid-step or mid-save).
+            previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
         budget = cfg.max_minutes * 60 if cfg.max_minutes else None
         stopped = False
         self.net.train()
         try:
             for batch in loader:
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
                 if self.step >= cfg.steps:
                     break
                 if (should_stop and should_stop()) or (budget and time.monotonic() - started > budget):
@@ -341,6 +350,8 @@ class Trainer:
                 f"interrupted at step {self.step}; checkpoint saved to {checkpoint}: rerun with --resume"
             ) from None
         finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
             if bar:
                 bar.close()
         checkpoint = self.save_checkpoint()

@@ -17,10 +17,12 @@ def page(server):
         yield page
 
 
-def test_gallery_lists_the_styles(page):
+def test_gallery_lists_the_styles(page, server):
     page.wait_for_selector(".style >> nth=1")
     names = page.locator(".style span").all_inner_texts()
-    assert names == ["Random test style 0", "Random test style 1"]
+    with server.client() as client:
+        served = [row["display_name"] for row in client.post("/styles", json={}).json()]
+    assert names == served and "Random test style 0" in names
     assert page.locator('.style[aria-selected="true"]').count() == 1
 
 
