@@ -32,9 +32,14 @@ def listening_only_on_loopback() -> bool:
     return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
 
 
+def is_admin(headers: Mapping[str, str], admin_token: str) -> bool:
+    """The request carries the configured admin token (constant-time comparison)."""
+    return bool(admin_token) and secrets.compare_digest(bearer_token(headers).encode(), admin_token.encode())
+
+
 def require_admin(headers: Mapping[str, str], admin_token: str) -> None:
     if admin_token:
-        if not secrets.compare_digest(bearer_token(headers).encode(), admin_token.encode()):
+        if not is_admin(headers, admin_token):
             raise BadInput("this action needs the admin token (Authorization: Bearer ...)", "forbidden")
     elif not listening_only_on_loopback():
         raise BadInput(

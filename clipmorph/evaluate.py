@@ -161,7 +161,7 @@ def evaluate_library(
     results = []
     for style_id in styles or sorted(library.styles):
         options = StylizeOptions(StyleMix.single(style_id), max_side=None)
-        outputs = [engine.stylize_frames([p], options)[0] for p in photo_arrays]
+        outputs = engine.stylize_frames(photo_arrays, options)  # the engine groups them by size
         out_feats = [distances.features(o) for o in outputs]
         content = float(
             np.mean([distances.content_distance(o, p) for o, p in zip(out_feats, photo_feats, strict=True)])

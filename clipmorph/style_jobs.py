@@ -78,12 +78,12 @@ def default_base(preferred: str) -> str:
 def may_cancel(job: Job, headers, admin_token: str) -> None:
     """With an admin token configured, a style job is cancelled by its owner (X-Owner-Key, given
     when it was created) or an admin. Video jobs: knowing the random job id is the capability."""
-    from clipmorph.access import bearer_token
+    from clipmorph.access import is_admin
 
     key_file = job.folder / "owner_key"
     if not admin_token or not key_file.is_file():
         return
-    if secrets.compare_digest(bearer_token(headers).encode(), admin_token.encode()):
+    if is_admin(headers, admin_token):
         return
     if secrets.compare_digest(headers.get("x-owner-key", "").encode(), key_file.read_text().encode()):
         return

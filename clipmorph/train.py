@@ -294,6 +294,7 @@ class Trainer:
         )  # fmt: skip
         self.wandb_id = tracker.run_id
         paths = [path for folder in cfg.content for path in find_images(folder)]
+        self.content_images = len(paths)
         loader = DataLoader(
             RandomCrops(paths, cfg.image_size, seed=cfg.seed),
             batch_size=cfg.batch_size,
@@ -430,7 +431,7 @@ class Trainer:
             "precision": str(self.amp_dtype).removeprefix("torch."),
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "torch": str(torch.__version__),
-            "content_images": sum(len(find_images(folder)) for folder in cfg.content),
+            "content_images": self.content_images,
             **cfg.hyperparameters(),
         }
         metas = []
