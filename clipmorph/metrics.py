@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import resource
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +42,18 @@ class Metrics:
     gpu_utilization: Any  # Gauge: clipmorph_gpu_utilization_ratio{device}
 
 
-@functools.cache
+_CREATING = threading.Lock()
+
+
 def get() -> Metrics:
+    """The process's metrics, created once: a service's request threads can all arrive here
+    first at the same moment, and registering a metric twice raises (a 500 seen under load)."""
+    with _CREATING:
+        return _create()
+
+
+@functools.cache
+def _create() -> Metrics:
     from prometheus_client import Counter, Gauge, Histogram
 
     return Metrics(
