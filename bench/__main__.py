@@ -35,6 +35,14 @@ def machine() -> dict:
     }
 
 
+def merged_machine(earlier: dict, now: dict, sections: str) -> dict:
+    """The header stays the machine of the kept rows; each re-measured section names its own
+    machine, which may be another one (sessions here get different CPUs)."""
+    where = f"{now['cpu']}, {now['cores']} threads, GPU: {now['gpu'] or 'none'}, torch {now['torch']}"
+    notes = {**earlier.get("merged_sections", {}), sections: f"{now['date']} on {where}"}
+    return {**{k: v for k, v in earlier.items() if k != "merged"}, "merged_sections": notes}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a small subset (a minute or two)")
@@ -56,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         rerun = set(args.sections.split(","))
         kept = [r for r in earlier["rows"] if r["section"].split("-")[0] not in rerun]
         rows = kept + rows
-        info["total_seconds"] = earlier["machine"].get("total_seconds", 0)
-        info["merged"] = f"{args.sections} re-measured {info['date']}"
+        info = merged_machine(earlier["machine"], info, args.sections)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
     report.write(info, rows, args.out)

@@ -88,7 +88,7 @@ def write(info: dict, rows: list[dict], out: Path) -> None:
         f"Measured {info['date']} on {info['cpu']} ({info['cores']} threads, bf16 instructions: "
         f"{', '.join(info['bf16_instructions']) or 'none'}), GPU: {info['gpu'] or 'none'}, torch {info['torch']}, "
         f"Python {info['python']}. `make bench` wrote this file; total {info.get('total_seconds', '?')} s."
-        + (f" Sections {info['merged']}." if info.get("merged") else ""),
+        + "".join(f" Section {name} re-measured {when}." for name, when in info.get("merged_sections", {}).items()),
         "Networks have random weights (speed does not depend on the values). Each figure is the median of "
         "at least 3 timed runs after a warm-up; min/max give the spread.",
         "",
