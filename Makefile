@@ -82,7 +82,7 @@ MINUTES ?= 100
 catalogue: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[training]'
 	$(VENV)/bin/clipmorph vgg fetch
-	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py train --max-minutes $(MINUTES)
+	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py train --max-minutes $(MINUTES) $(if $(INIT_FROM),--init-from $(INIT_FROM))
 	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py ablation --steps 500
 	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py finish
 

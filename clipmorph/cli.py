@@ -117,6 +117,9 @@ def add_train_parser(commands) -> None:
     )
     train.add_argument("--name", default=None, help="backbone name for a new backbone (default: first style id)")
     train.add_argument("--add-to", help="style id or backbone name in the store: learn only the new styles")
+    train.add_argument(
+        "--init-from", type=Path, help="catalogue folder (e.g. models/) whose weights start a new backbone run"
+    )
     train.add_argument("--width", choices=["full", "lite"], default=None, help="new backbone width (default full)")
     train.add_argument("--checkpoint-dir", type=Path, help="default: runs/<name>")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
@@ -157,6 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         width=width,
         backbone_name=name,
         add_to=args.add_to,
+        init_from=args.init_from,
         wandb=args.wandb,
         compile=args.compile,
         max_minutes=args.max_minutes,

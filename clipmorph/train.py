@@ -63,6 +63,7 @@ class TrainConfig:
     width: str = "full"
     backbone_name: str = "custom"
     add_to: str | None = None  # style id or backbone name in the store: learn only the new styles' vectors
+    init_from: Path | None = None  # a catalogue folder whose backbone (and same-id styles) start a new run
     steps: int = 4000
     batch_size: int = 4
     image_size: int = 256
@@ -102,6 +103,10 @@ class TrainConfig:
             raise BadInput("steps and batch size must be >= 1, image and style sizes >= 32")
         folders = [self.content] if isinstance(self.content, str | Path) else self.content
         self.content, self.checkpoint_dir = [Path(f) for f in folders], Path(self.checkpoint_dir)
+        if self.init_from is not None:
+            if self.add_to:
+                raise BadInput("--init-from starts a new backbone; --add-to keeps a stored one frozen: pick one")
+            self.init_from = Path(self.init_from)
 
     def to_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -109,6 +114,7 @@ class TrainConfig:
         data["motion"] = asdict(self.motion)
         data["content"], data["checkpoint_dir"] = [str(f) for f in self.content], str(self.checkpoint_dir)
         data["wandb_dir"] = str(self.wandb_dir) if self.wandb_dir else None
+        data["init_from"] = str(self.init_from) if self.init_from else None
         return data
 
     def hyperparameters(self) -> dict:
@@ -161,6 +167,7 @@ class Trainer:
         if self.channels_last:
             self.vgg = self.vgg.to(memory_format=torch.channels_last)
         self.base = StyleLibrary()  # the frozen backbone (and its styles) when adding styles
+        self.earlier: dict | None = None  # training record of the weights a run started from (init_from)
         self.net = self._build_network().to(self.device)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -178,6 +185,8 @@ class Trainer:
 
     def _build_network(self) -> TransformerNet:
         count = len(self.config.styles)
+        if self.config.init_from:
+            return self._network_from_catalogue(self.config.init_from)
         if not self.config.add_to:
             return TransformerNet(WIDTHS[self.config.width], count)
         from clipmorph import store
@@ -194,6 +203,25 @@ class Trainer:
         for name, param in net.named_parameters():
             param.requires_grad = name.endswith((".scale", ".shift"))
         return net
+
+    def _network_from_catalogue(self, folder: Path) -> TransformerNet:
+        """Go on from exported weights (a new optimiser, possibly new loss weights): the
+        backbone of this width, each style's vectors where the catalogue has that id."""
+        from clipmorph.catalogue import read_catalogue
+
+        library = read_catalogue(folder)
+        spec = WIDTHS[self.config.width]
+        backbones = [b for b in library.backbones.values() if b.spec == spec]
+        if len(backbones) != 1:
+            raise BadInput(f"{folder} holds {len(backbones)} backbones of width {self.config.width}, need one")
+        backbone = backbones[0]
+        known = {s.id: s.params for s in library.styles.values() if s.backbone == backbone.key}
+        if not known:
+            raise BadInput(f"{folder}: backbone {backbone.name} has no styles")
+        mean = {k: torch.stack([p[k] for p in known.values()]).mean(0) for k in next(iter(known.values()))}
+        self.earlier = backbone.metadata.get("training")
+        params = [known.get(source.id, mean) for source in self.config.styles]
+        return build_network(spec, backbone.state, [{k: v.float() for k, v in p.items()} for p in params])
 
     def _style_targets(self) -> dict[str, Tensor]:
         """Gram targets, stacked over styles: layer -> (num_styles, C, C)."""
@@ -226,6 +254,7 @@ class Trainer:
             "model": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "wandb_id": self.wandb_id,
+            "earlier": self.earlier,
         }
         partial = self.checkpoint_path.with_name(f".{CHECKPOINT_FILE}.{os.getpid()}")
         torch.save(state, partial)
@@ -247,6 +276,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.seconds = state["step"], state["seconds"]
         self.averages, self.wandb_id = state["averages"], state.get("wandb_id")
+        self.earlier = state.get("earlier", self.earlier)
 
     # --- the loop ---
 
@@ -434,6 +464,9 @@ class Trainer:
             "content_images": self.content_images,
             **cfg.hyperparameters(),
         }
+        if self.earlier:  # steps before this run count too; how they were trained stays on record
+            trained["total_steps"] = self.earlier.get("total_steps", self.earlier.get("steps", 0)) + self.step
+            trained["started_from"] = {"catalogue": str(cfg.init_from), "training": self.earlier}
         metas = []
         for source in cfg.styles:
             meta = {"display_name": source.id, **source.metadata}

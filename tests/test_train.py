@@ -84,6 +84,38 @@ def test_resume_refuses_a_checkpoint_of_other_styles(pictures, vgg_env, tmp_path
         train(other, resume=True, show_bar=False)
 
 
+def test_a_run_started_from_an_exported_catalogue_begins_at_its_weights_and_keeps_its_history(
+    pictures, vgg_env, tmp_path, monkeypatch
+):
+    from clipmorph import catalogue
+    from clipmorph.errors import BadInput
+    from clipmorph.train import StyleSource, Trainer, train
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
+    first = train(tiny_config(pictures, tmp_path / "first", steps=2), show_bar=False)
+    catalogue.write_catalogue(first.library, tmp_path / "exported")
+    exported = catalogue.read_catalogue(tmp_path / "exported")
+    (backbone,) = exported.backbones.values()
+    # A new style joins the known ones: it starts at their mean, the known ones where they were.
+    styles = [StyleSource("checks", pictures / "checks.png"), StyleSource("mirror", pictures / "mirror.png")]
+    config = tiny_config(pictures, tmp_path / "second", steps=3, init_from=tmp_path / "exported", style_weight=1.0)
+    config.styles = styles
+    net = Trainer(config).net
+    start = net.state_dict()
+    for key, value in backbone.state.items():
+        assert torch.allclose(start[key], value.float()), key
+    checks, stripes = exported.styles["checks"].params, exported.styles["stripes"].params
+    for key, value in checks.items():
+        assert torch.allclose(net.style_state(0)[key], value.float()), key
+        assert torch.allclose(net.style_state(1)[key], (value.float() + stripes[key].float()) / 2), key
+    second = train(config, show_bar=False)
+    record = second.library.styles["mirror"].metadata["training"]
+    assert record["steps"] == 3 and record["total_steps"] == 5 and record["style_weight"] == 1.0
+    assert record["started_from"]["training"]["steps"] == 2 and record["started_from"]["training"]["style_weight"] == 5
+    with pytest.raises(BadInput, match="pick one"):
+        tiny_config(pictures, tmp_path / "x", steps=1, init_from=tmp_path / "exported", add_to="catalogue-full")
+
+
 @pytest.fixture
 def cleanup_styles():
     """Styles a test trains into the session store are removed again (the session server serves it)."""

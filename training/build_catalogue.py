@@ -1,12 +1,15 @@
 """Build the shipped catalogue (models/) from training/catalogue.toml, in resumable stages.
 
     python training/build_catalogue.py train --max-minutes 80      # repeat until it is good enough
-    python training/build_catalogue.py ablation --max-minutes 6    # temporal terms on/off, small scale
+    python training/build_catalogue.py ablation --steps 200        # temporal terms on/off, small scale
     python training/build_catalogue.py finish --lite-minutes 10    # distil lite, evaluate, write models/
 
-`train` resumes from training/runs/catalogue-full/checkpoint.pt; `finish` takes the
-checkpoint as it is (its step count is recorded in every style's metadata). The photos and
-paintings are read from --data (default $CLIPMORPH_DATA, else ../shared/data).
+`train` resumes from training/runs/catalogue-full/checkpoint.pt; with no checkpoint there,
+`--init-from models` starts from the shipped weights instead of from scratch (a new optimiser;
+the earlier run's record is kept in the metadata). `finish` takes the checkpoint as it is (its
+step count is recorded in every style's metadata). `ablation` writes models/ablation.json, which
+`finish` puts in REPORT.md. The photos and paintings are read from --data (default
+$CLIPMORPH_DATA, else ../shared/data).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         checkpoint_dir=runs_dir(args) / backbone["name"],
         width=backbone["width"],
         backbone_name=backbone["name"],
+        init_from=args.init_from,
+        style_weight=float(backbone.get("style_weight", TrainConfig.style_weight)),
         steps=steps or args.steps,
         image_size=args.image_size,
         workers=1,
@@ -81,6 +86,7 @@ def stage_ablation(args: argparse.Namespace) -> None:
             width="lite",
             backbone_name=f"ablation-{label}",
             checkpoint_dir=runs_dir(args) / f"ablation-{label}",
+            init_from=None,
             steps=args.steps,
             max_minutes=None,
             **extra,
@@ -91,7 +97,7 @@ def stage_ablation(args: argparse.Namespace) -> None:
     for label, library in runs.items():
         rows, run = evaluate(args, library)
         scores[label] = {"styles": [asdict(r) for r in rows], "run": run}
-    out = runs_dir(args) / "ablation.json"
+    out = Path(args.models) / "ablation.json"  # beside REPORT.md, committed: the runs folder is not
     out.write_text(json.dumps({"steps": args.steps, "scores": scores}, indent=2) + "\n")
     print(f"wrote {out}")
 
@@ -181,7 +187,7 @@ def stage_finish(args: argparse.Namespace) -> None:
     catalogue.write_catalogue(shipped, models)
     engine = Engine(full)
     contact_sheet(engine, sorted(full.styles), sheet_photos(), cell=200).save(models / "contact-sheet.jpg", quality=85)
-    write_report(models / "REPORT.md", report_rows, libraries, lite, runs_dir(args) / "ablation.json")
+    write_report(models / "REPORT.md", report_rows, libraries, lite, models / "ablation.json")
     print(f"wrote {models}")
 
 
@@ -196,11 +202,8 @@ def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) 
         "",
         "Written by `python training/build_catalogue.py finish`; every number below was measured by it.",
         "",
-        f"- Backbone `{backbone.name}` (`full` width): {trained['steps']} steps of batch {trained['batch_size']} "
-        f"at {trained['image_size']} px, {trained['seconds'] / 3600:.2f} h on {trained['device']}, "
-        f"{trained['precision']} autocast, {trained['content_images']} training photos; "
-        f"style weight {trained['style_weight']}, content {trained['content_weight']}, TV {trained['tv_weight']}, "
-        f"noise {trained['noise_weight']}, warp {trained['warp_weight']}.",
+        f"- Backbone `{backbone.name}` (`full` width), {trained.get('total_steps', trained['steps'])} steps in all:",
+        *training_history(trained),
         f"- `lite` backbone: distilled from it, {lite.steps} steps in {lite.seconds / 60:.1f} min "
         "(ids end in `-lite`).",
         f"- Distances on {run['photos']} held-out photos ({HELD_OUT}, never trained on) at "
@@ -222,6 +225,20 @@ def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) 
     if ablation.is_file():
         lines += ["## Temporal terms on and off", "", *ablation_lines(json.loads(ablation.read_text()))]
     path.write_text("\n".join(lines) + "\n")
+
+
+def training_history(trained: dict) -> list[str]:
+    """One line per training run, oldest first: a run that started from exported weights
+    records the run before it, and loss weights may differ between them."""
+    earlier = trained.get("started_from", {}).get("training")
+    line = (
+        f"  - {trained['steps']} steps of batch {trained['batch_size']} at {trained['image_size']} px, "
+        f"{trained['seconds'] / 3600:.2f} h on {trained['device']}, {trained['precision']} autocast, "
+        f"{trained['content_images']} training photos; style weight {trained['style_weight']}, content "
+        f"{trained['content_weight']}, TV {trained['tv_weight']}, noise {trained['noise_weight']}, "
+        f"warp {trained['warp_weight']}" + (", starting from the weights above (new optimiser)." if earlier else ".")
+    )
+    return [*(training_history(earlier) if earlier else []), line]
 
 
 def ablation_lines(data: dict) -> list[str]:
@@ -254,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-photos", type=int, default=16)
     parser.add_argument("--eval-frames", type=int, default=48)
     parser.add_argument("--no-wandb", action="store_true")
-    parser.add_argument("--runs", type=Path, help="checkpoints and ablation results (default training/runs)")
-    parser.add_argument("--models", type=Path, default=REPO / "models", help="finish: catalogue folder to write")
+    parser.add_argument("--init-from", type=Path, help="train: start a new run from an exported catalogue's weights")
+    parser.add_argument("--runs", type=Path, help="checkpoints (default training/runs)")
+    parser.add_argument("--models", type=Path, default=REPO / "models", help="catalogue folder to write")
     args = parser.parse_args(argv)
     {"train": stage_train, "ablation": stage_ablation, "finish": stage_finish}[args.stage](args)
     return 0
