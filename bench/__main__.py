@@ -40,7 +40,7 @@ def merged_machine(earlier: dict, now: dict, sections: str) -> dict:
     machine, which may be another one (sessions here get different CPUs)."""
     where = f"{now['cpu']}, {now['cores']} threads, GPU: {now['gpu'] or 'none'}, torch {now['torch']}"
     notes = {**earlier.get("merged_sections", {}), sections: f"{now['date']} on {where}"}
-    return {**{k: v for k, v in earlier.items() if k != "merged"}, "merged_sections": notes}
+    return {**earlier, "merged_sections": notes}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ from clipmorph.engine import Engine, StyleMix, StylizeOptions
 from clipmorph.losses import CONTENT_LAYER, STYLE_LAYERS, gram_matrix
 from clipmorph.media import VideoReader
 from clipmorph.styles import StyleLibrary
+from clipmorph.train import total_steps
 from clipmorph.vgg import VGGFeatures
 
 
@@ -221,8 +222,9 @@ def markdown_table(scores: Sequence[StyleScores], library: StyleLibrary) -> str:
     ]
     for s in scores:
         training = library.styles[s.style].metadata.get("training", {}) if s.style in library.styles else {}
+        steps = total_steps(training) if "steps" in training else "n/a"
         lines.append(
-            f"| {s.style} | {steps_of(training)} | {training.get('device', 'n/a')} "
+            f"| {s.style} | {steps} | {training.get('device', 'n/a')} "
             f"| {_fmt(s.style_distance)} ({_fmt(s.style_distance_ratio, 2)}) | {_fmt(s.content_distance)} "
             f"| {_fmt(s.warping_error)} ({_fmt(s.warping_error_ratio, 3)}) |"
         )
@@ -260,8 +262,3 @@ def scores_metadata(score: StyleScores, run: dict) -> dict:
     """What goes into a style's store metadata under ``evaluation``."""
     values = {k: v for k, v in asdict(score).items() if k != "style" and v is not None}
     return {k: round(v, 5) for k, v in values.items()} | {"video": run.get("video"), "photos": run.get("photos")}
-
-
-def steps_of(training: dict) -> int | str:
-    """All steps behind a style, counting runs it was continued from."""
-    return training.get("total_steps", training.get("steps", "n/a"))

@@ -154,6 +154,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def mean_style(styles: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """The average of styles' vectors: where a style new to a backbone starts."""
+    return {k: torch.stack([p[k] for p in styles]).mean(0) for k in styles[0]}
+
+
+def total_steps(training: dict) -> int:
+    """All steps behind a training record, counting the runs it was continued from."""
+    return training.get("total_steps", training["steps"])
+
+
 class Trainer:
     """Owns the network, optimiser and loss network for one training run."""
 
@@ -195,7 +205,7 @@ class Trainer:
         (backbone,) = self.base.backbones.values()
         existing = [s.params for s in self.base.styles.values()]
         # Start from the average of the backbone's styles: a neutral point between them.
-        start = {k: torch.stack([p[k] for p in existing]).mean(0) for k in existing[0]} if existing else None
+        start = mean_style(existing) if existing else None
         net = TransformerNet(backbone.spec, count)
         net = build_network(backbone.spec, backbone.state, [start] * count) if start else net
         if not start:
@@ -218,7 +228,7 @@ class Trainer:
         known = {s.id: s.params for s in library.styles.values() if s.backbone == backbone.key}
         if not known:
             raise BadInput(f"{folder}: backbone {backbone.name} has no styles")
-        mean = {k: torch.stack([p[k] for p in known.values()]).mean(0) for k in next(iter(known.values()))}
+        mean = mean_style(list(known.values()))
         self.earlier = backbone.metadata.get("training")
         params = [known.get(source.id, mean) for source in self.config.styles]
         return build_network(spec, backbone.state, [{k: v.float() for k, v in p.items()} for p in params])
@@ -465,7 +475,7 @@ class Trainer:
             **cfg.hyperparameters(),
         }
         if self.earlier:  # steps before this run count too; how they were trained stays on record
-            trained["total_steps"] = self.earlier.get("total_steps", self.earlier.get("steps", 0)) + self.step
+            trained["total_steps"] = total_steps(self.earlier) + self.step
             trained["started_from"] = {"catalogue": str(cfg.init_from), "training": self.earlier}
         metas = []
         for source in cfg.styles:

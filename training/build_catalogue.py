@@ -193,6 +193,7 @@ def stage_finish(args: argparse.Namespace) -> None:
 
 def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) -> None:
     from clipmorph.evaluate import markdown_table
+    from clipmorph.train import total_steps
 
     (backbone,) = libraries["full"].backbones.values()
     trained = backbone.metadata["training"]
@@ -202,7 +203,7 @@ def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) 
         "",
         "Written by `python training/build_catalogue.py finish`; every number below was measured by it.",
         "",
-        f"- Backbone `{backbone.name}` (`full` width), {trained.get('total_steps', trained['steps'])} steps in all:",
+        f"- Backbone `{backbone.name}` (`full` width), {total_steps(trained)} steps in all:",
         *training_history(trained),
         f"- `lite` backbone: distilled from it, {lite.steps} steps in {lite.seconds / 60:.1f} min "
         "(ids end in `-lite`).",
