@@ -24,9 +24,13 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clipmorph.errors import BadInput, UnknownStyle
 from clipmorph.jobs import ENDED, Job, JobStore
+
+if TYPE_CHECKING:
+    from clipmorph.train import StyleSource
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,22 @@ def active_style_ids(jobs: JobStore) -> set[str]:
     """Style ids that queued or running creation jobs will produce."""
     records = [job.read() for job in jobs.jobs()]
     return {r.get("style") for r in records if r.get("kind") == "style" and r.get("state") not in ENDED}
+
+
+def preset_config(source: StyleSource, preset: str, content: list[Path], base: str, checkpoint_dir: Path, **options):
+    """The add-a-style training a creation job runs (also timed alone by the bench)."""
+    from clipmorph.train import TrainConfig
+
+    return TrainConfig(
+        styles=[source],
+        content=content,
+        checkpoint_dir=checkpoint_dir,
+        add_to=base,
+        lr=STYLE_LR,
+        workers=0,
+        checkpoint_every=10**9,  # a job that stops is discarded, not resumed
+        **PRESETS[preset] | options,
+    )
 
 
 def default_base(preferred: str) -> str:
@@ -184,11 +204,10 @@ def _save_preview(job: Job, grid) -> None:
 def run_job(folder: Path) -> int:
     """The child process: train, evaluate, save to the store, report."""
     from clipmorph import store
-    from clipmorph.train import StyleSource, TrainConfig, train
+    from clipmorph.train import StyleSource, train
 
     job = Job(folder.name, folder)
     spec = StyleJobSpec(**json.loads((folder / SPEC_FILE).read_text()))
-    preset = PRESETS[spec.preset]
     source = StyleSource(
         spec.style_id,
         folder / spec.painting,
@@ -200,18 +219,10 @@ def run_job(folder: Path) -> int:
             "preset": spec.preset,
         },
     )
-    config = TrainConfig(
-        styles=[source],
-        content=[Path(c) for c in spec.content],
-        checkpoint_dir=folder / "checkpoint",
-        add_to=spec.base,
-        lr=STYLE_LR,
-        workers=0,
-        checkpoint_every=10**9,  # a job that stops is discarded, not resumed
-        wandb=spec.wandb,
-        wandb_dir=Path(spec.wandb_dir) if spec.wandb_dir else None,
-        **preset,
-    )
+    config = preset_config(
+        source, spec.preset, [Path(c) for c in spec.content], spec.base, folder / "checkpoint",
+        wandb=spec.wandb, wandb_dir=Path(spec.wandb_dir) if spec.wandb_dir else None,
+    )  # fmt: skip
     started = time.monotonic()
     job.write("running", step=0, steps=config.steps)
 

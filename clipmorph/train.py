@@ -119,10 +119,11 @@ class TrainConfig:
 
     def hyperparameters(self) -> dict:
         """What a style's metadata records about how it was trained."""
-        keep = ["width", "steps", "batch_size", "image_size", "style_size", "lr", "seed"]
+        keep = ["width", "batch_size", "image_size", "style_size", "lr", "seed"]
         keep += ["content_weight", "style_weight", "tv_weight", "noise_weight", "noise_sigma", "warp_weight"]
         keep += ["temporal_images"]
-        return {k: getattr(self, k) for k in keep} | {"motion": asdict(self.motion)}
+        # planned_steps: a run may stop early (time budget); the record's `steps` are the ones taken
+        return {k: getattr(self, k) for k in keep} | {"planned_steps": self.steps, "motion": asdict(self.motion)}
 
 
 @dataclass
@@ -167,7 +168,9 @@ def total_steps(training: dict) -> int:
 class Trainer:
     """Owns the network, optimiser and loss network for one training run."""
 
-    def __init__(self, config: TrainConfig, vgg_dir: Path | None = None) -> None:
+    def __init__(self, config: TrainConfig, vgg_dir: Path | None = None, base: StyleLibrary | None = None) -> None:
+        """``base``: the backbone (and its styles) that ``config.add_to`` names, when the caller
+        already holds it (a catalogue folder, say); else it is looked up in the store."""
         self.config = config
         self.device = pick_device(config.device)
         self.amp_dtype = pick_dtype(self.device, "auto" if config.precision == "auto" else config.precision)
@@ -176,8 +179,9 @@ class Trainer:
         self.vgg = VGGFeatures.load(vgg_dir).to(self.device)
         if self.channels_last:
             self.vgg = self.vgg.to(memory_format=torch.channels_last)
-        self.base = StyleLibrary()  # the frozen backbone (and its styles) when adding styles
+        self.base = base or StyleLibrary()  # the frozen backbone (and its styles) when adding styles
         self.earlier: dict | None = None  # training record of the weights a run started from (init_from)
+        self.started_from: str | None = None  # where those weights were read
         self.net = self._build_network().to(self.device)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -199,9 +203,10 @@ class Trainer:
             return self._network_from_catalogue(self.config.init_from)
         if not self.config.add_to:
             return TransformerNet(WIDTHS[self.config.width], count)
-        from clipmorph import store
+        if not self.base.backbones:
+            from clipmorph import store
 
-        self.base = store.backbone_library(self.config.add_to)
+            self.base = store.backbone_library(self.config.add_to)
         (backbone,) = self.base.backbones.values()
         existing = [s.params for s in self.base.styles.values()]
         # Start from the average of the backbone's styles: a neutral point between them.
@@ -229,7 +234,7 @@ class Trainer:
         if not known:
             raise BadInput(f"{folder}: backbone {backbone.name} has no styles")
         mean = mean_style(list(known.values()))
-        self.earlier = backbone.metadata.get("training")
+        self.earlier, self.started_from = backbone.metadata.get("training"), str(folder)
         params = [known.get(source.id, mean) for source in self.config.styles]
         return build_network(spec, backbone.state, [{k: v.float() for k, v in p.items()} for p in params])
 
@@ -287,6 +292,7 @@ class Trainer:
         self.step, self.seconds = state["step"], state["seconds"]
         self.averages, self.wandb_id = state["averages"], state.get("wandb_id")
         self.earlier = state.get("earlier", self.earlier)
+        self.started_from = saved.get("init_from") or self.started_from
 
     # --- the loop ---
 
@@ -476,7 +482,7 @@ class Trainer:
         }
         if self.earlier:  # steps before this run count too; how they were trained stays on record
             trained["total_steps"] = total_steps(self.earlier) + self.step
-            trained["started_from"] = {"catalogue": str(cfg.init_from), "training": self.earlier}
+            trained["started_from"] = {"catalogue": self.started_from, "training": self.earlier}
         metas = []
         for source in cfg.styles:
             meta = {"display_name": source.id, **source.metadata}
@@ -504,9 +510,9 @@ class Trainer:
         return library
 
 
-def train(config: TrainConfig, resume: bool = False, **run_options) -> TrainResult:
+def train(config: TrainConfig, resume: bool = False, base: StyleLibrary | None = None, **run_options) -> TrainResult:
     """Train (or resume) per ``config``; the caller saves ``result.library`` where it wants."""
-    trainer = Trainer(config)
+    trainer = Trainer(config, base=base)
     if resume and trainer.checkpoint_path.exists():
         trainer.load_checkpoint()
         # A resumed run may be asked to go further than the interrupted one planned.

@@ -116,6 +116,43 @@ def test_a_run_started_from_an_exported_catalogue_begins_at_its_weights_and_keep
         tiny_config(pictures, tmp_path / "x", steps=1, init_from=tmp_path / "exported", add_to="catalogue-full")
 
 
+def test_a_stopped_run_records_the_steps_it_took_and_a_resume_keeps_where_it_started(
+    pictures, vgg_env, tmp_path, monkeypatch
+):
+    from clipmorph import catalogue
+    from clipmorph.train import train
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
+    catalogue.write_catalogue(
+        train(tiny_config(pictures, tmp_path / "a", steps=1), show_bar=False).library, tmp_path / "x"
+    )
+    asked = iter(range(100))
+    config = tiny_config(pictures, tmp_path / "b", steps=50, init_from=tmp_path / "x")
+    stopped = train(config, should_stop=lambda: next(asked) >= 2, show_bar=False)
+    record = stopped.library.styles["checks"].metadata["training"]
+    assert not stopped.finished and record["steps"] == 2 and record["planned_steps"] == 50
+    # Reading the checkpoint back without --init-from (as `finish` does) still says where it began.
+    again = train(tiny_config(pictures, tmp_path / "b", steps=2), resume=True, show_bar=False)
+    record = again.library.styles["checks"].metadata["training"]
+    assert record["started_from"]["catalogue"] == str(tmp_path / "x") and record["total_steps"] == 3
+
+
+def test_a_style_is_added_to_a_backbone_held_in_hand_without_the_store(pictures, vgg_env, tmp_path, monkeypatch):
+    from clipmorph.train import StyleSource, train
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
+    base = train(tiny_config(pictures, tmp_path / "a", steps=1), show_bar=False).library
+    (backbone,) = base.backbones.values()
+    monkeypatch.setattr("clipmorph.store.backbone_library", lambda name: pytest.fail("the store was asked"))
+    config = tiny_config(pictures, tmp_path / "b", steps=2, add_to=backbone.name)
+    config.styles = [StyleSource("mirror", pictures / "mirror.png")]
+    result = train(config, base=base, show_bar=False)
+    (added,) = result.library.styles.values()
+    assert added.id == "mirror" and added.backbone == backbone.key
+    (kept,) = result.library.backbones.values()
+    assert kept.state is backbone.state  # the backbone in hand, frozen
+
+
 @pytest.fixture
 def cleanup_styles():
     """Styles a test trains into the session store are removed again (the session server serves it)."""

@@ -50,8 +50,9 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         init_from=args.init_from,
         style_weight=float(backbone.get("style_weight", TrainConfig.style_weight)),
         steps=steps or args.steps,
+        batch_size=args.batch_size,
         image_size=args.image_size,
-        workers=1,
+        workers=args.workers,
         checkpoint_every=100,
         sample_every=250,
         max_minutes=args.max_minutes,
@@ -60,10 +61,14 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
 
 
 def stage_train(args: argparse.Namespace) -> None:
+    from clipmorph import catalogue
     from clipmorph.train import train
 
     result = train(catalogue_config(args), resume=True)
     print(f"catalogue backbone: step {result.step}, {result.seconds / 60:.1f} min of training so far")
+    if args.export:  # the full library with its record: small, and `finish --full-from` takes it
+        catalogue.write_catalogue(result.library, args.export)
+        print(f"exported to {args.export}")
 
 
 def checkpoint_step(config) -> int:
@@ -155,9 +160,12 @@ def stage_finish(args: argparse.Namespace) -> None:
     from clipmorph.styles import Style, StyleLibrary
     from clipmorph.train import train
 
-    config = catalogue_config(args)
-    config = replace(config, steps=checkpoint_step(config), max_minutes=None, wandb=False)
-    full = train(config, resume=True, show_bar=False).library
+    if args.full_from:  # exported by `train --export` (on another machine, say)
+        full = catalogue.read_catalogue(args.full_from)
+    else:
+        config = catalogue_config(args)
+        config = replace(config, steps=checkpoint_step(config), max_minutes=None, wandb=False)
+        full = train(config, resume=True, show_bar=False).library
     data = data_root(args)
     lite = distill(
         full,
@@ -273,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-frames", type=int, default=48)
     parser.add_argument("--no-wandb", action="store_true")
     parser.add_argument("--init-from", type=Path, help="train: start a new run from an exported catalogue's weights")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="photo loading processes")
+    parser.add_argument("--export", type=Path, help="train: also write the full library as a catalogue folder")
+    parser.add_argument("--full-from", type=Path, help="finish: the full library from an exported folder")
     parser.add_argument("--runs", type=Path, help="checkpoints (default training/runs)")
     parser.add_argument("--models", type=Path, default=REPO / "models", help="catalogue folder to write")
     args = parser.parse_args(argv)

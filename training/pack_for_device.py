@@ -1,0 +1,87 @@
+"""Pack what a catalogue run needs onto a machine that has none of it (the lent GPU machine:
+no internet, no ../shared, 64 MiB per call): resized photos, the paintings as they are (their
+hashes go into the styles' metadata), and the converted VGG19 weights in fp16 (the loss network
+runs under bf16 autocast there anyway).
+
+    python training/pack_for_device.py --out .device-pack --photos 900
+
+The pack mirrors the data folder's layout (content/<set>/, styles/), so
+`CLIPMORPH_DATA=.device-pack/data CLIPMORPH_CACHE=.device-pack/vgg` is all a run needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "training"))
+
+
+def shrink(source: Path, target: Path, short_side: int, quality: int = 85) -> None:
+    from PIL import Image
+
+    with Image.open(source) as image:
+        image = image.convert("RGB")
+        scale = short_side / min(image.size)
+        if scale < 1:
+            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image.save(target, quality=quality)
+
+
+def pack_photos(data: Path, out: Path, count: int, short_side: int) -> int:
+    """An even spread over the training sets (every k-th photo of each), in the same folders."""
+    from build_catalogue import TRAIN_FOLDERS
+
+    from clipmorph.data import find_images
+
+    per_set = {name: find_images(data / "content" / name) for name in TRAIN_FOLDERS}
+    total = sum(len(paths) for paths in per_set.values())
+    packed = 0
+    for name, paths in per_set.items():
+        step = max(1, round(total / count))
+        for path in paths[::step]:
+            shrink(path, out / "data" / "content" / name / (path.stem + ".jpg"), short_side)
+            packed += 1
+    return packed
+
+
+def pack_vgg(out: Path) -> Path:
+    from safetensors.torch import load_file, save_file
+
+    from clipmorph.vgg import WEIGHTS_FILE, cache_dir
+
+    state = load_file(str(cache_dir() / WEIGHTS_FILE))
+    target = out / "vgg" / WEIGHTS_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.half() for k, v in state.items()}, str(target))
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("CLIPMORPH_DATA", REPO.parent / "shared" / "data"))
+    )
+    parser.add_argument("--out", type=Path, default=REPO / ".device-pack")
+    parser.add_argument("--photos", type=int, default=900)
+    parser.add_argument("--photo-side", type=int, default=288, help="short side of the packed photos")
+    args = parser.parse_args(argv)
+    photos = pack_photos(args.data, args.out, args.photos, args.photo_side)
+    for painting in sorted((args.data / "styles").iterdir()):
+        if painting.is_file():
+            (args.out / "data" / "styles").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(painting, args.out / "data" / "styles" / painting.name)
+    vgg = pack_vgg(args.out)
+    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
+    print(f"packed {photos} photos, the paintings and {vgg.name} into {args.out}: {size / 2**20:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
