@@ -18,19 +18,14 @@ from pathlib import Path
 
 import httpx
 
+from bench.paths import CREATION_PAINTING, REPO, data_root
 from bench.service import free_port, load_module, start
-from bench.video import REPO
 
-PAINTING = "muse.jpg"  # any painting works; this one is learned again under a new name
 LOAD_SECONDS = 20
 
 
-def data_root() -> Path:
-    return Path(os.environ.get("CLIPMORPH_DATA", REPO.parent / "shared" / "data")).resolve()
-
-
 def create(url: str, preset: str, name: str) -> dict:
-    painting = data_root() / "styles" / PAINTING
+    painting = data_root() / "styles" / CREATION_PAINTING
     with httpx.Client(base_url=url, timeout=120) as client:
         with painting.open("rb") as handle:
             response = client.post(

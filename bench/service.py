@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.video import REPO, random_library
+from bench.paths import REPO
+from bench.video import random_library
 from clipmorph.catalogue import write_catalogue
 
 CONFIGS = {"adaptive batching (max 16)": "16", "max_batch_size=2 (BentoML's minimum)": "2"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from fractions import Fraction
 from pathlib import Path
@@ -10,16 +9,11 @@ from pathlib import Path
 import av
 import torch
 
+from bench.paths import data_root
 from clipmorph.engine import Engine, StyleMix, StylizeOptions
 from clipmorph.network import WIDTHS, TransformerNet
 from clipmorph.pipeline import stylize_video_file
 from clipmorph.styles import StyleLibrary
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("CLIPMORPH_DATA", REPO.parent / "shared" / "data"))
 
 
 def random_library(width: str) -> StyleLibrary:
@@ -69,7 +63,7 @@ def warm_up(engine: Engine, path: Path, options: StylizeOptions) -> float:
 
 
 def run(quick: bool = False) -> list[dict]:
-    clip = data_dir() / "videos" / "ski.mov"
+    clip = data_root() / "videos" / "ski.mov"
     if not clip.is_file():
         print(f"video  skipped: {clip} not found (set CLIPMORPH_DATA)")
         return []

@@ -1,0 +1,13 @@
+"""Where the benchmarks find the repository and the shared data ($CLIPMORPH_DATA overrides)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CREATION_PAINTING = "muse.jpg"  # any painting works; this one is learned again under a new name
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("CLIPMORPH_DATA", REPO.parent / "shared" / "data")).resolve()
