@@ -85,7 +85,8 @@ def distill(
         loss.backward()
         optimizer.step()
         step += 1
-        smoothed = float(loss) if smoothed is None else 0.95 * smoothed + 0.05 * float(loss)
+        value = float(loss.detach())
+        smoothed = value if smoothed is None else 0.95 * smoothed + 0.05 * value
     seconds = time.monotonic() - started
     student = copy.deepcopy(student).float().cpu().eval()
     trained = {
