@@ -100,7 +100,8 @@ def distill(
         "width": width,
         "final_loss": round(smoothed or float("nan"), 5),
     }
-    metas = [{**s.metadata, "training": s.metadata.get("training", {}) | trained} for s in styles]
+    # The student's own record (its steps, device); how the teacher was trained stays beside it.
+    metas = [{**s.metadata, "training": trained | {"teacher_training": s.metadata.get("training", {})}} for s in styles]
     library = StyleLibrary.from_network(
         student, name or f"{backbone.name}-{width}", [s.id for s in styles], {"training": trained}, metas
     )

@@ -258,3 +258,25 @@ def test_wandb_offline_without_a_key_logs_losses_and_sample_grids(pictures, vgg_
     assert len(runs) == 1
     assert list(runs[0].glob("run-*.wandb"))
     assert list((runs[0] / "files" / "media" / "images").glob("samples_*.png"))
+
+
+def test_distilling_a_backbone_gives_a_lite_student_with_its_own_record(pictures, vgg_env, tmp_path, monkeypatch):
+    from clipmorph.distill import distill, rename_styles
+    from clipmorph.engine import Engine, StyleMix, StylizeOptions
+    from clipmorph.network import WIDTHS
+    from clipmorph.train import total_steps, train
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
+    teacher = train(tiny_config(pictures, tmp_path / "t", steps=2, width="full"), show_bar=False).library
+    result = distill(teacher, [pictures / "photos"], steps=3, batch_size=2, image_size=32, workers=0)
+    lite = rename_styles(result.library, "-lite")
+    assert result.steps == 3 and sorted(lite.styles) == ["checks-lite", "stripes-lite"]
+    record = lite.styles["checks-lite"].metadata["training"]
+    assert record["mode"] == "distilled" and total_steps(record) == 3 and record["width"] == "lite"
+    assert record["teacher_training"]["steps"] == 2 and record["teacher"] in teacher.backbones
+    (backbone,) = lite.backbones.values()
+    assert backbone.spec == WIDTHS["lite"] and backbone.key not in teacher.backbones
+    [out] = Engine(lite).stylize_frames(
+        [np.zeros((40, 48, 3), np.uint8)], StylizeOptions(StyleMix.single("checks-lite"))
+    )
+    assert out.shape == (40, 48, 3)

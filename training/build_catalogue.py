@@ -77,14 +77,25 @@ def checkpoint_step(config) -> int:
     return int(torch.load(config.checkpoint_dir / "checkpoint.pt", map_location="cpu", weights_only=False)["step"])
 
 
+# Temporal terms compared: ours (noise stability + warp consistency), the seed project's (noise
+# stability alone) and none.
+ABLATION = {
+    "temporal": {},
+    "noise-only": {"warp_weight": 0.0},
+    "no-temporal": {"noise_weight": 0.0, "warp_weight": 0.0},
+}
+ABLATION_HEADING = "## Temporal terms on and off"
+
+
 def stage_ablation(args: argparse.Namespace) -> None:
-    """Same seed, data and steps, lite width, three styles: with and without the temporal terms."""
+    """Same seed, data and steps, lite width, three styles: only the temporal weights differ.
+    Updates REPORT.md's ablation section when there is one (no need to rerun `finish`)."""
     from clipmorph.train import train
 
     base = catalogue_config(args)
     picked = [s for s in base.styles if s.id in ("starrynight", "kanagawa", "scream")]
     runs = {}
-    for label, extra in {"temporal": {}, "no-temporal": {"noise_weight": 0.0, "warp_weight": 0.0}}.items():
+    for label, extra in ABLATION.items():
         config = replace(
             base,
             styles=picked,
@@ -105,6 +116,11 @@ def stage_ablation(args: argparse.Namespace) -> None:
     out = Path(args.models) / "ablation.json"  # beside REPORT.md, committed: the runs folder is not
     out.write_text(json.dumps({"steps": args.steps, "scores": scores}, indent=2) + "\n")
     print(f"wrote {out}")
+    report = Path(args.models) / "REPORT.md"
+    if report.is_file() and ABLATION_HEADING in report.read_text():
+        kept = report.read_text().split(ABLATION_HEADING)[0]
+        report.write_text(kept + "\n".join([ABLATION_HEADING, "", *ablation_lines(json.loads(out.read_text()))]) + "\n")
+        print(f"updated {report}")
 
 
 def evaluate(args: argparse.Namespace, library):
@@ -232,7 +248,7 @@ def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) 
         markdown_table(rows["lite"][0], libraries["lite"]),
     ]
     if ablation.is_file():
-        lines += ["## Temporal terms on and off", "", *ablation_lines(json.loads(ablation.read_text()))]
+        lines += [ABLATION_HEADING, "", *ablation_lines(json.loads(ablation.read_text()))]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -251,21 +267,26 @@ def training_history(trained: dict) -> list[str]:
 
 
 def ablation_lines(data: dict) -> list[str]:
+    """Warping-error and style-distance ratios per style and variant (those the file holds)."""
+    names = {"temporal": "noise + warp (ours)", "noise-only": "noise only (seed)", "no-temporal": "none"}
+    variants = [v for v in ABLATION if v in data["scores"]]
+    by_variant = {v: {r["style"]: r for r in data["scores"][v]["styles"]} for v in variants}
     lines = [
         f"`lite` networks for starrynight, kanagawa and scream, {data['steps']} steps each, same seed and data; "
-        "only the temporal weights differ.",
+        "only the temporal weights differ. Warping-error ratio: lower is steadier; style-distance ratio: "
+        "lower is closer to the painting.",
         "",
-        "| style | warping-error ratio with temporal terms | without | style distance ratio with | without |",
-        "|---|---|---|---|---|",
+        "| style | "
+        + " | ".join(f"warping ratio, {names[v]}" for v in variants)
+        + " | "
+        + " | ".join(f"style ratio, {names[v]}" for v in variants)
+        + " |",
+        "|---|" + "---|" * 2 * len(variants),
     ]
-    with_t = {r["style"]: r for r in data["scores"]["temporal"]["styles"]}
-    without = {r["style"]: r for r in data["scores"]["no-temporal"]["styles"]}
-    for style in sorted(with_t):
-        a, b = with_t[style], without[style]
-        lines.append(
-            f"| {style} | {a['warping_error_ratio']:.3f} | {b['warping_error_ratio']:.3f} "
-            f"| {a['style_distance_ratio']:.3f} | {b['style_distance_ratio']:.3f} |"
-        )
+    for style in sorted(by_variant["temporal"]):
+        cells = [f"{by_variant[v][style]['warping_error_ratio']:.3f}" for v in variants]
+        cells += [f"{by_variant[v][style]['style_distance_ratio']:.3f}" for v in variants]
+        lines.append(f"| {style} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
