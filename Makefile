@@ -83,8 +83,8 @@ catalogue: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[training]'
 	$(VENV)/bin/clipmorph vgg fetch
 	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py train --max-minutes $(MINUTES) $(if $(INIT_FROM),--init-from $(INIT_FROM))
-	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py ablation --steps 500
-	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py finish
+	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py ablation --steps 200 --eval-photos 12 --eval-frames 32
+	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py finish --lite-minutes 8 --eval-photos 12 --eval-frames 32
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,5 +1,6 @@
 """The scripts in training/: the content download (over file://, offline) and the catalogue list."""
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -51,3 +52,32 @@ def test_every_catalogue_style_image_is_in_the_shared_data(shared_data):
     _, sources = styles_from_toml(REPO / "training" / "catalogue.toml", shared_data / "styles")
     assert len(sources) == 21 and all(s.image.is_file() for s in sources)
     assert sources[0].metadata["artist"] == "Jean-Michel Basquiat" and "style_file" not in sources[0].metadata
+
+
+def test_pack_for_device_shrinks_photos_keeps_paintings_and_halves_the_loss_network(tmp_path, vgg_assets):
+    import torch
+    from safetensors.torch import load_file
+
+    data = tmp_path / "data"
+    for folder in ("bsds500", "imagenet-sample", "urban100", "coco2014-224", "sun-hays80"):
+        (data / "content" / folder).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(gradient_frame(640, 480, t=i)).save(data / "content" / folder / f"{i}.png")
+    (data / "styles").mkdir()
+    Image.fromarray(gradient_frame(900, 700, t=9)).save(data / "styles" / "painting.jpg")
+    out = tmp_path / "pack"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "training" / "pack_for_device.py"), "--data", str(data), "--out", str(out),
+         "--photos", "8", "--photo-side", "96"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "CLIPMORPH_CACHE": str(vgg_assets[1].parent)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    photos = sorted((out / "data" / "content").rglob("*.jpg"))
+    assert len(photos) == 8 and not (out / "data" / "content" / "sun-hays80").exists()  # held-out set stays home
+    with Image.open(photos[0]) as image:
+        assert min(image.size) == 96
+    assert (out / "data" / "styles" / "painting.jpg").read_bytes() == (data / "styles" / "painting.jpg").read_bytes()
+    packed, original = load_file(str(out / "vgg" / vgg_assets[1].name)), load_file(str(vgg_assets[1]))
+    assert packed.keys() == original.keys()
+    for key, value in packed.items():
+        assert value.dtype == torch.float16 and torch.allclose(value.float(), original[key], rtol=1e-3, atol=1e-4)

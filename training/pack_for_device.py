@@ -3,7 +3,7 @@ no internet, no ../shared, 64 MiB per call): resized photos, the paintings as th
 hashes go into the styles' metadata), and the converted VGG19 weights in fp16 (the loss network
 runs under bf16 autocast there anyway).
 
-    python training/pack_for_device.py --out .device-pack --photos 900
+    python training/pack_for_device.py --out .device-pack --photos 480
 
 The pack mirrors the data folder's layout (content/<set>/, styles/), so
 `CLIPMORPH_DATA=.device-pack/data CLIPMORPH_CACHE=.device-pack/vgg` is all a run needs.
@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         "--data", type=Path, default=Path(os.environ.get("CLIPMORPH_DATA", REPO.parent / "shared" / "data"))
     )
     parser.add_argument("--out", type=Path, default=REPO / ".device-pack")
-    parser.add_argument("--photos", type=int, default=900)
-    parser.add_argument("--photo-side", type=int, default=288, help="short side of the packed photos")
+    parser.add_argument("--photos", type=int, default=480, help="about this many, evenly spread")
+    parser.add_argument("--photo-side", type=int, default=256, help="short side of the packed photos")
     args = parser.parse_args(argv)
     photos = pack_photos(args.data, args.out, args.photos, args.photo_side)
     for painting in sorted((args.data / "styles").iterdir()):
