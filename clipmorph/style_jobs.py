@@ -30,7 +30,7 @@ from clipmorph.errors import BadInput, UnknownStyle
 from clipmorph.jobs import ENDED, Job, JobStore
 
 if TYPE_CHECKING:
-    from clipmorph.train import StyleSource
+    from clipmorph.train import StyleSource, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,9 @@ def active_style_ids(jobs: JobStore) -> set[str]:
     return {r.get("style") for r in records if r.get("kind") == "style" and r.get("state") not in ENDED}
 
 
-def preset_config(source: StyleSource, preset: str, content: list[Path], base: str, checkpoint_dir: Path, **options):
+def preset_config(
+    source: StyleSource, preset: str, content: list[Path], base: str, checkpoint_dir: Path, **options
+) -> TrainConfig:
     """The add-a-style training a creation job runs (also timed alone by the bench)."""
     from clipmorph.train import TrainConfig
 
