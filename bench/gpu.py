@@ -56,16 +56,24 @@ def timed(step, batch: int, repeats: int = 20):
     return timing.rate(batch * repeats), timing
 
 
+def fp16_network(width: str) -> torch.nn.Module:
+    """A ``width`` network with random weights (speed does not depend on them), fp16 channels_last on the GPU."""
+    torch.manual_seed(0)
+    return TransformerNet(WIDTHS[width], 2).eval().to("cuda", torch.float16).to(memory_format=torch.channels_last)
+
+
+def fp16_inputs(batch: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random frames in the network's layout, and style row 0 for each."""
+    x = torch.rand(batch, 3, height, width, device="cuda", dtype=torch.float16)
+    return x.contiguous(memory_format=torch.channels_last), torch.zeros(batch, dtype=torch.long, device="cuda")
+
+
 def width_rows(width: str, batches: tuple[int, ...]) -> list[dict]:
     rows = []
-    device = torch.device("cuda")
-    torch.manual_seed(0)
-    net = TransformerNet(WIDTHS[width], 2).eval().to(device, torch.float16).to(memory_format=torch.channels_last)
+    net = fp16_network(width)
     for size, (height, width_px) in SIZES.items():
         for batch in batches:
-            x = torch.rand(batch, 3, height, width_px, device=device, dtype=torch.float16)
-            x = x.contiguous(memory_format=torch.channels_last)
-            styles = torch.zeros(batch, dtype=torch.long, device=device)
+            x, styles = fp16_inputs(batch, height, width_px)
             with torch.inference_mode():
                 steps = {"fp16-eager": lambda x=x, styles=styles: net(x, styles)}
                 try:
@@ -104,9 +112,8 @@ def preset_rows(presets: tuple[str, ...]) -> list[dict]:
     (backbone,) = [b for b in catalogue.backbones.values() if b.name == "catalogue-full"]
     base = StyleLibrary()
     base.add_backbone(backbone)
-    for style in catalogue.styles.values():
-        if style.backbone == backbone.key:
-            base.add_style(style)
+    for style in catalogue.styles_of(backbone.key):
+        base.add_style(style)
     content = sorted(p for p in (data_root() / "content").iterdir() if p.is_dir())
     rows = []
     for preset in presets:

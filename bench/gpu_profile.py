@@ -9,8 +9,7 @@ from pathlib import Path
 
 import torch
 
-from bench.gpu import device_name, timed
-from clipmorph.network import WIDTHS, TransformerNet
+from bench.gpu import device_name, fp16_inputs, fp16_network, timed
 
 BATCH, HEIGHT, WIDTH = 8, 1080, 1920
 
@@ -29,11 +28,8 @@ def profile_table(step, rows: int = 15) -> str:
 
 def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv else Path("gpu-profile.md")
-    torch.manual_seed(0)
-    net = TransformerNet(WIDTHS["full"], 2).eval().cuda().half().to(memory_format=torch.channels_last)
-    x = torch.rand(BATCH, 3, HEIGHT, WIDTH, device="cuda", dtype=torch.float16)
-    x = x.contiguous(memory_format=torch.channels_last)
-    styles = torch.zeros(BATCH, dtype=torch.long, device="cuda")
+    net = fp16_network("full")
+    x, styles = fp16_inputs(BATCH, HEIGHT, WIDTH)
     lines = [f"# full, {WIDTH}x{HEIGHT}, batch {BATCH}, fp16 channels_last on {device_name()}", ""]
     with torch.inference_mode():
         eager_fps, _ = timed(lambda: net(x, styles), BATCH)

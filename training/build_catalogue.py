@@ -117,8 +117,9 @@ def stage_ablation(args: argparse.Namespace) -> None:
     out.write_text(json.dumps({"steps": args.steps, "scores": scores}, indent=2) + "\n")
     print(f"wrote {out}")
     report = Path(args.models) / "REPORT.md"
-    if report.is_file() and ABLATION_HEADING in report.read_text():
-        kept = report.read_text().split(ABLATION_HEADING)[0]
+    text = report.read_text() if report.is_file() else ""
+    if ABLATION_HEADING in text:
+        kept = text.split(ABLATION_HEADING)[0]
         report.write_text(kept + "\n".join([ABLATION_HEADING, "", *ablation_lines(json.loads(out.read_text()))]) + "\n")
         print(f"updated {report}")
 

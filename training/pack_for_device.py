@@ -12,7 +12,6 @@ The pack mirrors the data folder's layout (content/<set>/, styles/), so
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -42,9 +41,9 @@ def pack_photos(data: Path, out: Path, count: int, short_side: int) -> int:
 
     per_set = {name: find_images(data / "content" / name) for name in TRAIN_FOLDERS}
     total = sum(len(paths) for paths in per_set.values())
+    step = max(1, round(total / count))
     packed = 0
     for name, paths in per_set.items():
-        step = max(1, round(total / count))
         for path in paths[::step]:
             shrink(path, out / "data" / "content" / name / (path.stem + ".jpg"), short_side)
             packed += 1
@@ -65,15 +64,16 @@ def pack_vgg(out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("CLIPMORPH_DATA", REPO.parent / "shared" / "data"))
-    )
+    parser.add_argument("--data", type=Path, help="default $CLIPMORPH_DATA or ../shared/data")
     parser.add_argument("--out", type=Path, default=REPO / ".device-pack")
     parser.add_argument("--photos", type=int, default=480, help="about this many, evenly spread")
     parser.add_argument("--photo-side", type=int, default=256, help="short side of the packed photos")
     args = parser.parse_args(argv)
-    photos = pack_photos(args.data, args.out, args.photos, args.photo_side)
-    for painting in sorted((args.data / "styles").iterdir()):
+    from build_catalogue import data_root
+
+    data = data_root(args)
+    photos = pack_photos(data, args.out, args.photos, args.photo_side)
+    for painting in sorted((data / "styles").iterdir()):
         if painting.is_file():
             (args.out / "data" / "styles").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(painting, args.out / "data" / "styles" / painting.name)
