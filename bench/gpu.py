@@ -2,7 +2,8 @@
 
 - model only: frames/s of `full` and `lite` at 640x360..1920x1080, batch 1 and 8, fp16 +
   channels_last eager, the same replayed as a CUDA graph (fixed shapes: no launch cost), and
-  torch.compile at 1080p batch 8 (`python -m bench.gpu_profile` shows where the time goes);
+  torch.compile at 1080p batch 8, also with the RGB convolutions padded to 8 channels
+  (`python -m bench.gpu_profile` shows where the time goes);
 - style creation: the `fast` and `best` add-a-style presets timed alone (the same training the
   service's jobs run, without the service), on the catalogue in models/.
 """
@@ -18,7 +19,7 @@ import torch
 from bench.model import SIZES
 from bench.paths import CREATION_PAINTING, REPO, data_root
 from bench.timing import measure
-from clipmorph.network import WIDTHS, TransformerNet
+from clipmorph.network import WIDTHS, TransformerNet, with_padded_rgb_convs
 
 BACKENDS = ("fp16-eager", "fp16-cudagraph")
 BATCHES = (1, 8)
@@ -68,6 +69,12 @@ def fp16_inputs(batch: int, height: int, width: int) -> tuple[torch.Tensor, torc
     return x.contiguous(memory_format=torch.channels_last), torch.zeros(batch, dtype=torch.long, device="cuda")
 
 
+def compiled_step(net: torch.nn.Module, x: torch.Tensor, styles: torch.Tensor):
+    compiled = torch.compile(net, dynamic=False)
+    compiled(x, styles)  # compile now, not in the timing
+    return lambda: compiled(x, styles)
+
+
 def width_rows(width: str, batches: tuple[int, ...]) -> list[dict]:
     rows = []
     net = fp16_network(width)
@@ -81,9 +88,9 @@ def width_rows(width: str, batches: tuple[int, ...]) -> list[dict]:
                 except RuntimeError as error:  # reported; the eager figure still stands
                     print(f"gpu    {width} {size} batch {batch}: CUDA graph capture failed: {error}", flush=True)
                 if (size, batch) == COMPILED_CASE:  # inductor: ~12 s of compiling per shape, so one shape
-                    compiled = torch.compile(net, dynamic=False)
-                    compiled(x, styles)
-                    steps["fp16-compiled"] = lambda x=x, styles=styles: compiled(x, styles)  # noqa: B023
+                    steps["fp16-compiled"] = compiled_step(net, x, styles)
+                    # RGB convolutions padded to 8 channels: tensor-core kernels for the 9x9 layers
+                    steps["fp16-compiled-padded"] = compiled_step(with_padded_rgb_convs(net), x, styles)
                 for backend, step in steps.items():
                     fps, timing = timed(step, batch)
                     rows.append({"section": "gpu-model", "width": width, "size": size, "batch": batch,
@@ -105,15 +112,10 @@ def preset_rows(presets: tuple[str, ...]) -> list[dict]:
     from $CLIPMORPH_DATA: seconds of training as a creation job would spend them."""
     from clipmorph.catalogue import read_catalogue
     from clipmorph.style_jobs import preset_config
-    from clipmorph.styles import StyleLibrary
     from clipmorph.train import StyleSource, train
 
-    catalogue = read_catalogue(REPO / "models")
-    (backbone,) = [b for b in catalogue.backbones.values() if b.name == "catalogue-full"]
-    base = StyleLibrary()
-    base.add_backbone(backbone)
-    for style in catalogue.styles_of(backbone.key):
-        base.add_style(style)
+    base = read_catalogue(REPO / "models").only_backbone("catalogue-full")
+    (backbone,) = base.backbones.values()
     content = sorted(p for p in (data_root() / "content").iterdir() if p.is_dir())
     rows = []
     for preset in presets:

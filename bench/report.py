@@ -159,7 +159,8 @@ def write(info: dict, rows: list[dict], out: Path) -> None:
         table(section("gpu-model"), GPU_MODEL_COLUMNS),
         "",
         "Each timed run is 20 forward passes (fp16, channels_last); `fp16-cudagraph` replays them as one "
-        "captured CUDA graph; `fp16-compiled` is torch.compile (inductor). Where the time goes: "
+        "captured CUDA graph; `fp16-compiled` is torch.compile (inductor), `fp16-compiled-padded` the same "
+        "with the first and last (RGB) convolutions zero-padded to 8 channels. Where the time goes: "
         "[gpu-profile.md](gpu-profile.md) (`python -m bench.gpu_profile`).",
         "",
         "Style creation presets, training alone (the add-a-style training a creation job runs, without the service):",

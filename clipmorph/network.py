@@ -7,6 +7,7 @@ a batch that mixes styles, and blending styles is a weighted mix of those vector
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 
 import torch
@@ -171,6 +172,39 @@ class TransformerNet(nn.Module):
                 key = f"{name}.{attr}"
                 rows = [_require(style, key, norm.scale.shape[1]) for style in styles]
                 setattr(norm, attr, nn.Parameter(torch.stack(rows).to(norm.scale.device)))
+
+
+class ChannelPaddedConv(nn.Module):
+    """A convolution with its thin side (3 RGB channels in or out) zero-padded to ``multiple``
+    channels. Same output (the extra weights are zero), but GPU libraries only pick their fast
+    tensor-core kernels for channel counts that are multiples of 8: the profile of the H200 showed
+    the two 3-channel 9x9 convolutions taking 40 % of a compiled 1080p pass."""
+
+    def __init__(self, conv: nn.Conv2d, multiple: int = 8) -> None:
+        super().__init__()
+        out_ch, in_ch = conv.out_channels, conv.in_channels
+        self.in_channels, self.out_channels = in_ch, out_ch
+        padded_in, padded_out = -(-in_ch // multiple) * multiple, -(-out_ch // multiple) * multiple
+        self.conv = nn.Conv2d(padded_in, padded_out, conv.kernel_size, conv.stride).to(conv.weight)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.bias.zero_()
+            self.conv.weight[:out_ch, :in_ch] = conv.weight
+            self.conv.bias[:out_ch] = conv.bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        extra = self.conv.in_channels - self.in_channels
+        if extra:
+            x = torch.cat([x, x.new_zeros(x.shape[0], extra, *x.shape[2:])], dim=1)
+        return self.conv(x)[:, : self.out_channels]
+
+
+def with_padded_rgb_convs(net: TransformerNet, multiple: int = 8) -> TransformerNet:
+    """A copy of ``net`` whose first and last convolutions run channel-padded (inference only)."""
+    padded = copy.deepcopy(net)
+    padded.conv1.conv = ChannelPaddedConv(net.conv1.conv, multiple)
+    padded.out.conv = ChannelPaddedConv(net.out.conv, multiple)
+    return padded
 
 
 def _is_style_key(key: str) -> bool:

@@ -114,6 +114,17 @@ class StyleLibrary:
         """A backbone's styles in a stable order (their row order in the network)."""
         return sorted((s for s in self.styles.values() if s.backbone == backbone_key), key=lambda s: s.id)
 
+    def only_backbone(self, name: str) -> StyleLibrary:
+        """The backbone called ``name`` with its styles: the base that new styles go on."""
+        found = [b for b in self.backbones.values() if b.name == name]
+        if len(found) != 1:
+            raise BadInput(f"{len(found)} backbones are called {name!r}; need exactly one")
+        part = StyleLibrary()
+        part.add_backbone(found[0])
+        for style in self.styles_of(found[0].key):
+            part.add_style(style)
+        return part
+
     def merge(self, other: StyleLibrary) -> None:
         for backbone in other.backbones.values():
             self.add_backbone(backbone)

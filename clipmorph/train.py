@@ -182,6 +182,7 @@ class Trainer:
         self.base = base or StyleLibrary()  # the frozen backbone (and its styles) when adding styles
         self.earlier: dict | None = None  # training record of the weights a run started from (init_from)
         self.started_from: str | None = None  # where those weights were read
+        self.refined: dict[str, dict] = {}  # style id -> its earlier training record, when re-learning it
         self.net = self._build_network().to(self.device)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -208,12 +209,21 @@ class Trainer:
 
             self.base = store.backbone_library(self.config.add_to)
         (backbone,) = self.base.backbones.values()
-        existing = [s.params for s in self.base.styles.values()]
-        # Start from the average of the backbone's styles: a neutral point between them.
-        start = mean_style(existing) if existing else None
-        net = TransformerNet(backbone.spec, count)
-        net = build_network(backbone.spec, backbone.state, [start] * count) if start else net
-        if not start:
+        existing = {s.id: s.params for s in self.base.styles.values()}
+        self.refined = {
+            s.id: self.base.styles[s.id].metadata.get("training", {})
+            for s in self.config.styles
+            if s.id in self.base.styles
+        }
+        if existing:
+            # A style the backbone already has goes on from its own vectors (refining it, e.g.
+            # with a stronger style weight, without touching the others); a new one starts from
+            # the average of the backbone's styles: a neutral point between them.
+            mean = mean_style(list(existing.values()))
+            starts = [{k: v.float() for k, v in existing.get(s.id, mean).items()} for s in self.config.styles]
+            net = build_network(backbone.spec, backbone.state, starts)
+        else:
+            net = TransformerNet(backbone.spec, count)
             net.load_state_dict(backbone.state, strict=False)
         for name, param in net.named_parameters():
             param.requires_grad = name.endswith((".scale", ".shift"))
@@ -490,7 +500,7 @@ class Trainer:
                 "style_image": source.image.name,
                 "style_image_sha256": sha256_file(source.image),
                 "style_loss_weight": source.style_weight,
-                "training": trained,
+                "training": self._refined_record(source.id, trained),
                 "final_losses": {
                     "style": round(self.averages.get(f"style/{source.id}", float("nan")), 4),
                     **{k: round(v, 4) for k, v in self.averages.items() if "/" not in k},
@@ -508,6 +518,18 @@ class Trainer:
             for index, (source, meta) in enumerate(zip(cfg.styles, metas, strict=True)):
                 library.add_style(Style(source.id, backbone.key, net.style_state(index), meta))
         return library
+
+    def _refined_record(self, style_id: str, trained: dict) -> dict:
+        """A re-learned style keeps the record of how it was trained before, as a resumed
+        from-scratch run does; its steps count on from there."""
+        earlier = self.refined.get(style_id)
+        if not earlier or "steps" not in earlier:
+            return trained
+        return trained | {
+            "mode": "refine",
+            "total_steps": total_steps(earlier) + self.step,
+            "started_from": {"style": style_id, "training": earlier},
+        }
 
 
 def train(config: TrainConfig, resume: bool = False, base: StyleLibrary | None = None, **run_options) -> TrainResult:

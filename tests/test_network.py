@@ -73,3 +73,18 @@ def test_bad_style_selection_is_rejected():
         net(torch.rand(2, 3, 16, 16), torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
     with pytest.raises(ValueError):
         net(torch.rand(2, 3, 16, 16), torch.tensor([0]))
+
+
+def test_channel_padded_rgb_convolutions_give_the_same_output():
+    from clipmorph.network import with_padded_rgb_convs
+
+    torch.manual_seed(1)
+    net = TransformerNet(WIDTHS["lite"], 2).eval()
+    padded = with_padded_rgb_convs(net)
+    assert padded.conv1.conv.conv.in_channels == 8 and padded.out.conv.conv.out_channels == 8
+    x = torch.rand(2, 3, 36, 52)
+    with torch.no_grad():
+        expected, got = net(x, torch.tensor([0, 1])), padded(x, torch.tensor([0, 1]))
+    assert got.shape == expected.shape == (2, 3, 36, 52)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert net.conv1.conv.in_channels == 3  # the original is left as it was

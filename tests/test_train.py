@@ -153,6 +153,31 @@ def test_a_style_is_added_to_a_backbone_held_in_hand_without_the_store(pictures,
     assert kept.state is backbone.state  # the backbone in hand, frozen
 
 
+def test_refining_a_style_the_backbone_has_starts_from_its_vectors_and_continues_its_record(
+    pictures, vgg_env, tmp_path, monkeypatch
+):
+    from clipmorph.train import Trainer, train
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
+    base = train(tiny_config(pictures, tmp_path / "a", steps=2), show_bar=False).library
+    (backbone,) = base.backbones.values()
+    config = tiny_config(pictures, tmp_path / "b", steps=3, add_to=backbone.name, style_weight=20.0, lr=0.02)
+    config.styles = config.styles[:1]  # stripes only
+    before = base.styles["stripes"].params
+    start = Trainer(config, base=base).net.style_state(0)
+    for key, value in before.items():
+        assert torch.equal(start[key], value.float()), key
+    result = train(config, base=base, show_bar=False)
+    (refined,) = result.library.styles.values()
+    assert refined.id == "stripes" and refined.backbone == backbone.key
+    assert any(not torch.equal(refined.params[k], before[k]) for k in before)  # it learned
+    record = refined.metadata["training"]
+    assert record["mode"] == "refine" and record["steps"] == 3 and record["total_steps"] == 5
+    assert record["style_weight"] == 20.0 and record["started_from"]["training"]["style_weight"] == 5
+    base.merge(result.library)  # the catalogue's way: the other style is untouched
+    assert base.styles["stripes"] is refined and base.styles["checks"].metadata["training"]["mode"] == "from-scratch"
+
+
 @pytest.fixture
 def cleanup_styles():
     """Styles a test trains into the session store are removed again (the session server serves it)."""

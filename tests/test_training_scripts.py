@@ -81,3 +81,48 @@ def test_pack_for_device_shrinks_photos_keeps_paintings_and_halves_the_loss_netw
     assert packed.keys() == original.keys()
     for key, value in packed.items():
         assert value.dtype == torch.float16 and torch.allclose(value.float(), original[key], rtol=1e-3, atol=1e-4)
+
+
+def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_rest(tmp_path, vgg_assets):
+    """`build_catalogue.py refine` on a tiny stand-in catalogue (generated paintings and photos)."""
+    import torch
+
+    from clipmorph import catalogue
+    from clipmorph.network import WIDTHS, TransformerNet
+    from clipmorph.styles import StyleLibrary
+
+    data = tmp_path / "data"
+    for folder in ("bsds500", "imagenet-sample", "urban100", "coco2014-224"):
+        (data / "content" / folder).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(gradient_frame(96, 72, t=i)).save(data / "content" / folder / f"{i}.png")
+    (data / "styles").mkdir()
+    entries = tomllib.loads((REPO / "training" / "catalogue.toml").read_text())["style"]
+    for i, entry in enumerate(entries):
+        Image.fromarray(gradient_frame(80, 64, t=i)).save(data / "styles" / entry["style_file"])
+    ids = [entry["id"] for entry in entries]
+    torch.manual_seed(0)
+    net = TransformerNet(WIDTHS["lite"], len(ids))
+    catalogue.write_catalogue(StyleLibrary.from_network(net, "catalogue-full", ids), tmp_path / "models")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "training" / "build_catalogue.py"), "refine", "--styles", "scream,turner",
+         "--data", str(data), "--models", str(tmp_path / "models"), "--runs", str(tmp_path / "runs"),
+         "--steps", "2", "--image-size", "32", "--style-size", "64", "--batch-size", "2", "--workers", "0",
+         "--no-wandb"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "CLIPMORPH_CACHE": str(vgg_assets[1].parent)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    before = catalogue.read_catalogue(tmp_path / "models")
+    after = catalogue.read_catalogue(tmp_path / "runs" / "refined")
+    assert after.backbones.keys() == before.backbones.keys() and sorted(after.styles) == sorted(ids)
+    for style_id in ids:
+        old, new = before.styles[style_id], after.styles[style_id]
+        same = all(torch.equal(old.params[k], new.params[k]) for k in old.params)
+        assert same == (style_id not in ("scream", "turner")), style_id
+    assert after.styles["scream"].metadata["training"]["mode"] == "add-style"  # the stand-in had no record
+    unknown = subprocess.run(
+        [sys.executable, str(REPO / "training" / "build_catalogue.py"), "refine", "--styles", "nosuch",
+         "--data", str(data), "--models", str(tmp_path / "models"), "--runs", str(tmp_path / "runs2")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "CLIPMORPH_CACHE": str(vgg_assets[1].parent)},
+    )  # fmt: skip
+    assert unknown.returncode != 0 and "nosuch not in the catalogue" in unknown.stderr

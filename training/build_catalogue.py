@@ -1,6 +1,7 @@
 """Build the shipped catalogue (models/) from training/catalogue.toml, in resumable stages.
 
     python training/build_catalogue.py train --max-minutes 80      # repeat until it is good enough
+    python training/build_catalogue.py refine --styles scream      # learn some styles again, backbone frozen
     python training/build_catalogue.py ablation --steps 200        # temporal terms on/off, small scale
     python training/build_catalogue.py finish --lite-minutes 10    # distil lite, evaluate, write models/
 
@@ -8,7 +9,9 @@
 `--init-from models` starts from the shipped weights instead of from scratch (a new optimiser;
 the earlier run's record is kept in the metadata). `finish` takes the checkpoint as it is (its
 step count is recorded in every style's metadata). `ablation` writes models/ablation.json, which
-`finish` puts in REPORT.md. The photos and paintings are read from --data (default
+`finish` puts in REPORT.md. `refine` learns the named styles' vectors again on the frozen
+backbone of models/ (or --full-from), with the weights catalogue.toml gives them, and writes
+training/runs/refined for `finish --full-from`. The photos and paintings are read from --data (default
 $CLIPMORPH_DATA, else ../shared/data).
 """
 
@@ -69,6 +72,47 @@ def stage_train(args: argparse.Namespace) -> None:
     if args.export:  # the full library with its record: small, and `finish --full-from` takes it
         catalogue.write_catalogue(result.library, args.export)
         print(f"exported to {args.export}")
+
+
+def stage_refine(args: argparse.Namespace) -> None:
+    """Learn some styles again on the frozen full backbone, from their own vectors and with the
+    style weights catalogue.toml gives them now: only their scale/shift vectors change, so no
+    other style moves. Writes the full library with them replaced (`finish --full-from` takes it)."""
+    from clipmorph import catalogue
+    from clipmorph.train import train
+
+    full = catalogue.read_catalogue(args.full_from or Path(args.models))
+    full = full.only_backbone(catalogue_config(args).backbone_name)
+    config = refine_config(args, full)
+    result = train(config, resume=True, base=full)
+    full.merge(result.library)  # same ids: the refined styles replace the old ones
+    out = args.export or runs_dir(args) / "refined"
+    catalogue.write_catalogue(full, out)
+    print(f"refined {', '.join(s.id for s in config.styles)}: step {result.step}, "
+          f"{result.seconds / 60:.1f} min; wrote {out}")  # fmt: skip
+
+
+def refine_config(args: argparse.Namespace, full):
+    """The catalogue's settings for the named styles, as add-a-style training on ``full``."""
+    from clipmorph.style_jobs import STYLE_LR
+
+    base = catalogue_config(args)
+    # By default the styles catalogue.toml weighs apart: those are the ones that needed it.
+    wanted = args.styles.split(",") if args.styles else [s.id for s in base.styles if s.style_weight != 1.0]
+    if not wanted:
+        raise SystemExit("refine: name the styles, e.g. --styles picasso,scream")
+    unknown = sorted(set(wanted) - set(full.styles))
+    if unknown:
+        raise SystemExit(f"refine: {', '.join(unknown)} not in the catalogue")
+    (backbone,) = full.backbones.values()
+    return replace(
+        base,
+        styles=[s for s in base.styles if s.id in wanted],
+        add_to=backbone.name,
+        checkpoint_dir=runs_dir(args) / f"refine-{backbone.version}",  # never resumed onto another backbone
+        lr=STYLE_LR,
+        style_size=args.style_size,
+    )
 
 
 def checkpoint_step(config) -> int:
@@ -230,6 +274,7 @@ def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) 
         "",
         f"- Backbone `{backbone.name}` (`full` width), {total_steps(trained)} steps in all:",
         *training_history(trained),
+        *refinement_lines(libraries["full"]),
         f"- `lite` backbone: distilled from it, {lite.steps} steps in {lite.seconds / 60:.1f} min "
         "(ids end in `-lite`).",
         f"- Distances on {run['photos']} held-out photos ({HELD_OUT}, never trained on) at "
@@ -267,6 +312,26 @@ def training_history(trained: dict) -> list[str]:
     return [*(training_history(earlier) if earlier else []), line]
 
 
+def refinement_lines(library) -> list[str]:
+    """One line per `refine` run: which styles it learned again on the frozen backbone, and how."""
+    runs: dict[str, list] = {}
+    for style in sorted(library.styles.values(), key=lambda s: s.id):
+        trained = style.metadata.get("training", {})
+        if trained.get("mode") == "refine":
+            runs.setdefault(trained["finished_at"], []).append(style)
+    lines = []
+    for styles in runs.values():
+        t = styles[0].metadata["training"]
+        weights = ", ".join(f"{s.id} {t['style_weight'] * s.metadata['style_loss_weight']:g}" for s in styles)
+        lines.append(
+            f"- Then {', '.join(s.id for s in styles)} learned again on the frozen backbone (their own "
+            f"scale/shift vectors only, no other style moved): {t['steps']} steps of batch {t['batch_size']} at "
+            f"{t['image_size']} px, paintings at {t['style_size']} px, {t['seconds'] / 60:.0f} min on "
+            f"{t['device']}; style weight {weights}."
+        )
+    return lines
+
+
 def ablation_lines(data: dict) -> list[str]:
     """Warping-error and style-distance ratios per style and variant (those the file holds)."""
     names = {"temporal": "noise + warp (ours)", "noise-only": "noise only (seed)", "no-temporal": "none"}
@@ -293,7 +358,7 @@ def ablation_lines(data: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["train", "ablation", "finish"])
+    parser.add_argument("stage", choices=["train", "refine", "ablation", "finish"])
     parser.add_argument("--data", type=Path, help="default $CLIPMORPH_DATA or ../shared/data")
     parser.add_argument("--steps", type=int, default=40_000, help="train: planned steps; ablation: steps per run")
     parser.add_argument("--image-size", type=int, default=192)
@@ -305,12 +370,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init-from", type=Path, help="train: start a new run from an exported catalogue's weights")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=1, help="photo loading processes")
-    parser.add_argument("--export", type=Path, help="train: also write the full library as a catalogue folder")
-    parser.add_argument("--full-from", type=Path, help="finish: the full library from an exported folder")
+    parser.add_argument(
+        "--export",
+        type=Path,
+        help="train: also write the full library as a catalogue folder; "
+        "refine: where to write it (default training/runs/refined)",
+    )
+    parser.add_argument("--full-from", type=Path, help="finish, refine: the full library from an exported folder")
+    parser.add_argument("--styles", help="refine: style ids to learn again (default: those catalogue.toml weighs)")
+    parser.add_argument("--style-size", type=int, default=512, help="refine: long side of the paintings")
     parser.add_argument("--runs", type=Path, help="checkpoints (default training/runs)")
     parser.add_argument("--models", type=Path, default=REPO / "models", help="catalogue folder to write")
     args = parser.parse_args(argv)
-    {"train": stage_train, "ablation": stage_ablation, "finish": stage_finish}[args.stage](args)
+    stages = {"train": stage_train, "refine": stage_refine, "ablation": stage_ablation, "finish": stage_finish}
+    stages[args.stage](args)
     return 0
 
 
