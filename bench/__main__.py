@@ -16,8 +16,8 @@ import torch
 from bench import report
 
 SECTIONS = ["model", "video", "service", "peer"]
-# creation: slow, needs the trained catalogue; gpu: needs CUDA. Asked for by name.
-EXTRA_SECTIONS = ["creation", "gpu"]
+# creation: slow, needs the trained catalogue; gpu*: need CUDA. Asked for by name.
+EXTRA_SECTIONS = ["creation", "gpu", "gpu_video", "gpu_service"]
 HERE = Path(__file__).parent
 
 

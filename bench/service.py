@@ -59,13 +59,14 @@ def peak_memory(port: int) -> dict[str, float]:
     return {service: round(float(value) / 2**20, 1) for service, value in found}
 
 
-def run(quick: bool = False) -> list[dict]:
+def service_rows(section: str, width: str, quick: bool, env_extra: dict | None = None) -> list[dict]:
+    """Random ``width`` styles served by a real `bentoml serve`, per batching configuration."""
     load = load_module()
     rows = []
     with tempfile.TemporaryDirectory(prefix="clipmorph-bench-svc-") as tmp:
         home = Path(tmp) / "bentoml"
-        write_catalogue(random_library("lite"), Path(tmp) / "catalogue")
-        env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+        write_catalogue(random_library(width), Path(tmp) / "catalogue")
+        env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true", **(env_extra or {})}
         subprocess.run([sys.executable, "-m", "clipmorph.cli", "styles", "import", str(Path(tmp) / "catalogue")],
                        env=env, check=True, capture_output=True)  # fmt: skip
         for label, max_batch in CONFIGS.items():
@@ -74,15 +75,19 @@ def run(quick: bool = False) -> list[dict]:
             try:
                 for clients in (1, 4) if quick else (1, 4, 16):
                     result = load.run(f"http://127.0.0.1:{port}", clients, 5 if quick else 10, [256, 512])
-                    row = {"section": "service", "config": label, **result}
+                    row = {"section": section, "config": label, "width": width, **result}
                     rows.append(row)
-                    print(f"service {label:<36} {clients:>2} clients {result['throughput_rps']:6.2f} req/s  "
+                    print(f"{section} {label:<36} {clients:>2} clients {result['throughput_rps']:6.2f} req/s  "
                           f"p50 {result['latency_p50_s']:.3f} s  p95 {result['latency_p95_s']:.3f} s  "
                           f"p99 {result['latency_p99_s']:.3f} s  errors {result['errors']}", flush=True)  # fmt: skip
                 memory = peak_memory(port)
-                rows.append({"section": "service-memory", "config": label, "peak_rss_mib": memory})
-                print(f"service {label:<36} peak RSS MiB: {memory}", flush=True)
+                rows.append({"section": f"{section}-memory", "config": label, "peak_rss_mib": memory})
+                print(f"{section} {label:<36} peak RSS MiB: {memory}", flush=True)
             finally:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(30)
     return rows
+
+
+def run(quick: bool = False) -> list[dict]:
+    return service_rows("service", "lite", quick, {"CLIPMORPH_DEVICE": "cpu"})

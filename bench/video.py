@@ -62,33 +62,54 @@ def warm_up(engine: Engine, path: Path, options: StylizeOptions) -> float:
     return time.perf_counter() - started
 
 
-def run(quick: bool = False) -> list[dict]:
+DTYPE_LABELS = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
+
+
+def source_clip() -> Path | None:
     clip = data_root() / "videos" / "ski.mov"
     if not clip.is_file():
         print(f"video  skipped: {clip} not found (set CLIPMORPH_DATA)")
-        return []
+        return None
+    return clip
+
+
+def scaled_clips(clip: Path, folder: Path, sizes: list[tuple[int, int]]) -> dict[str, Path]:
+    """The original clip and copies at ``sizes``, labelled as the report shows them."""
+    clips = {"852x480 (original)": clip}
+    for width, height in sizes:
+        clips[f"{width}x{height}"] = scaled_copy(clip, folder / f"ski-{height}.mp4", width, height)
+    return clips
+
+
+def clip_rows(section: str, width: str, clips: dict[str, Path], device: str, folder: Path) -> list[dict]:
+    """Each clip through the CLI's pipeline, eager then compiled, on ``device``."""
+    library = random_library(width)
+    options = StylizeOptions(StyleMix.single("bench-a"), max_side=None)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="clipmorph-bench-") as tmp:
-        clips = {"852x480 (original)": clip}
-        if not quick:
-            clips["640x360"] = scaled_copy(clip, Path(tmp) / "ski-360.mp4", 640, 360)
-            clips["1280x720"] = scaled_copy(clip, Path(tmp) / "ski-720.mp4", 1280, 720)
-        library = random_library("lite")
-        options = StylizeOptions(StyleMix.single("bench-a"), max_side=None)
-        for compile_net in (False, True):
-            for label, path in clips.items():
-                # A fresh engine per clip: each compiled shape is measured on its own.
-                engine = Engine(library, device="cpu", compile=compile_net)
-                target = Path(tmp) / f"out-{compile_net}-{path.stem}.mp4"
-                compile_s = warm_up(engine, path, options) if compile_net else 0.0
-                report = stylize_video_file(engine, path, target, options, progress=False)
-                with av.open(str(target)) as result:
-                    audio = bool(result.streams.audio)
-                backend = "bf16-compiled" if compile_net else "bf16-eager"
-                row = {"section": "video", "width": "lite", "size": label, "backend": backend, "frames": report.frames,
-                       "seconds": round(report.seconds, 2), "fps": round(report.fps, 2), "audio_kept": audio,
-                       "compile_s": round(compile_s, 1), "threads": torch.get_num_threads()}  # fmt: skip
-                rows.append(row)
-                detail = f"{report.frames} frames in {report.seconds:.1f} s, audio kept: {audio}"
-                print(f"video  lite {label:>18} {backend:<13} {report.fps:7.2f} frames/s ({detail})", flush=True)
+    for compile_net in (False, True):
+        for label, path in clips.items():
+            # A fresh engine per clip: each compiled shape is measured on its own.
+            engine = Engine(library, device=device, compile=compile_net)
+            target = folder / f"out-{compile_net}-{path.stem}.mp4"
+            compile_s = warm_up(engine, path, options) if compile_net else 0.0
+            report = stylize_video_file(engine, path, target, options, progress=False)
+            with av.open(str(target)) as result:
+                audio = bool(result.streams.audio)
+            backend = f"{DTYPE_LABELS[engine.dtype]}-{'compiled' if compile_net else 'eager'}"
+            row = {"section": section, "width": width, "size": label, "backend": backend, "frames": report.frames,
+                   "seconds": round(report.seconds, 2), "fps": round(report.fps, 2), "audio_kept": audio,
+                   "compile_s": round(compile_s, 1), "batch": engine.batch_size,
+                   "threads": torch.get_num_threads()}  # fmt: skip
+            rows.append(row)
+            detail = f"{report.frames} frames in {report.seconds:.1f} s, audio kept: {audio}"
+            print(f"{section} {width} {label:>18} {backend:<13} {report.fps:7.2f} frames/s ({detail})", flush=True)
     return rows
+
+
+def run(quick: bool = False) -> list[dict]:
+    clip = source_clip()
+    if clip is None:
+        return []
+    with tempfile.TemporaryDirectory(prefix="clipmorph-bench-") as tmp:
+        clips = scaled_clips(clip, Path(tmp), [] if quick else [(640, 360), (1280, 720)])
+        return clip_rows("video", "lite", clips, "cpu", Path(tmp))

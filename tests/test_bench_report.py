@@ -1,7 +1,15 @@
-"""The benchmark report names the machine of every number, also after a partial re-run."""
+"""The benchmark report names the machine of every number, also after a partial re-run; the
+GPU device pack."""
+
+import subprocess
+import sys
+
+import pytest
 
 from bench.__main__ import merged_machine
 from bench.report import write
+
+from conftest import REPO
 
 
 def machine(cpu: str, date: str) -> dict:
@@ -29,3 +37,48 @@ def test_the_gpu_target_is_judged_on_the_fastest_backend_measured():
     assert "fp16-compiled, batch 8" in line and "184.50" in line and "NOT met" in line
     (line,) = target_lines([row | {"backend": "fp16-compiled", "fps": 401.0}])
     assert line.endswith("— met")
+
+
+def test_gpu_video_and_service_get_their_targets_and_tables_once_measured(tmp_path):
+    from bench.report import target_lines
+
+    video = {"section": "gpu_video", "width": "full", "size": "1920x1080", "batch": 8, "gpu": "H100"}
+    service = {"section": "gpu_service", "clients": 16, "gpu": "H100"}
+    rows = [
+        video | {"backend": "bf16-eager", "fps": 90.0},
+        video | {"backend": "bf16-compiled", "fps": 160.0},
+        service | {"config": "adaptive batching (max 16)", "throughput_rps": 50.0},
+        service | {"config": "max_batch_size=2 (BentoML's minimum)", "throughput_rps": 20.0},
+        service | {"config": "adaptive batching (max 16)", "clients": 4, "throughput_rps": 99.0},
+    ]
+    lines = target_lines(rows)
+    (video_line,) = [line for line in lines if "video end to end, full, 1920x1080" in line]
+    assert "bf16-compiled, batch 8" in video_line and "**160.00**" in video_line and video_line.endswith("— met")
+    assert any("**2.50x** (50.00 vs 20.00 req/s) — met" in line for line in lines)
+    assert not any("2.50x" in line for line in target_lines(rows[:3]))  # no ratio without both configs
+    write(machine("AMD EPYC", "2026-01-01"), rows, tmp_path)
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "GPU video end to end" in text and "GPU service" in text
+    write(machine("AMD EPYC", "2026-01-01"), [], tmp_path)
+    assert "GPU video end to end" not in (tmp_path / "RESULTS.md").read_text()
+
+
+@pytest.mark.network
+def test_the_device_pack_holds_pyav_and_bentoml_wheels_and_the_clip_within_a_device_call(tmp_path):
+    """`bench/pack_for_device.py` (pip download from the registry, as on a device-bound session)."""
+    (tmp_path / "data" / "videos").mkdir(parents=True)
+    (tmp_path / "data" / "videos" / "ski.mov").write_bytes(b"clip bytes")
+    out = tmp_path / "pack"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "pack_for_device.py"), "--data", str(tmp_path / "data"),
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if result.returncode and "'download'" in result.stderr:  # pip download failed: no registry here
+        pytest.skip(f"no package registry: {result.stderr[-300:]}")
+    assert result.returncode == 0, result.stderr
+    names = [p.name.lower() for p in (out / "wheels").glob("*.whl")]
+    assert any(n.startswith("av-") for n in names) and any(n.startswith("bentoml-") for n in names)
+    assert any("cp312" in n or "abi3" in n for n in names if n.startswith("pydantic_core"))  # the device's Python
+    assert not any(n.startswith("numpy-") for n in names)  # the device has its own
+    assert (out / "data" / "videos" / "ski.mov").read_bytes() == b"clip bytes"
