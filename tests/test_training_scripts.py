@@ -120,6 +120,8 @@ def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_
         same = all(torch.equal(old.params[k], new.params[k]) for k in old.params)
         assert same == (style_id not in ("scream", "turner")), style_id
     assert after.styles["scream"].metadata["training"]["mode"] == "add-style"  # the stand-in had no record
+    refine_weights = tomllib.loads((REPO / "training" / "catalogue.toml").read_text())["refine"]["style_weight"]
+    assert after.styles["scream"].metadata["style_loss_weight"] == refine_weights["scream"] > 1
     unknown = subprocess.run(
         [sys.executable, str(REPO / "training" / "build_catalogue.py"), "refine", "--styles", "nosuch",
          "--data", str(data), "--models", str(tmp_path / "models"), "--runs", str(tmp_path / "runs2")],

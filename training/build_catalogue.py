@@ -10,7 +10,7 @@
 the earlier run's record is kept in the metadata). `finish` takes the checkpoint as it is (its
 step count is recorded in every style's metadata). `ablation` writes models/ablation.json, which
 `finish` puts in REPORT.md. `refine` learns the named styles' vectors again on the frozen
-backbone of models/ (or --full-from), with the weights catalogue.toml gives them, and writes
+backbone of models/ (or --full-from), with the weights catalogue.toml's [refine] gives them, and writes
 training/runs/refined for `finish --full-from`. The photos and paintings are read from --data (default
 $CLIPMORPH_DATA, else ../shared/data).
 """
@@ -26,6 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RUNS = REPO / "training" / "runs"  # --runs overrides
+CATALOGUE = REPO / "training" / "catalogue.toml"
 TRAIN_FOLDERS = ["bsds500", "imagenet-sample", "urban100", "coco2014-224"]
 HELD_OUT = "sun-hays80"  # never trained on: used for the distances
 SHEET_PHOTOS = ["astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg"]  # shipped in scikit-image
@@ -43,7 +44,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
     from clipmorph.train import TrainConfig, styles_from_toml
 
     data = data_root(args)
-    backbone, sources = styles_from_toml(REPO / "training" / "catalogue.toml", data / "styles")
+    backbone, sources = styles_from_toml(CATALOGUE, data / "styles")
     return TrainConfig(
         styles=sources,
         content=[data / "content" / folder for folder in TRAIN_FOLDERS],
@@ -76,7 +77,7 @@ def stage_train(args: argparse.Namespace) -> None:
 
 def stage_refine(args: argparse.Namespace) -> None:
     """Learn some styles again on the frozen full backbone, from their own vectors and with the
-    style weights catalogue.toml gives them now: only their scale/shift vectors change, so no
+    style weights catalogue.toml's [refine] table gives them: only their scale/shift vectors change, so no
     other style moves. Writes the full library with them replaced (`finish --full-from` takes it)."""
     from clipmorph import catalogue
     from clipmorph.train import train
@@ -94,20 +95,23 @@ def stage_refine(args: argparse.Namespace) -> None:
 
 def refine_config(args: argparse.Namespace, full):
     """The catalogue's settings for the named styles, as add-a-style training on ``full``."""
+    import tomllib
+
     from clipmorph.style_jobs import STYLE_LR
 
     base = catalogue_config(args)
-    # By default the styles catalogue.toml weighs apart: those are the ones that needed it.
-    wanted = args.styles.split(",") if args.styles else [s.id for s in base.styles if s.style_weight != 1.0]
+    weights = tomllib.loads(CATALOGUE.read_text()).get("refine", {}).get("style_weight", {})
+    wanted = args.styles.split(",") if args.styles else list(weights)  # by default, those the list names
     if not wanted:
         raise SystemExit("refine: name the styles, e.g. --styles picasso,scream")
     unknown = sorted(set(wanted) - set(full.styles))
     if unknown:
         raise SystemExit(f"refine: {', '.join(unknown)} not in the catalogue")
     (backbone,) = full.backbones.values()
+    styles = [replace(s, style_weight=float(weights.get(s.id, s.style_weight))) for s in base.styles]
     return replace(
         base,
-        styles=[s for s in base.styles if s.id in wanted],
+        styles=[s for s in styles if s.id in wanted],
         add_to=backbone.name,
         checkpoint_dir=runs_dir(args) / f"refine-{backbone.version}",  # never resumed onto another backbone
         lr=STYLE_LR,
@@ -377,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         "refine: where to write it (default training/runs/refined)",
     )
     parser.add_argument("--full-from", type=Path, help="finish, refine: the full library from an exported folder")
-    parser.add_argument("--styles", help="refine: style ids to learn again (default: those catalogue.toml weighs)")
+    parser.add_argument("--styles", help="refine: style ids to learn again (default: catalogue.toml's [refine])")
     parser.add_argument("--style-size", type=int, default=512, help="refine: long side of the paintings")
     parser.add_argument("--runs", type=Path, help="checkpoints (default training/runs)")
     parser.add_argument("--models", type=Path, default=REPO / "models", help="catalogue folder to write")
