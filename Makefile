@@ -83,7 +83,7 @@ catalogue: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[training]'
 	$(VENV)/bin/clipmorph vgg fetch
 	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py train --max-minutes $(MINUTES) $(if $(INIT_FROM),--init-from $(INIT_FROM)) --export training/runs/trained
-	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py refine --full-from training/runs/trained --steps 1200 --image-size 256 --max-minutes 42
+	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py refine --full-from training/runs/trained --steps 1800 --image-size 256 --max-minutes 60
 	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py ablation --steps 200 --eval-photos 12 --eval-frames 32
 	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py finish --full-from training/runs/refined --lite-minutes 8 --eval-photos 12 --eval-frames 32
 
