@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.paths import REPO, data_root
+
 LIMIT_MIB = 60
 # On the device already, with its own torch: a second copy would not fit, nor be wanted.
 SKIP = ("numpy-",)
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="default $CLIPMORPH_DATA or ../shared/data")
     parser.add_argument("--python-version", default="3.12", help="the device's Python (3.12 when last seen)")
     args = parser.parse_args(argv)
-    data = args.data or Path(os.environ.get("CLIPMORPH_DATA") or REPO.parent / "shared" / "data")
+    data = args.data or data_root()
     clip = data / "videos" / "ski.mov"
     if not clip.is_file():
         raise SystemExit(f"{clip} not found (set --data)")

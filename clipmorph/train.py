@@ -182,7 +182,6 @@ class Trainer:
         self.base = base or StyleLibrary()  # the frozen backbone (and its styles) when adding styles
         self.earlier: dict | None = None  # training record of the weights a run started from (init_from)
         self.started_from: str | None = None  # where those weights were read
-        self.refined: dict[str, dict] = {}  # style id -> its earlier training record, when re-learning it
         self.net = self._build_network().to(self.device)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -210,11 +209,6 @@ class Trainer:
             self.base = store.backbone_library(self.config.add_to)
         (backbone,) = self.base.backbones.values()
         existing = {s.id: s.params for s in self.base.styles.values()}
-        self.refined = {
-            s.id: self.base.styles[s.id].metadata.get("training", {})
-            for s in self.config.styles
-            if s.id in self.base.styles
-        }
         if existing:
             # A style the backbone already has goes on from its own vectors (refining it, e.g.
             # with a stronger style weight, without touching the others); a new one starts from
@@ -522,7 +516,8 @@ class Trainer:
     def _refined_record(self, style_id: str, trained: dict) -> dict:
         """A re-learned style keeps the record of how it was trained before, as a resumed
         from-scratch run does; its steps count on from there."""
-        earlier = self.refined.get(style_id)
+        known = self.base.styles.get(style_id)  # base holds styles only when adding to a backbone
+        earlier = known.metadata.get("training") if known else None
         if not earlier or "steps" not in earlier:
             return trained
         return trained | {
