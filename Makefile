@@ -73,9 +73,10 @@ vgg: $(STAMP)
 	$(VENV)/bin/clipmorph vgg fetch
 
 ## bench: model, video, service and peer benchmarks -> bench/RESULTS.md, results.json, throughput.png
+## (the GPU and style-creation rows already in results.json are kept: they are measured apart)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) -m bench
+	$(PY) -m bench --merge
 
 ## catalogue: train the shipped styles (resumable; MINUTES per run), refine the weak ones, the temporal ablation, then models/
 MINUTES ?= 100

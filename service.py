@@ -36,6 +36,8 @@ from clipmorph.styles import backbone_for_mix, validate_name
 from clipmorph.web import create_jobs_app, create_web_app
 
 SETTINGS = ServiceSettings.from_env()
+# Resolved at start: a misspelt or unavailable encoder stops the service, not every video job.
+VIDEO_ENCODING = media.VideoEncoding(encoder=media.pick_h264_encoder(SETTINGS.video_encoder))
 JOBS = jobs.JobStore(SETTINGS.jobs_dir, SETTINGS.job_ttl_seconds)
 TRAINING = StyleTrainingQueue(JOBS, SETTINGS.max_trainings, SETTINGS.train_nice)
 IMAGE_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -340,7 +342,7 @@ class ClipMorph:
             job.write("running", done=0, total=info.frames, width=info.width, height=info.height, fps=0.0)
             report = stylize_video_file(
                 self.stylizer.for_video(board.frames_in_flight), source, job.output(f".{output_format}"), options,
-                progress=False, on_frames=job.tracker(started), observe=_observe_stage,
+                progress=False, encoding=VIDEO_ENCODING, on_frames=job.tracker(started), observe=_observe_stage,
             )  # fmt: skip
             final_state = "succeeded"
         except jobs.JobCancelled:
@@ -363,6 +365,7 @@ class ClipMorph:
             "height": report.height,
             "seconds": round(report.seconds, 2),
             "fps": round(report.fps, 2),
+            "encoder": report.encoder,
             "download_url": f"/jobs/{job.id}/result",
         }
         job.write("succeeded", done=report.frames, total=report.frames, eta_seconds=0, result=result)

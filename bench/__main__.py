@@ -38,11 +38,17 @@ def machine() -> dict:
 
 
 def merged_machine(earlier: dict, now: dict, sections: str) -> dict:
-    """The header stays the machine of the kept rows; each re-measured section names its own
-    machine, which may be another one (sessions here get different CPUs)."""
+    """The header names the machine of the default sections; a section measured apart (on
+    another session's CPU, or on a GPU machine) names its own. A re-run of the default sections
+    takes over the header, and a re-run replaces the notes of the sections it covers."""
+    rerun = set(sections.split(","))
+    notes = {
+        name: when for name, when in earlier.get("merged_sections", {}).items() if not set(name.split(",")) <= rerun
+    }
+    if set(SECTIONS) <= rerun:
+        return {**now, "merged_sections": notes}
     where = f"{now['cpu']}, {now['cores']} threads, GPU: {now['gpu'] or 'none'}, torch {now['torch']}"
-    notes = {**earlier.get("merged_sections", {}), sections: f"{now['date']} on {where}"}
-    return {**earlier, "merged_sections": notes}
+    return {**earlier, "merged_sections": {**notes, sections: f"{now['date']} on {where}"}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small subset (a minute or two)")
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--out", type=Path, default=HERE)
-    parser.add_argument("--merge", action="store_true", help="keep the other sections' rows from results.json")
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the rows of sections not re-run (GPU, creation) from results.json"
+    )
     args = parser.parse_args(argv)
     info = machine()
     print(f"machine: {info}")

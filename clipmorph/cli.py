@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile", action="store_true", help="torch.compile the network: ~20-30 s once, then ~3x faster (videos)"
     )
     stylize.add_argument("--crf", type=int, default=18, help="video quality: lower is better and larger (default 18)")
+    stylize.add_argument(
+        "--encoder",
+        default="auto",
+        help="H.264 encoder for video: auto (NVENC where the GPU has one, else x264), libx264, h264_nvenc",
+    )
     stylize.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     styles = commands.add_parser("styles", help="manage styles in the BentoML model store")
@@ -182,17 +187,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_stylize(args: argparse.Namespace) -> int:
     from clipmorph import store
     from clipmorph.engine import Engine, StyleMix, StylizeOptions
+    from clipmorph.media import VideoEncoding
     from clipmorph.pipeline import stylize_file
 
     mix = StyleMix.parse(args.style)
     options = StylizeOptions(mix, args.strength, args.preserve_color, args.max_side, args.keep_size)
     library = store.load_library(mix.names)
     engine = Engine(library, device=args.device, dtype=args.dtype, batch_size=args.batch_size, compile=args.compile)
-    report = stylize_file(engine, args.input, args.output, options, progress=not args.quiet, crf=args.crf)
+    encoding = VideoEncoding(args.crf, args.encoder)
+    report = stylize_file(engine, args.input, args.output, options, progress=not args.quiet, encoding=encoding)
     dtype = str(engine.dtype).removeprefix("torch.")
+    encoder = f", {report.encoder}" if report.encoder else ""
     print(
         f"wrote {report.output} ({report.kind}, {report.width}x{report.height}, {report.frames} frame(s), "
-        f"{report.seconds:.1f} s, {report.fps:.2f} frames/s on {engine.device} {dtype})"
+        f"{report.seconds:.1f} s, {report.fps:.2f} frames/s on {engine.device} {dtype}{encoder})"
     )
     return 0
 

@@ -32,6 +32,7 @@ class Report:
     seconds: float
     width: int
     height: int
+    encoder: str | None = None  # video only: the encoder that wrote it
 
     @property
     def fps(self) -> float:
@@ -44,7 +45,7 @@ def stylize_file(
     target: Path,
     options: StylizeOptions,
     progress: bool = True,
-    crf: int = 18,
+    encoding: media.VideoEncoding = media.DEFAULT_ENCODING,
 ) -> Report:
     """Stylize an image or a video (told apart by content) into ``target``'s format."""
     source, target = Path(source), Path(target)
@@ -59,7 +60,7 @@ def stylize_file(
         raise BadInput("the output would overwrite the input: choose another output path")
     if kind == media.IMAGE_KIND:
         return stylize_image_file(engine, source, target, options)
-    return stylize_video_file(engine, source, target, options, progress=progress, crf=crf)
+    return stylize_video_file(engine, source, target, options, progress=progress, encoding=encoding)
 
 
 StageObserver = Callable[[str, float], None]  # (stage, seconds): for metrics
@@ -115,7 +116,7 @@ def stylize_video_file(
     target: Path,
     options: StylizeOptions,
     progress: bool = True,
-    crf: int = 18,
+    encoding: media.VideoEncoding = media.DEFAULT_ENCODING,
     on_frames: Callable[[int, int], None] | None = None,
     observe: StageObserver = _no_observer,
 ) -> Report:
@@ -127,7 +128,7 @@ def stylize_video_file(
     done = 0
     try:
         with media.atomic_output(target) as temporary:
-            writer = media.VideoWriter(temporary, target.suffix, info, source if info.has_audio else None, crf=crf)
+            writer = media.VideoWriter(temporary, target.suffix, info, source if info.has_audio else None, encoding)
 
             def encode(item: tuple) -> None:
                 started = time.perf_counter()
@@ -161,7 +162,8 @@ def stylize_video_file(
                     writer.abort()
     finally:
         reader.close()
-    return Report(media.VIDEO_KIND, target, done, time.perf_counter() - start, writer.width, writer.height)
+    seconds = time.perf_counter() - start
+    return Report(media.VIDEO_KIND, target, done, seconds, writer.width, writer.height, writer.encoder)
 
 
 def _batches(items: Iterator, size: int) -> Iterator[list]:

@@ -23,6 +23,7 @@ class ServiceSettings:
     max_video_pixels: int  # CLIPMORPH_MAX_VIDEO_MEGAPIXELS: per frame
     jobs_dir: Path  # CLIPMORPH_JOBS_DIR: video job inputs, outputs and progress
     job_ttl_seconds: float  # CLIPMORPH_JOB_TTL_SECONDS: finished jobs are swept after this
+    video_encoder: str  # CLIPMORPH_VIDEO_ENCODER: auto (NVENC where it starts, else x264), libx264, h264_nvenc
     device: str  # CLIPMORPH_DEVICE: auto, cpu, cuda
     compile: bool  # CLIPMORPH_COMPILE: torch.compile the networks (1/0)
     batch_size: int | None  # CLIPMORPH_BATCH_SIZE: frames per forward pass (unset: 1 on CPU, 8 on GPU)
@@ -49,6 +50,7 @@ class ServiceSettings:
             max_video_pixels=int(float(_env("CLIPMORPH_MAX_VIDEO_MEGAPIXELS", "8.3")) * 1_000_000),
             jobs_dir=Path(_env("CLIPMORPH_JOBS_DIR", str(Path(tempfile.gettempdir()) / "clipmorph-jobs"))),
             job_ttl_seconds=float(_env("CLIPMORPH_JOB_TTL_SECONDS", "3600")),
+            video_encoder=_env("CLIPMORPH_VIDEO_ENCODER", "auto"),
             device=_env("CLIPMORPH_DEVICE", "auto"),
             compile=_env("CLIPMORPH_COMPILE", "0").lower() in ("1", "true", "yes"),
             batch_size=int(_env("CLIPMORPH_BATCH_SIZE", "0")) or None,

@@ -28,6 +28,18 @@ def test_a_section_measured_on_another_machine_is_labelled_with_it_and_the_heade
     assert "Section creation re-measured 2026-04-04 on Intel Xeon" in header and "2026-02-02" not in header
 
 
+def test_make_bench_takes_over_the_header_and_keeps_the_notes_of_sections_measured_apart(tmp_path):
+    first = machine("Intel Xeon", "2026-01-01")
+    info = merged_machine(first, machine("NVIDIA box", "2026-02-02"), "gpu")
+    info = merged_machine(info, machine("AMD EPYC", "2026-03-03"), "video")
+    info = merged_machine(info, machine("AMD EPYC", "2026-04-04"), "model,video,service,peer")
+    write(info, [], tmp_path)
+    header = (tmp_path / "RESULTS.md").read_text().splitlines()[2]
+    assert header.startswith("Measured 2026-04-04 on AMD EPYC")
+    assert "Section gpu re-measured 2026-02-02 on NVIDIA box" in header
+    assert "Section video" not in header and "Intel Xeon" not in header
+
+
 def test_the_gpu_target_is_judged_on_the_fastest_backend_measured():
     from bench.report import target_lines
 

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clipmorph import media
+
 from conftest import run_cli
 from media_factory import ffmpeg_probe, gradient_frame, make_video
 
@@ -85,6 +87,8 @@ def test_stylize_made_videos(stored_styles, tmp_path, name, audio, out_suffix, o
     target = tmp_path / f"out{out_suffix}"
     result = run_cli("stylize", str(source), str(target), "--style", "rand-1", "--batch-size", "4", "-q")
     assert result.returncode == 0, result.stderr
+    encoder = "libvpx-vp9" if out_suffix == ".webm" else media.pick_h264_encoder("auto")
+    assert f"{encoder})" in result.stdout  # the summary names the encoder that wrote the file
     frames, report = ffmpeg_probe(target)
     assert frames == 15
     assert re.search(r"Video: (h264|vp9).* 80x48", report) and re.search(r"\b15 fps\b", report)
@@ -93,6 +97,14 @@ def test_stylize_made_videos(stored_styles, tmp_path, name, audio, out_suffix, o
     else:
         assert "Audio:" not in report
     assert not leftovers(tmp_path)
+
+
+@pytest.mark.skipif(media.encoder_opens("h264_nvenc"), reason="this machine has NVENC")
+def test_an_encoder_this_machine_lacks_is_refused_and_leaves_nothing(stored_styles, tmp_path):
+    source = make_video(tmp_path / "a.mp4", frames=4, size=(64, 48), fps=4)
+    result = run_cli("stylize", str(source), str(tmp_path / "out.mp4"), "--style", "rand-1", "--encoder", "h264_nvenc")
+    assert result.returncode == 1 and "h264_nvenc encoder cannot start on this machine" in result.stderr
+    assert not (tmp_path / "out.mp4").exists() and not leftovers(tmp_path)
 
 
 def test_truncated_video_fails_and_leaves_nothing(stored_styles, shared_data, tmp_path):

@@ -2,6 +2,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from clipmorph import media
@@ -98,3 +99,20 @@ def test_video_reader_reports_what_the_file_holds(tmp_path):
         assert len(frames) == 10 and frames[0][0].shape == (48, 64, 3)
     finally:
         reader.close()
+
+
+def test_auto_encoding_takes_nvenc_only_where_it_starts(monkeypatch):
+    monkeypatch.setattr(media, "encoder_opens", lambda name: name == "h264_nvenc")
+    assert media.pick_h264_encoder("auto") == "h264_nvenc"
+    monkeypatch.setattr(media, "encoder_opens", lambda name: name == "libx264")
+    assert media.pick_h264_encoder("auto") == "libx264"
+    with pytest.raises(BadInput, match="h264_nvenc encoder cannot start on this machine"):
+        media.pick_h264_encoder("h264_nvenc")  # asked for by name: an error, not a silent fallback
+    with pytest.raises(BadInput, match="unknown video encoder 'x265'"):
+        media.pick_h264_encoder("x265")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA machine may have an NVENC engine")
+def test_the_probe_opens_x264_and_not_nvenc_without_an_nvidia_gpu():
+    assert media.encoder_opens("libx264")
+    assert not media.encoder_opens("h264_nvenc")  # compiled into PyAV's FFmpeg, but no GPU here

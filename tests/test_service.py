@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import struct
 import subprocess
@@ -16,6 +17,8 @@ import av
 import numpy as np
 import pytest
 from PIL import Image
+
+from clipmorph import media
 
 from conftest import REPO, random_library
 from media_factory import ffmpeg_probe, gradient_frame, make_video
@@ -146,6 +149,7 @@ def test_video_job_with_progress_and_audio(server, tmp_path):
         final, _ = wait_for_job(client, task_id)
         assert final["state"] == "succeeded", final
         assert final["total"] == 24 and final["result"]["frames"] == 24
+        assert final["result"]["encoder"] == media.pick_h264_encoder("auto")
         assert client.get("/video_job/status", params={"task_id": task_id}).json()["status"] == "completed"
         assert client.get("/video_job/get", params={"task_id": task_id}).json()["frames"] == 24
         download = client.get(f"/jobs/{task_id}/result")
@@ -379,3 +383,9 @@ def test_temp_files_are_cleaned_up(server):
     leftovers = [p for p in server.tmp.rglob("*") if p.is_file()]
     assert leftovers == [], leftovers
     assert not [p for p in server.tmp.iterdir() if p.name.startswith("clipmorph-request-")]
+
+
+def test_a_misspelt_video_encoder_stops_the_service_at_start():
+    env = {**os.environ, "CLIPMORPH_VIDEO_ENCODER": "x265"}
+    result = subprocess.run([sys.executable, "-c", "import service"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "unknown video encoder 'x265'" in result.stderr
