@@ -63,21 +63,26 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(f"machine: {info}")
     rows: list[dict] = []
+    measured: list[str] = []  # sections that gave rows (a GPU section on a CPU machine gives none)
     started = time.monotonic()
     for name in args.sections.split(","):
         section_started = time.monotonic()
         if name not in SECTIONS + EXTRA_SECTIONS:
             parser.error(f"unknown section {name!r}; choose from {', '.join(SECTIONS + EXTRA_SECTIONS)}")
         # Imported when asked for: sections need different packages (the GPU machine lacks PyAV).
-        rows += importlib.import_module(f"bench.{name}").run(quick=args.quick)
+        section_rows = importlib.import_module(f"bench.{name}").run(quick=args.quick)
+        rows += section_rows
+        measured += [name] if section_rows else []
         print(f"-- {name}: {time.monotonic() - section_started:.0f} s", flush=True)
+    if not measured:
+        print("nothing was measured: the results are left as they were")
+        return 0
     info["total_seconds"] = round(time.monotonic() - started)
     if args.merge and (args.out / "results.json").exists():
         earlier = json.loads((args.out / "results.json").read_text())
-        rerun = set(args.sections.split(","))
-        kept = [r for r in earlier["rows"] if r["section"].split("-")[0] not in rerun]
+        kept = [r for r in earlier["rows"] if r["section"].split("-")[0] not in measured]
         rows = kept + rows
-        info = merged_machine(earlier["machine"], info, args.sections)
+        info = merged_machine(earlier["machine"], info, ",".join(measured))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
     report.write(info, rows, args.out)

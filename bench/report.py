@@ -109,10 +109,12 @@ def gpu_end_to_end(section) -> list[str]:
     """Video and service on the GPU, once they have been measured (`gpu_video`, `gpu_service`)."""
     parts = []
     if section("gpu_video"):
+        columns = ["gpu", "width", "size", "backend", "batch", "encoder", "frames", "fps", "compile_s"]
         parts += [
-            "GPU video end to end (`--sections gpu_video`; CPU codecs through PyAV, overlapped with the GPU):",
+            "GPU video end to end (`--sections gpu_video`; PyAV decoding on CPU threads, overlapped with the GPU; "
+            "the encoder each run used):",
             "",
-            table(section("gpu_video"), ["gpu", "width", "size", "backend", "batch", "frames", "fps", "compile_s"]),
+            table(section("gpu_video"), columns),
             "",
         ]
     if section("gpu_service"):

@@ -98,7 +98,7 @@ def clip_rows(section: str, width: str, clips: dict[str, Path], device: str, fol
             backend = f"{DTYPE_LABELS[engine.dtype]}-{'compiled' if compile_net else 'eager'}"
             row = {"section": section, "width": width, "size": label, "backend": backend, "frames": report.frames,
                    "seconds": round(report.seconds, 2), "fps": round(report.fps, 2), "audio_kept": audio,
-                   "compile_s": round(compile_s, 1), "batch": engine.batch_size,
+                   "compile_s": round(compile_s, 1), "batch": engine.batch_size, "encoder": report.encoder,
                    "threads": torch.get_num_threads()}  # fmt: skip
             rows.append(row)
             detail = f"{report.frames} frames in {report.seconds:.1f} s, audio kept: {audio}"

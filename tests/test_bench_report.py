@@ -1,10 +1,13 @@
 """The benchmark report names the machine of every number, also after a partial re-run; the
 GPU device pack."""
 
+import os
+import shutil
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from bench.__main__ import merged_machine
 from bench.report import write
@@ -94,3 +97,21 @@ def test_the_device_pack_holds_pyav_and_bentoml_wheels_and_the_clip_within_a_dev
     assert any("cp312" in n or "abi3" in n for n in names if n.startswith("pydantic_core"))  # the device's Python
     assert not any(n.startswith("numpy-") for n in names)  # the device has its own
     assert (out / "data" / "videos" / "ski.mov").read_bytes() == b"clip bytes"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a CUDA machine the script would measure for minutes")
+def test_the_gpu_session_script_runs_through_and_leaves_the_results_alone_without_a_gpu(tmp_path):
+    """The device call is scarce: the script must not stumble, and sections that measure nothing
+    (no CUDA) must not wipe the GPU rows already in results.json."""
+    repo = tmp_path / "repo"
+    for name in ("bench", "clipmorph", "clients"):
+        shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    before = (repo / "bench" / "results.json").read_text()
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable}
+    result = subprocess.run(["bash", "bench/gpu_session.sh"], cwd=repo, env=env, capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    log = (tmp_path / "out" / "bench-session.log").read_text()
+    assert result.returncode == 0, result.stderr
+    assert "h264_nvenc starts: False -> auto picks libx264" in log
+    assert log.count("nothing was measured") == 3 and "gpu_profile: no CUDA device here" in log
+    assert (tmp_path / "out" / "results.json").read_text() == before == (repo / "bench" / "results.json").read_text()
