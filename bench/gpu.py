@@ -2,8 +2,8 @@
 
 - model only: frames/s of `full` and `lite` at 640x360..1920x1080, batch 1 and 8, fp16 +
   channels_last eager, the same replayed as a CUDA graph (fixed shapes: no launch cost), and
-  torch.compile at 1080p batch 8, also with the RGB convolutions padded to 8 channels
-  (`python -m bench.gpu_profile` shows where the time goes);
+  torch.compile at 1080p batch 8, also with the RGB convolutions padded to 8 channels or folded
+  into 4x4 pixel blocks (`python -m bench.gpu_profile` shows where the time goes);
 - style creation: the `fast` and `best` add-a-style presets timed alone (the same training the
   service's jobs run, without the service), on the catalogue in models/.
 """
@@ -19,7 +19,7 @@ import torch
 from bench.model import SIZES
 from bench.paths import CREATION_PAINTING, REPO, data_root
 from bench.timing import measure
-from clipmorph.network import WIDTHS, TransformerNet, with_padded_rgb_convs
+from clipmorph.network import WIDTHS, TransformerNet, with_blocked_rgb_convs, with_padded_rgb_convs
 
 BACKENDS = ("fp16-eager", "fp16-cudagraph")
 BATCHES = (1, 8)
@@ -91,6 +91,8 @@ def width_rows(width: str, batches: tuple[int, ...]) -> list[dict]:
                     steps["fp16-compiled"] = compiled_step(net, x, styles)
                     # RGB convolutions padded to 8 channels: tensor-core kernels for the 9x9 layers
                     steps["fp16-compiled-padded"] = compiled_step(with_padded_rgb_convs(net), x, styles)
+                    # the same layers folded into 4x4 pixel blocks: 3x3 convolutions, 48 -> 512 channels
+                    steps["fp16-compiled-blocked"] = compiled_step(with_blocked_rgb_convs(net), x, styles)
                 for backend, step in steps.items():
                     fps, timing = timed(step, batch)
                     rows.append({"section": "gpu-model", "width": width, "size": size, "batch": batch,

@@ -1,6 +1,6 @@
-"""Where a `full` 1080p frame's GPU time goes, and what torch.compile (inductor) and padding the
-RGB convolutions to 8 channels change: `python -m bench.gpu_profile [out.md]` on a CUDA machine
-writes a markdown report."""
+"""Where a `full` 1080p frame's GPU time goes, and what torch.compile (inductor) and reshaping the
+RGB convolutions (padded to 8 channels, or folded into pixel blocks) change:
+`python -m bench.gpu_profile [out.md]` on a CUDA machine writes a markdown report."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from bench.gpu import device_name, fp16_inputs, fp16_network, timed
-from clipmorph.network import with_padded_rgb_convs
+from clipmorph.network import with_blocked_rgb_convs, with_padded_rgb_convs
 
 BATCH, HEIGHT, WIDTH = 8, 1080, 1920
 
@@ -40,6 +40,7 @@ def main(argv: list[str]) -> int:
         "eager": lambda: net,
         "torch.compile (inductor, default mode)": lambda: torch.compile(net),
         "torch.compile, RGB convolutions padded to 8 channels": lambda: torch.compile(with_padded_rgb_convs(net)),
+        "torch.compile, RGB convolutions in 4x4 pixel blocks": lambda: torch.compile(with_blocked_rgb_convs(net)),
     }
     with torch.inference_mode():
         for label, build in variants.items():

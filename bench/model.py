@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from bench.timing import measure
@@ -11,8 +14,10 @@ from clipmorph.network import WIDTHS, TransformerNet
 
 SIZES = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
 # fp32 eager is the baseline; bf16 + channels_last is the engine's CPU default; compiled adds
-# torch.compile (inductor) on top, one compilation per shape (its time is reported too).
-BACKENDS = ("fp32-eager", "bf16-eager", "bf16-compiled")
+# torch.compile (inductor) on top, one compilation per shape (its time is reported too);
+# openvino is the same network exported to ONNX and compiled by OpenVINO for the shape (not in
+# the engine: measured here to see whether it should be).
+BACKENDS = ("fp32-eager", "bf16-eager", "bf16-compiled", "openvino")
 
 
 def build(width: str, backend: str) -> tuple[torch.nn.Module, torch.dtype, bool]:
@@ -25,6 +30,27 @@ def build(width: str, backend: str) -> tuple[torch.nn.Module, torch.dtype, bool]
         torch._dynamo.config.cache_size_limit = 64
         return torch.compile(net, dynamic=False), torch.bfloat16, True
     return net, torch.bfloat16, True
+
+
+def openvino_step(width: str, batch: int, height: int, width_px: int) -> tuple[str, object]:
+    """The network through ONNX into OpenVINO, compiled for one input shape; bf16 inference where
+    the CPU has it. Returns the backend's label and a step that runs one pass."""
+    import openvino as ov
+
+    net, _, _ = build(width, "fp32-eager")
+    x = torch.rand(batch, 3, height, width_px)
+    styles = torch.nn.functional.one_hot(torch.zeros(batch, dtype=torch.long), net.num_styles).float()
+    core = ov.Core()
+    bf16 = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    with tempfile.TemporaryDirectory(prefix="clipmorph-onnx-") as tmp:
+        path = Path(tmp) / "net.onnx"
+        torch.onnx.export(net, (x, styles), str(path), input_names=["x", "styles"], dynamo=False, opset_version=17)
+        model = core.read_model(str(path))
+    config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_NUM_THREADS": torch.get_num_threads()}  # fmt: skip
+    request = core.compile_model(model, "CPU", config).create_infer_request()
+    inputs = {"x": x.numpy(), "styles": styles.numpy().astype(np.float32)}
+    return ("bf16" if bf16 else "fp32") + "-openvino", lambda: request.infer(inputs)
 
 
 def plan(quick: bool) -> list[tuple[str, str, int, str]]:
@@ -41,27 +67,35 @@ def plan(quick: bool) -> list[tuple[str, str, int, str]]:
     return cases
 
 
+def torch_step(nets: dict, width: str, backend: str, batch: int, height: int, width_px: int):
+    net, dtype, channels_last = nets.setdefault((width, backend), build(width, backend))
+    x = torch.rand(batch, 3, height, width_px).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    styles = torch.zeros(batch, dtype=torch.long)
+    return backend, lambda: net(x, styles)
+
+
 def run(quick: bool = False) -> list[dict]:
     rows = []
     nets: dict[tuple[str, str], tuple] = {}
     for width, size, batch, backend in plan(quick):
-        net, dtype, channels_last = nets.setdefault((width, backend), build(width, backend))
         height, width_px = SIZES[size]
-        x = torch.rand(batch, 3, height, width_px).to(dtype)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        styles = torch.zeros(batch, dtype=torch.long)
         with torch.inference_mode():
             started = time.perf_counter()
-            net(x, styles)  # first call: compiles for this shape when compiled
+            if backend == "openvino":
+                label, step = openvino_step(width, batch, height, width_px)
+            else:
+                label, step = torch_step(nets, width, backend, batch, height, width_px)
+            step()  # first call: compiles for this shape when compiled (OpenVINO: export too)
             first_call = time.perf_counter() - started
-            timing = measure(lambda: net(x, styles), warmup=1, min_runs=3, max_runs=5, min_seconds=2.0)  # noqa: B023
+            timing = measure(step, warmup=1, min_runs=3, max_runs=5, min_seconds=2.0)
         fps = timing.rate(batch)
-        row = {"section": "model", "width": width, "size": size, "batch": batch, "backend": backend,
+        row = {"section": "model", "width": width, "size": size, "batch": batch, "backend": label,
                "fps": round(fps, 2), "megapixels_per_s": round(fps * height * width_px / 1e6, 2),
                "first_call_s": round(first_call, 2), "threads": torch.get_num_threads(),
                **timing.to_dict()}  # fmt: skip
         rows.append(row)
         spread = f"median {timing.median_s:.3f} s, {timing.min_s:.3f}-{timing.max_s:.3f}, n={timing.runs}"
-        print(f"model  {width:<4} {size:>9} batch {batch:>2} {backend:<13} {fps:7.2f} frames/s ({spread})", flush=True)
+        print(f"model  {width:<4} {size:>9} batch {batch:>2} {label:<14} {fps:7.2f} frames/s ({spread})", flush=True)
     return rows

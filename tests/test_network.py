@@ -88,3 +88,28 @@ def test_channel_padded_rgb_convolutions_give_the_same_output():
     assert got.shape == expected.shape == (2, 3, 36, 52)
     assert torch.allclose(got, expected, atol=1e-5)
     assert net.conv1.conv.in_channels == 3  # the original is left as it was
+
+
+@pytest.mark.parametrize(("block", "size"), [(2, (13, 22)), (4, (36, 52)), (4, (17, 30))])
+def test_a_convolution_folded_into_pixel_blocks_gives_the_same_output(block, size):
+    from clipmorph.network import ConvLayer, SpaceToDepthConv
+
+    torch.manual_seed(2)
+    layer = ConvLayer(5, 3, 9).eval()
+    folded = SpaceToDepthConv(layer, block)
+    assert folded.conv.in_channels == 5 * block * block and folded.conv.out_channels == 3 * block * block
+    x = torch.rand(2, 5, *size)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), layer(x), atol=1e-5)
+
+
+def test_blocked_rgb_convolutions_give_the_same_network_output():
+    from clipmorph.network import with_blocked_rgb_convs
+
+    torch.manual_seed(3)
+    net = TransformerNet(WIDTHS["lite"], 2).eval()
+    blocked = with_blocked_rgb_convs(net)
+    assert (blocked.conv1.conv.in_channels, blocked.conv1.conv.out_channels) == (48, 256)
+    x, styles = torch.rand(2, 3, 36, 52), torch.tensor([[0.2, 0.8], [1.0, 0.0]])
+    with torch.no_grad():
+        assert torch.allclose(blocked(x, styles), net(x, styles), atol=1e-5)
