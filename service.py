@@ -73,7 +73,7 @@ class StyleModel:
                 started = time.perf_counter()
                 self.engine = Engine(
                     store.load_library(), device=SETTINGS.device, batch_size=SETTINGS.batch_size,
-                    compile=SETTINGS.compile,
+                    compile=SETTINGS.compile, backend=SETTINGS.backend,
                 )  # fmt: skip
                 self.load_seconds = time.perf_counter() - started
                 self.known = set(self.engine.style_ids)
@@ -105,6 +105,7 @@ class StyleModel:
         return {
             "device": str(self.engine.device),
             "dtype": str(self.engine.dtype).removeprefix("torch."),
+            "backend": self.engine.backend,
             "styles": self.engine.style_ids,
             "load_seconds": round(self.load_seconds, 3),
         }

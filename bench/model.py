@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from bench.timing import measure
@@ -15,8 +12,7 @@ from clipmorph.network import WIDTHS, TransformerNet
 SIZES = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
 # fp32 eager is the baseline; bf16 + channels_last is the engine's CPU default; compiled adds
 # torch.compile (inductor) on top, one compilation per shape (its time is reported too);
-# openvino is the same network exported to ONNX and compiled by OpenVINO for the shape (not in
-# the engine: measured here to see whether it should be).
+# openvino is the engine's OpenVINO backend (the network through ONNX, compiled per shape).
 BACKENDS = ("fp32-eager", "bf16-eager", "bf16-compiled", "openvino")
 
 
@@ -33,24 +29,16 @@ def build(width: str, backend: str) -> tuple[torch.nn.Module, torch.dtype, bool]
 
 
 def openvino_step(width: str, batch: int, height: int, width_px: int) -> tuple[str, object]:
-    """The network through ONNX into OpenVINO, compiled for one input shape; bf16 inference where
-    the CPU has it. Returns the backend's label and a step that runs one pass."""
-    import openvino as ov
+    """The engine's OpenVINO backend (through ONNX, compiled for this shape; bf16 where the CPU
+    has it). Returns the backend's label and a step that runs one pass."""
+    from clipmorph.openvino_net import OpenVinoNetwork, cpu_has_bf16
 
     net, _, _ = build(width, "fp32-eager")
+    bf16 = cpu_has_bf16()
+    network = OpenVinoNetwork(net, bf16=bf16)
     x = torch.rand(batch, 3, height, width_px)
     styles = torch.nn.functional.one_hot(torch.zeros(batch, dtype=torch.long), net.num_styles).float()
-    core = ov.Core()
-    bf16 = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    with tempfile.TemporaryDirectory(prefix="clipmorph-onnx-") as tmp:
-        path = Path(tmp) / "net.onnx"
-        torch.onnx.export(net, (x, styles), str(path), input_names=["x", "styles"], dynamo=False, opset_version=17)
-        model = core.read_model(str(path))
-    config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY",
-              "INFERENCE_NUM_THREADS": torch.get_num_threads()}  # fmt: skip
-    request = core.compile_model(model, "CPU", config).create_infer_request()
-    inputs = {"x": x.numpy(), "styles": styles.numpy().astype(np.float32)}
-    return ("bf16" if bf16 else "fp32") + "-openvino", lambda: request.infer(inputs)
+    return ("bf16" if bf16 else "fp32") + "-openvino", lambda: network(x, styles)
 
 
 def plan(quick: bool) -> list[tuple[str, str, int, str]]:

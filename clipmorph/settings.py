@@ -26,6 +26,7 @@ class ServiceSettings:
     video_encoder: str  # CLIPMORPH_VIDEO_ENCODER: auto (NVENC where it starts, else x264), libx264, h264_nvenc
     device: str  # CLIPMORPH_DEVICE: auto, cpu, cuda
     compile: bool  # CLIPMORPH_COMPILE: torch.compile the networks (1/0)
+    backend: str  # CLIPMORPH_BACKEND: torch, or openvino (CPU; needs clipmorph[openvino])
     batch_size: int | None  # CLIPMORPH_BATCH_SIZE: frames per forward pass (unset: 1 on CPU, 8 on GPU)
     max_batch_size: int  # CLIPMORPH_MAX_BATCH_SIZE: adaptive batching upper bound
     max_latency_ms: int  # CLIPMORPH_MAX_LATENCY_MS: batch queue budget; a fuller queue answers 503 at once
@@ -53,6 +54,7 @@ class ServiceSettings:
             video_encoder=_env("CLIPMORPH_VIDEO_ENCODER", "auto"),
             device=_env("CLIPMORPH_DEVICE", "auto"),
             compile=_env("CLIPMORPH_COMPILE", "0").lower() in ("1", "true", "yes"),
+            backend=_env("CLIPMORPH_BACKEND", "torch"),
             batch_size=int(_env("CLIPMORPH_BATCH_SIZE", "0")) or None,
             max_batch_size=int(_env("CLIPMORPH_MAX_BATCH_SIZE", "16")),
             max_latency_ms=int(_env("CLIPMORPH_MAX_LATENCY_MS", "20000")),

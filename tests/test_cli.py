@@ -28,6 +28,20 @@ def test_stylize_a_photo(stored_styles, tmp_path):
             assert image.size == (120, 80) and image.format == target.suffix[1:].upper()
 
 
+def test_the_openvino_backend_from_the_command_line(stored_styles, tmp_path):
+    source, torch_out, openvino_out = tmp_path / "photo.png", tmp_path / "torch.png", tmp_path / "openvino.png"
+    Image.fromarray(gradient_frame(96, 64)).save(source)
+    plain = run_cli("stylize", str(source), str(torch_out), "--style", "rand-0", "--dtype", "float32")
+    result = run_cli("stylize", str(source), str(openvino_out), "--style", "rand-0", "--backend", "openvino",
+                     "--dtype", "float32")  # fmt: skip
+    assert plain.returncode == 0 and result.returncode == 0, result.stderr
+    assert "float32 openvino" in result.stdout
+    with Image.open(torch_out) as a, Image.open(openvino_out) as b:
+        assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1
+    refused = run_cli("stylize", str(source), str(tmp_path / "x.png"), "--style", "rand-0", "--backend", "onnx")
+    assert refused.returncode == 1 and "unknown backend 'onnx'" in refused.stderr
+
+
 def test_stylize_a_shared_photo_with_blend_and_colour(stored_styles, shared_data, tmp_path):
     source = sorted((shared_data / "content" / "set14").glob("*.jpg"))[0]
     target = tmp_path / "blend.jpg"

@@ -128,7 +128,7 @@ def test_auto_dtype_is_a_supported_one():
 
 @pytest.mark.slow
 def test_fast_paths_match_float32_on_a_real_photo(library, shared_data):
-    """bf16 + channels_last and torch.compile must stay within 40 dB PSNR of fp32 eager."""
+    """bf16 + channels_last, torch.compile and OpenVINO must stay within 40 dB PSNR of fp32 eager."""
     from PIL import Image
 
     photo = sorted((shared_data / "content" / "set14").glob("*.jpg"))[0]
@@ -136,7 +136,30 @@ def test_fast_paths_match_float32_on_a_real_photo(library, shared_data):
     options = opts()
     [reference] = Engine(library, device="cpu", dtype="float32").stylize_frames([frame], options)
     for engine in (Engine(library, device="cpu", dtype="bfloat16"),
-                   Engine(library, device="cpu", dtype="bfloat16", compile=True)):  # fmt: skip
+                   Engine(library, device="cpu", dtype="bfloat16", compile=True),
+                   Engine(library, device="cpu", backend="openvino")):  # fmt: skip
         [fast] = engine.stylize_frames([frame], options)
         mse = np.mean((fast.astype(float) - reference.astype(float)) ** 2)
-        assert 10 * np.log10(255**2 / mse) >= 40.0
+        assert 10 * np.log10(255**2 / mse) >= 40.0, f"{engine.backend} {engine.dtype}"
+
+
+def test_the_openvino_backend_is_refused_off_the_cpu_and_when_misnamed(library):
+    with pytest.raises(BadInput, match="unknown backend 'tensorrt'"):
+        Engine(library, device="cpu", backend="tensorrt")
+    with pytest.raises(BadInput, match="computes in bfloat16 or float32"):
+        Engine(library, device="cpu", dtype="float16", backend="openvino")
+    if torch.cuda.is_available():
+        with pytest.raises(BadInput, match="runs on the CPU"):
+            Engine(library, device="cuda", backend="openvino")
+
+
+def test_openvino_serves_mixed_sizes_and_style_mixes_like_the_fp32_network(library):
+    """One compiled model per input shape; each frame keeps its own size and style weights."""
+    frames = [gradient_frame(64, 40), gradient_frame(50, 33), gradient_frame(64, 40, t=1.0)]
+    mixes = [opts("rand-0"), opts("rand-0=0.5,rand-1=0.5"), opts("rand-1")]
+    reference = Engine(library, device="cpu", dtype="float32").stylize_frames(frames, mixes)
+    engine = Engine(library, device="cpu", dtype="float32", backend="openvino")
+    for got, want in zip(engine.stylize_frames(frames, mixes), reference, strict=True):
+        assert got.shape == want.shape and np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    (network,) = engine._compiled.values()
+    assert len(network._requests) == 2  # two shapes, each compiled once
