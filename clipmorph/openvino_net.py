@@ -1,7 +1,7 @@
 """The CPU network run by OpenVINO instead of PyTorch (`--backend openvino`).
 
-Measured on a 2-core AMD EPYC (bf16): 10-37 % more frames/s than torch.compile for `lite` and
-16-37 % for `full` at 720p and 1080p (bench/RESULTS.md, `bf16-openvino` rows). The network goes
+Measured on a 2-core AMD EPYC (bf16): even with torch.compile at 640x360, 20-56 % more frames/s
+at 720p and 1080p (bench/RESULTS.md, `bf16-openvino` rows). The network goes
 through ONNX once per input shape (1-8 s, like torch.compile's per-shape cost), then OpenVINO
 compiles it for this CPU. Needs the optional packages: `pip install clipmorph[openvino]`.
 """
