@@ -165,6 +165,8 @@ class Engine:
         if backend == "openvino" and self.device.type != "cpu":
             raise BadInput("the openvino backend runs on the CPU: use --device cpu")
         self.dtype = pick_dtype(self.device, dtype)
+        # What the PyTorch side hands the network: OpenVINO takes float32 and casts inside.
+        self.network_dtype = self.dtype
         if backend == "openvino":
             from clipmorph import openvino_net
 
@@ -172,6 +174,7 @@ class Engine:
                 raise BadInput("the openvino backend computes in bfloat16 or float32")
             if self.dtype == torch.bfloat16 and not openvino_net.cpu_has_bf16():
                 self.dtype = torch.float32
+            self.network_dtype = torch.float32
         self.batch_size = batch_size or default_batch_size(self.device)
         if self.batch_size < 1:
             raise BadInput("batch size must be at least 1")
@@ -186,7 +189,7 @@ class Engine:
             if not styles:
                 continue
             net = build_network(backbone.spec, backbone.state, [s.params for s in styles]).eval()
-            net = net.to(self.device, self.dtype if backend == "torch" else torch.float32)
+            net = net.to(self.device, self.network_dtype)
             if self.channels_last:
                 net = net.to(memory_format=torch.channels_last)
             self.networks[key] = net
@@ -249,7 +252,7 @@ class Engine:
         with self._lock, torch.inference_mode():
             pixels = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
             x = _resize(pixels, target)
-            x = x.to(self.dtype if self.backend == "torch" else torch.float32)  # OpenVINO casts inside
+            x = x.to(self.network_dtype)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = net(x, weights.to(self.device)).float()

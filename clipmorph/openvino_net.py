@@ -38,9 +38,8 @@ class OpenVinoNetwork:
     """Called like a TransformerNet with style weight rows: ``(x, weights) -> y``, float32 in and out."""
 
     def __init__(self, net: TransformerNet, bf16: bool, threads: int | None = None) -> None:
-        self.ov = _openvino()
         self.net = net.float().eval()
-        self.core = self.ov.Core()
+        self.core = _openvino().Core()
         self.config = {
             "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
             "PERFORMANCE_HINT": "LATENCY",

@@ -19,25 +19,34 @@ def machine(cpu: str, date: str) -> dict:
     return {"date": date, "cpu": cpu, "cores": 2, "bf16_instructions": [], "gpu": None, "torch": "2.x", "python": "3"}
 
 
-def test_a_section_measured_on_another_machine_is_labelled_with_it_and_the_header_keeps_the_first(tmp_path):
-    first = machine("Intel Xeon", "2026-01-01")
-    info = merged_machine(first, machine("AMD EPYC", "2026-02-02"), "creation")
-    info = merged_machine(info, machine("AMD EPYC", "2026-03-03"), "video")
-    info = merged_machine(info, machine("Intel Xeon", "2026-04-04"), "creation")
+def header_after(tmp_path, first: dict, *runs: tuple[dict, str]) -> str:
+    """The report's header line once ``runs`` (machine, sections) were merged onto ``first``."""
+    info = first
+    for now, sections in runs:
+        info = merged_machine(info, now, sections)
     write(info, [], tmp_path)
-    header = (tmp_path / "RESULTS.md").read_text().splitlines()[2]
+    return (tmp_path / "RESULTS.md").read_text().splitlines()[2]
+
+
+def test_a_section_measured_on_another_machine_is_labelled_with_it_and_the_header_keeps_the_first(tmp_path):
+    header = header_after(
+        tmp_path, machine("Intel Xeon", "2026-01-01"),
+        (machine("AMD EPYC", "2026-02-02"), "creation"),
+        (machine("AMD EPYC", "2026-03-03"), "video"),
+        (machine("Intel Xeon", "2026-04-04"), "creation"),
+    )  # fmt: skip
     assert header.startswith("Measured 2026-01-01 on Intel Xeon")
     assert "Section video re-measured 2026-03-03 on AMD EPYC" in header
     assert "Section creation re-measured 2026-04-04 on Intel Xeon" in header and "2026-02-02" not in header
 
 
 def test_make_bench_takes_over_the_header_and_keeps_the_notes_of_sections_measured_apart(tmp_path):
-    first = machine("Intel Xeon", "2026-01-01")
-    info = merged_machine(first, machine("NVIDIA box", "2026-02-02"), "gpu")
-    info = merged_machine(info, machine("AMD EPYC", "2026-03-03"), "video")
-    info = merged_machine(info, machine("AMD EPYC", "2026-04-04"), "model,video,service,peer")
-    write(info, [], tmp_path)
-    header = (tmp_path / "RESULTS.md").read_text().splitlines()[2]
+    header = header_after(
+        tmp_path, machine("Intel Xeon", "2026-01-01"),
+        (machine("NVIDIA box", "2026-02-02"), "gpu"),
+        (machine("AMD EPYC", "2026-03-03"), "video"),
+        (machine("AMD EPYC", "2026-04-04"), "model,video,service,peer"),
+    )  # fmt: skip
     assert header.startswith("Measured 2026-04-04 on AMD EPYC")
     assert "Section gpu re-measured 2026-02-02 on NVIDIA box" in header
     assert "Section video" not in header and "Intel Xeon" not in header
