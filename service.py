@@ -23,17 +23,20 @@ import numpy as np
 from bentoml.validators import ContentType
 from pydantic import Field
 
-from clipmorph import jobs, media, metrics, store
-from clipmorph.access import require_admin, style_id_from_name
-from clipmorph.engine import Engine
 from clipmorph.errors import BadInput
-from clipmorph.limits import BodySizeLimit
-from clipmorph.pipeline import VIDEO_GROUP, stylize_images, stylize_video_file
-from clipmorph.serving import FrameItem, RemoteStylizer, http_errors, parse_options
-from clipmorph.settings import ServiceSettings
-from clipmorph.style_jobs import PRESETS, StyleJobSpec, StyleTrainingQueue, default_base, may_cancel
-from clipmorph.styles import backbone_for_mix, validate_name
-from clipmorph.web import create_jobs_app, create_web_app
+from clipmorph.inference import media
+from clipmorph.inference.engine import Engine
+from clipmorph.inference.pipeline import VIDEO_GROUP, stylize_images, stylize_video_file
+from clipmorph.serving import metrics
+from clipmorph.serving.access import require_admin, style_id_from_name
+from clipmorph.serving.jobs import store as jobs
+from clipmorph.serving.jobs.style_queue import PRESETS, StyleJobSpec, StyleTrainingQueue, default_base, may_cancel
+from clipmorph.serving.limits import BodySizeLimit
+from clipmorph.serving.schema import FrameItem, RemoteStylizer, http_errors, parse_options
+from clipmorph.serving.settings import ServiceSettings
+from clipmorph.serving.web import create_jobs_app, create_web_app
+from clipmorph.styles import store
+from clipmorph.styles.library import backbone_for_mix, validate_name
 
 SETTINGS = ServiceSettings.from_env()
 # Resolved at start: a misspelt or unavailable encoder stops the service, not every video job.

@@ -19,7 +19,7 @@ import torch
 from bench.model import SIZES
 from bench.paths import CREATION_PAINTING, REPO, data_root
 from bench.timing import measure
-from clipmorph.network import WIDTHS, TransformerNet, with_blocked_rgb_convs, with_padded_rgb_convs
+from clipmorph.model.network import WIDTHS, TransformerNet, with_blocked_rgb_convs, with_padded_rgb_convs
 
 BACKENDS = ("fp16-eager", "fp16-cudagraph")
 BATCHES = (1, 8)
@@ -112,9 +112,9 @@ def model_rows(quick: bool) -> list[dict]:
 def preset_rows(presets: tuple[str, ...]) -> list[dict]:
     """Add-a-style training per preset on the catalogue backbone (models/), painting and photos
     from $CLIPMORPH_DATA: seconds of training as a creation job would spend them."""
-    from clipmorph.catalogue import read_catalogue
-    from clipmorph.style_jobs import preset_config
-    from clipmorph.train import StyleSource, train
+    from clipmorph.serving.jobs.style_queue import preset_config
+    from clipmorph.styles.catalogue import read_catalogue
+    from clipmorph.training.trainer import StyleSource, train
 
     base = read_catalogue(REPO / "models").only_backbone("catalogue-full")
     (backbone,) = base.backbones.values()

@@ -23,7 +23,7 @@ if ! $PYTHON -c "import av, bentoml" 2>/dev/null; then
   $PYTHON -m pip install --quiet --no-index --find-links "$pack/wheels" av bentoml 2>&1 | tail -n 5 | tee -a "$log"
 fi
 # Which H.264 encoder video jobs get here: NVENC where the GPU has an encoder engine, else x264.
-$PYTHON -c "from clipmorph import media; print('h264_nvenc starts:', media.encoder_opens('h264_nvenc'), \
+$PYTHON -c "from clipmorph.inference import media; print('h264_nvenc starts:', media.encoder_opens('h264_nvenc'), \
 '-> auto picks', media.pick_h264_encoder('auto'))" 2>&1 | tee -a "$log"
 for section in ${sections//,/ }; do
   $PYTHON -m bench --sections "$section" --merge 2>&1 | tee -a "$log"

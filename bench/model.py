@@ -7,7 +7,7 @@ import time
 import torch
 
 from bench.timing import measure
-from clipmorph.network import WIDTHS, TransformerNet
+from clipmorph.model.network import WIDTHS, TransformerNet
 
 SIZES = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
 # fp32 eager is the baseline; bf16 + channels_last is the engine's CPU default; compiled adds
@@ -31,7 +31,7 @@ def build(width: str, backend: str) -> tuple[torch.nn.Module, torch.dtype, bool]
 def openvino_step(width: str, batch: int, height: int, width_px: int) -> tuple[str, object]:
     """The engine's OpenVINO backend (through ONNX, compiled for this shape; bf16 where the CPU
     has it). Returns the backend's label and a step that runs one pass."""
-    from clipmorph.openvino_net import OpenVinoNetwork, cpu_has_bf16
+    from clipmorph.inference.openvino import OpenVinoNetwork, cpu_has_bf16
 
     net, _, _ = build(width, "fp32-eager")
     bf16 = cpu_has_bf16()

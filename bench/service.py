@@ -18,7 +18,7 @@ import httpx
 
 from bench.paths import REPO
 from bench.video import random_library
-from clipmorph.catalogue import write_catalogue
+from clipmorph.styles.catalogue import write_catalogue
 
 CONFIGS = {"adaptive batching (max 16)": "16", "max_batch_size=2 (BentoML's minimum)": "2"}
 

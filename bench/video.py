@@ -10,10 +10,10 @@ import av
 import torch
 
 from bench.paths import data_root
-from clipmorph.engine import Engine, StyleMix, StylizeOptions
-from clipmorph.network import WIDTHS, TransformerNet
-from clipmorph.pipeline import stylize_video_file
-from clipmorph.styles import StyleLibrary
+from clipmorph.inference.engine import Engine, StyleMix, StylizeOptions
+from clipmorph.inference.pipeline import stylize_video_file
+from clipmorph.model.network import WIDTHS, TransformerNet
+from clipmorph.styles.library import StyleLibrary
 
 
 def random_library(width: str) -> StyleLibrary:

@@ -108,7 +108,7 @@ TUNABLE += ["temporal_images", "checkpoint_every", "sample_every", "log_every"]
 
 
 def add_train_parser(commands) -> None:
-    from clipmorph.train import TrainConfig
+    from clipmorph.training.trainer import TrainConfig
 
     defaults = TrainConfig.__dataclass_fields__
     train = commands.add_parser(
@@ -147,9 +147,9 @@ def add_train_parser(commands) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from clipmorph import catalogue, store
     from clipmorph.errors import BadInput
-    from clipmorph.train import StyleSource, TrainConfig, styles_from_toml, train
+    from clipmorph.styles import catalogue, store
+    from clipmorph.training.trainer import StyleSource, TrainConfig, styles_from_toml, train
 
     backbone: dict = {}
     sources: list[StyleSource] = []
@@ -190,10 +190,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from clipmorph import store
-    from clipmorph.engine import Engine, StyleMix, StylizeOptions
-    from clipmorph.media import VideoEncoding
-    from clipmorph.pipeline import stylize_file
+    from clipmorph.inference.engine import Engine, StyleMix, StylizeOptions
+    from clipmorph.inference.media import VideoEncoding
+    from clipmorph.inference.pipeline import stylize_file
+    from clipmorph.styles import store
 
     mix = StyleMix.parse(args.style)
     options = StylizeOptions(mix, args.strength, args.preserve_color, args.max_side, args.keep_size)
@@ -213,7 +213,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 
 def cmd_styles(args: argparse.Namespace) -> int:
-    from clipmorph import catalogue, store
+    from clipmorph.styles import catalogue, store
 
     if args.styles_command == "list":
         rows = store.describe_styles()
@@ -241,11 +241,17 @@ def cmd_styles(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from clipmorph import catalogue, store
-    from clipmorph.data import find_images
-    from clipmorph.engine import Engine
-    from clipmorph.evaluate import EvalSettings, contact_sheet, evaluate_library, style_images_for, write_report
-    from clipmorph.vgg import VGGFeatures
+    from clipmorph.inference.engine import Engine
+    from clipmorph.model.vgg import VGGFeatures
+    from clipmorph.styles import catalogue, store
+    from clipmorph.training.data import find_images
+    from clipmorph.training.evaluate import (
+        EvalSettings,
+        contact_sheet,
+        evaluate_library,
+        style_images_for,
+        write_report,
+    )
 
     library = catalogue.read_catalogue(args.catalogue_dir) if args.catalogue_dir else store.load_library(args.styles)
     styles = args.styles or sorted(library.styles)
@@ -263,7 +269,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_vgg(args: argparse.Namespace) -> int:
-    from clipmorph import vgg
+    from clipmorph.model import vgg
 
     path = vgg.fetch_weights(args.cache_dir, args.from_h5)
     print(f"VGG19 weights ready: {path}")

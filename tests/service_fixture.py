@@ -82,7 +82,7 @@ def stop_server(server: Server) -> None:
 def own_store(workdir: Path) -> Path:
     """A BentoML home of its own holding the random test styles (rand-0, rand-1): servers that
     run beside the session server must not share its store (BentoML's task database)."""
-    from clipmorph import catalogue
+    from clipmorph.styles import catalogue
 
     from conftest import random_library, run_cli
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from clipmorph import access
 from clipmorph.errors import BadInput
+from clipmorph.serving import access
 
 
 def test_the_admin_token_is_required_when_set():
@@ -30,8 +30,8 @@ def test_bad_names_are_refused(name):
 
 
 def test_store_changes_bump_the_generation_and_catalogue_styles_are_protected(stored_styles):
-    from clipmorph import store
-    from clipmorph.styles import Style
+    from clipmorph.styles import store
+    from clipmorph.styles.library import Style
 
     before = store.styles_generation()
     rand = stored_styles.styles["rand-0"]
@@ -49,8 +49,8 @@ def test_store_changes_bump_the_generation_and_catalogue_styles_are_protected(st
 
 def test_job_listing_ignores_the_training_lock_files(tmp_path):
     """Regression: a lock file in the jobs folder broke the second style job and the sweep."""
-    from clipmorph.jobs import JobStore
-    from clipmorph.style_jobs import active_style_ids
+    from clipmorph.serving.jobs.store import JobStore
+    from clipmorph.serving.jobs.style_queue import active_style_ids
 
     jobs = JobStore(tmp_path, ttl_seconds=0)
     (tmp_path / ".training-slot-0.lock").write_text("")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipmorph import media
+from clipmorph.inference import media
 
 from conftest import run_cli
 from media_factory import ffmpeg_probe, gradient_frame, make_video

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from clipmorph.color import rgb_to_ycc
-from clipmorph.engine import Engine, StyleMix, StylizeOptions, pick_dtype, work_size
 from clipmorph.errors import BadInput, UnknownStyle
+from clipmorph.inference.engine import Engine, StyleMix, StylizeOptions, pick_dtype, work_size
+from clipmorph.model.color import rgb_to_ycc
 
 from conftest import random_library
 from media_factory import gradient_frame

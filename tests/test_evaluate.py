@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 
-from clipmorph import evaluate
+from clipmorph.training import evaluate
 
 
 def textured(width=96, height=72, seed=0):

@@ -3,7 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from clipmorph import losses, vgg
+from clipmorph.model import vgg
+from clipmorph.training import objective as losses
 
 
 def test_gram_matrix_known_values():

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from clipmorph import media
 from clipmorph.errors import BadInput
+from clipmorph.inference import media
 
 from media_factory import gradient_frame, make_video
 

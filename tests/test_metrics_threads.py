@@ -10,7 +10,7 @@ RACE = textwrap.dedent(
     """
     import threading, time
     import prometheus_client
-    from clipmorph import metrics
+    from clipmorph.serving import metrics
 
     original = prometheus_client.Counter.__init__
 

@@ -170,7 +170,7 @@ def test_every_panel_and_alert_query_returns_data(server, prometheus, tmp_path):
 
 def test_every_service_metric_is_exported(server):
     """Guards against BentoML multiprocess exporting only some histograms (BentoML #5056)."""
-    from clipmorph import metrics
+    from clipmorph.serving import metrics
 
     exported = httpx.get(f"{server.url}/metrics").text
     names = [

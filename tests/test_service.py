@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipmorph import media
+from clipmorph.inference import media
 
 from conftest import REPO, random_library
 from media_factory import ffmpeg_probe, gradient_frame, make_video
@@ -71,7 +71,7 @@ def test_health_docs_and_page(server):
 
 
 def test_styles_list_with_thumbnails(server):
-    from clipmorph import store
+    from clipmorph.styles import store
 
     with server.client() as client:
         styles = client.post("/styles", json={}).json()
@@ -110,7 +110,7 @@ def test_blend_and_colour_options_change_the_result(server):
 
 def test_same_request_gives_the_same_pixels_as_the_cli_engine(server, library):
     """The service adds no logic of its own: its output equals the engine's."""
-    from clipmorph.engine import Engine, StyleMix, StylizeOptions
+    from clipmorph.inference.engine import Engine, StyleMix, StylizeOptions
 
     with server.client() as client:
         served = np.asarray(Image.open(io.BytesIO(stylize(client, png_bytes(), strength=0.7).content)))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from aiohttp import ServerDisconnectedError
 
-from clipmorph.engine import StyleMix, StylizeOptions
 from clipmorph.errors import BadInput
-from clipmorph.serving import FrameItem, RemoteStylizer, parse_options
+from clipmorph.inference.engine import StyleMix, StylizeOptions
+from clipmorph.serving.schema import FrameItem, RemoteStylizer, parse_options
 
 from media_factory import gradient_frame
 

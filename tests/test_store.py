@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from clipmorph import catalogue, store
 from clipmorph.errors import BadInput, UnknownStyle
+from clipmorph.styles import catalogue, store
 
 from conftest import random_library, run_cli
 

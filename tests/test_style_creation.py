@@ -143,7 +143,7 @@ def test_bad_paintings_and_names_get_4xx(studio, case, status, message):
 
 
 def test_listening_check_sees_the_real_bind_address():
-    from clipmorph.access import listening_only_on_loopback
+    from clipmorph.serving.access import listening_only_on_loopback
 
     with socket.socket() as public:
         public.bind(("0.0.0.0", 0))

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from clipmorph import data, temporal
 from clipmorph.errors import BadInput
+from clipmorph.training import data, temporal
 
 
 def test_identity_motion_keeps_the_image_and_all_pixels():

@@ -47,7 +47,7 @@ def test_the_catalogue_lists_the_21_original_styles_with_their_facts():
 
 
 def test_every_catalogue_style_image_is_in_the_shared_data(shared_data):
-    from clipmorph.train import styles_from_toml
+    from clipmorph.training.trainer import styles_from_toml
 
     _, sources = styles_from_toml(REPO / "training" / "catalogue.toml", shared_data / "styles")
     assert len(sources) == 21 and all(s.image.is_file() for s in sources)
@@ -87,9 +87,9 @@ def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_
     """`build_catalogue.py refine` on a tiny stand-in catalogue (generated paintings and photos)."""
     import torch
 
-    from clipmorph import catalogue
-    from clipmorph.network import WIDTHS, TransformerNet
-    from clipmorph.styles import StyleLibrary
+    from clipmorph.model.network import WIDTHS, TransformerNet
+    from clipmorph.styles import catalogue
+    from clipmorph.styles.library import StyleLibrary
 
     data = tmp_path / "data"
     for folder in ("bsds500", "imagenet-sample", "urban100", "coco2014-224"):

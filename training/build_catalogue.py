@@ -41,10 +41,12 @@ def data_root(args: argparse.Namespace) -> Path:
 
 
 def catalogue_config(args: argparse.Namespace, steps: int | None = None):
-    from clipmorph.train import TrainConfig, styles_from_toml
+    from clipmorph.training.trainer import TrainConfig, styles_from_toml
 
     data = data_root(args)
     backbone, sources = styles_from_toml(CATALOGUE, data / "styles")
+    if getattr(args, "refine_weights", False):  # the [refine] multipliers in the joint training too
+        sources = [replace(s, style_weight=s.style_weight * refine_weights().get(s.id, 1.0)) for s in sources]
     return TrainConfig(
         styles=sources,
         content=[data / "content" / folder for folder in TRAIN_FOLDERS],
@@ -61,12 +63,14 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         sample_every=250,
         max_minutes=args.max_minutes,
         wandb=not args.no_wandb,
+        spike_weight=args.spike_weight,
+        lr=args.lr,
     )
 
 
 def stage_train(args: argparse.Namespace) -> None:
-    from clipmorph import catalogue
-    from clipmorph.train import train
+    from clipmorph.styles import catalogue
+    from clipmorph.training.trainer import train
 
     result = train(catalogue_config(args), resume=True)
     print(f"catalogue backbone: step {result.step}, {result.seconds / 60:.1f} min of training so far")
@@ -79,8 +83,8 @@ def stage_refine(args: argparse.Namespace) -> None:
     """Learn some styles again on the frozen full backbone, from their own vectors and with the
     style weights catalogue.toml's [refine] table gives them: only their scale/shift vectors change, so no
     other style moves. Writes the full library with them replaced (`finish --full-from` takes it)."""
-    from clipmorph import catalogue
-    from clipmorph.train import train
+    from clipmorph.styles import catalogue
+    from clipmorph.training.trainer import train
 
     full = catalogue.read_catalogue(args.full_from or Path(args.models))
     full = full.only_backbone(catalogue_config(args).backbone_name)
@@ -95,12 +99,10 @@ def stage_refine(args: argparse.Namespace) -> None:
 
 def refine_config(args: argparse.Namespace, full):
     """The catalogue's settings for the named styles, as add-a-style training on ``full``."""
-    import tomllib
-
-    from clipmorph.style_jobs import STYLE_LR
+    from clipmorph.serving.jobs.style_queue import STYLE_LR
 
     base = catalogue_config(args)
-    weights = tomllib.loads(CATALOGUE.read_text()).get("refine", {}).get("style_weight", {})
+    weights = refine_weights()
     wanted = args.styles.split(",") if args.styles else list(weights)  # by default, those the list names
     if not wanted:
         raise SystemExit("refine: name the styles, e.g. --styles picasso,scream")
@@ -117,6 +119,13 @@ def refine_config(args: argparse.Namespace, full):
         lr=STYLE_LR,
         style_size=args.style_size,
     )
+
+
+def refine_weights() -> dict[str, float]:
+    import tomllib
+
+    table = tomllib.loads(CATALOGUE.read_text()).get("refine", {}).get("style_weight", {})
+    return {style_id: float(weight) for style_id, weight in table.items()}
 
 
 def checkpoint_step(config) -> int:
@@ -138,7 +147,7 @@ ABLATION_HEADING = "## Temporal terms on and off"
 def stage_ablation(args: argparse.Namespace) -> None:
     """Same seed, data and steps, lite width, three styles: only the temporal weights differ.
     Updates REPORT.md's ablation section when there is one (no need to rerun `finish`)."""
-    from clipmorph.train import train
+    from clipmorph.training.trainer import train
 
     base = catalogue_config(args)
     picked = [s for s in base.styles if s.id in ("starrynight", "kanagawa", "scream")]
@@ -173,10 +182,10 @@ def stage_ablation(args: argparse.Namespace) -> None:
 
 
 def evaluate(args: argparse.Namespace, library):
-    from clipmorph.data import find_images
-    from clipmorph.engine import Engine
-    from clipmorph.evaluate import EvalSettings, evaluate_library, style_images_for
-    from clipmorph.vgg import VGGFeatures
+    from clipmorph.inference.engine import Engine
+    from clipmorph.model.vgg import VGGFeatures
+    from clipmorph.training.data import find_images
+    from clipmorph.training.evaluate import EvalSettings, evaluate_library, style_images_for
 
     data = data_root(args)
     photos = find_images(data / "content" / HELD_OUT)[:: max(1, 80 // args.eval_photos)][: args.eval_photos]
@@ -201,7 +210,7 @@ def thumbnails(engine, styles: list[str], side: int = 160) -> dict[str, bytes]:
     import numpy as np
     from PIL import Image
 
-    from clipmorph.engine import StyleMix, StylizeOptions
+    from clipmorph.inference.engine import StyleMix, StylizeOptions
 
     with Image.open(sheet_photos()[2]) as photo:
         photo = photo.convert("RGB")
@@ -218,12 +227,12 @@ def thumbnails(engine, styles: list[str], side: int = 160) -> dict[str, bytes]:
 
 
 def stage_finish(args: argparse.Namespace) -> None:
-    from clipmorph import catalogue
-    from clipmorph.distill import distill, rename_styles
-    from clipmorph.engine import Engine
-    from clipmorph.evaluate import contact_sheet, scores_metadata
-    from clipmorph.styles import Style, StyleLibrary
-    from clipmorph.train import train
+    from clipmorph.inference.engine import Engine
+    from clipmorph.styles import catalogue
+    from clipmorph.styles.library import Style, StyleLibrary
+    from clipmorph.training.distill import distill, rename_styles
+    from clipmorph.training.evaluate import contact_sheet, scores_metadata
+    from clipmorph.training.trainer import train
 
     if args.full_from:  # exported by `train --export` (on another machine, say)
         full = catalogue.read_catalogue(args.full_from)
@@ -265,8 +274,8 @@ def stage_finish(args: argparse.Namespace) -> None:
 
 
 def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) -> None:
-    from clipmorph.evaluate import markdown_table
-    from clipmorph.train import total_steps
+    from clipmorph.training.evaluate import markdown_table
+    from clipmorph.training.trainer import total_steps
 
     (backbone,) = libraries["full"].backbones.values()
     trained = backbone.metadata["training"]
@@ -373,6 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-wandb", action="store_true")
     parser.add_argument("--init-from", type=Path, help="train: start a new run from an exported catalogue's weights")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument(
+        "--refine-weights", action="store_true", help="train: apply catalogue.toml's [refine] style weights too"
+    )
+    parser.add_argument("--lr", type=float, default=1e-3, help="train: Adam learning rate")
+    parser.add_argument(
+        "--spike-weight", type=float, default=0.0, help="train: weight of the feature-spike (droplet) penalty"
+    )
     parser.add_argument("--workers", type=int, default=1, help="photo loading processes")
     parser.add_argument(
         "--export",

@@ -37,7 +37,7 @@ def pack_photos(data: Path, out: Path, count: int, short_side: int) -> int:
     """An even spread over the training sets (every k-th photo of each), in the same folders."""
     from build_catalogue import TRAIN_FOLDERS
 
-    from clipmorph.data import find_images
+    from clipmorph.training.data import find_images
 
     per_set = {name: find_images(data / "content" / name) for name in TRAIN_FOLDERS}
     total = sum(len(paths) for paths in per_set.values())
@@ -53,7 +53,7 @@ def pack_photos(data: Path, out: Path, count: int, short_side: int) -> int:
 def pack_vgg(out: Path) -> Path:
     from safetensors.torch import load_file, save_file
 
-    from clipmorph.vgg import WEIGHTS_FILE, cache_dir
+    from clipmorph.model.vgg import WEIGHTS_FILE, cache_dir
 
     state = load_file(str(cache_dir() / WEIGHTS_FILE))
     target = out / "vgg" / WEIGHTS_FILE

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from clipmorph.engine import StyleMix, StylizeOptions, options_per_frame
 from clipmorph.errors import BadInput, ClipMorphError, MediaError, UnknownStyle
+from clipmorph.inference.engine import StyleMix, StylizeOptions, options_per_frame
 
 
 class FrameItem(BaseModel):
@@ -126,7 +126,7 @@ def http_errors() -> Iterator[None]:
     try:
         yield
     except (UnknownStyle, BadInput) as error:
-        from clipmorph import metrics
+        from clipmorph.serving import metrics
 
         metrics.rejected(error.reason)
         if isinstance(error, UnknownStyle):

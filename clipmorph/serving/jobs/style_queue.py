@@ -2,7 +2,7 @@
 
 The API process queues jobs (at most ``max_parallel`` trainings per device, enforced with
 file locks so every worker agrees) and runs each in a child process at lower CPU priority, so
-image and video requests keep their cores first. The child is ``python -m clipmorph.style_jobs
+image and video requests keep their cores first. The child is ``python -m clipmorph.serving.jobs.style_queue
 FOLDER``: the same add-a-style training as ``clipmorph train --add-to``, reporting progress
 and a preview into the job folder, then saving the style to the model store, which every
 model worker picks up without a restart.
@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clipmorph.errors import BadInput, UnknownStyle
-from clipmorph.jobs import ENDED, Job, JobStore
+from clipmorph.serving.jobs.store import ENDED, Job, JobStore
 
 if TYPE_CHECKING:
-    from clipmorph.train import StyleSource, TrainConfig
+    from clipmorph.training.trainer import StyleSource, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def preset_config(
     source: StyleSource, preset: str, content: list[Path], base: str, checkpoint_dir: Path, **options
 ) -> TrainConfig:
     """The add-a-style training a creation job runs (also timed alone by the bench)."""
-    from clipmorph.train import TrainConfig
+    from clipmorph.training.trainer import TrainConfig
 
     return TrainConfig(
         styles=[source],
@@ -85,7 +85,7 @@ def preset_config(
 
 def default_base(preferred: str) -> str:
     """The backbone new styles go on: ``preferred`` when stored, else the first style's backbone."""
-    from clipmorph import store
+    from clipmorph.styles import store
 
     try:
         store.backbone_library(preferred)
@@ -100,7 +100,7 @@ def default_base(preferred: str) -> str:
 def may_cancel(job: Job, headers, admin_token: str) -> None:
     """With an admin token configured, a style job is cancelled by its owner (X-Owner-Key, given
     when it was created) or an admin. Video jobs: knowing the random job id is the capability."""
-    from clipmorph.access import is_admin
+    from clipmorph.serving.access import is_admin
 
     key_file = job.folder / "owner_key"
     if not admin_token or not key_file.is_file():
@@ -124,7 +124,7 @@ class StyleTrainingQueue:
     def submit(self, painting: Path, spec: StyleJobSpec) -> tuple[Job, str]:
         """Queue a job; returns it and its owner key (needed to cancel it when a token is set)."""
         with self._submit_lock:  # two uploads of one name: the second is refused
-            from clipmorph import store
+            from clipmorph.styles import store
 
             if spec.style_id in store.style_models() or spec.style_id in active_style_ids(self.jobs):
                 raise BadInput(f"a style named {spec.style_id!r} already exists or is being created", "exists")
@@ -157,7 +157,7 @@ class StyleTrainingQueue:
             finish_cancelled(job)
             return
         try:
-            command = [sys.executable, "-m", "clipmorph.style_jobs", str(job.folder)]
+            command = [sys.executable, "-m", "clipmorph.serving.jobs.style_queue", str(job.folder)]
             niceness = self.nice
 
             def lower_priority() -> None:
@@ -205,8 +205,8 @@ def _save_preview(job: Job, grid) -> None:
 
 def run_job(folder: Path) -> int:
     """The child process: train, evaluate, save to the store, report."""
-    from clipmorph import store
-    from clipmorph.train import StyleSource, train
+    from clipmorph.styles import store
+    from clipmorph.training.trainer import StyleSource, train
 
     job = Job(folder.name, folder)
     spec = StyleJobSpec(**json.loads((folder / SPEC_FILE).read_text()))
@@ -266,10 +266,10 @@ def run_job(folder: Path) -> int:
 
 def quick_evaluation(library, spec: StyleJobSpec, painting: Path) -> dict:
     """Style and content distances (``clipmorph eval``'s) on a few of the training photos."""
-    from clipmorph.data import find_images
-    from clipmorph.engine import Engine
-    from clipmorph.evaluate import EvalSettings, evaluate_library, scores_metadata
-    from clipmorph.vgg import VGGFeatures
+    from clipmorph.inference.engine import Engine
+    from clipmorph.model.vgg import VGGFeatures
+    from clipmorph.training.data import find_images
+    from clipmorph.training.evaluate import EvalSettings, evaluate_library, scores_metadata
 
     photos = [p for folder in spec.content for p in find_images(Path(folder))][:4]
     settings = EvalSettings(photo_side=256)

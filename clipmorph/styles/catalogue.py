@@ -15,8 +15,8 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from clipmorph.errors import BadInput
-from clipmorph.network import NetworkSpec
-from clipmorph.styles import Backbone, Style, StyleLibrary, validate_name
+from clipmorph.model.network import NetworkSpec
+from clipmorph.styles.library import Backbone, Style, StyleLibrary, validate_name
 
 MANIFEST = "manifest.json"
 FORMAT = "clipmorph-catalogue"

@@ -14,7 +14,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clipmorph.errors import BadInput
-from clipmorph.jobs import ENDED, Job, JobStore
+from clipmorph.serving.jobs.store import ENDED, Job, JobStore
 
 STATIC = Path(__file__).parent / "static"
 PALETTE = ["#e76f51", "#2a9d8f", "#e9c46a", "#264653", "#f4a261", "#8ab17d", "#b5838d", "#6d597a"]
@@ -102,7 +102,7 @@ def create_web_app() -> Starlette:
 
     async def thumbnail(request: Request) -> Response:
         style_id = request.path_params["style_id"]
-        from clipmorph import store
+        from clipmorph.styles import store
 
         stored = store.thumbnail_path(style_id)
         if stored is not None:

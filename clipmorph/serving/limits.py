@@ -23,7 +23,7 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Send) -> None:
-        from clipmorph import metrics
+        from clipmorph.serving import metrics
 
         metrics.rejected("body_too_large")
         body = json.dumps({"error": f"request body too large: the limit is {self.max_bytes} bytes"}).encode()

@@ -3,7 +3,7 @@
 From scratch, every batch deals the styles round-robin over its images, so one backbone
 learns all of them at once (Dumoulin et al. 2017). Adding a style freezes the backbone and
 learns only that style's scale/shift vectors, which is small and fast. Either way the loss is
-perceptual (content + Gram style + TV) plus the temporal terms of ``clipmorph.temporal``.
+perceptual (content + Gram style + TV) plus the temporal terms of ``clipmorph.training.temporal``.
 """
 
 from __future__ import annotations
@@ -25,15 +25,24 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from clipmorph.data import RandomCrops, SampleStream, find_images, fit_long_side, load_rgb, sha256_file, to_tensor
-from clipmorph.engine import pick_device, pick_dtype
 from clipmorph.errors import BadInput, TrainingStopped
-from clipmorph.losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, gram_matrix, total_variation
-from clipmorph.network import WIDTHS, TransformerNet, build_network
-from clipmorph.styles import Style, StyleLibrary, validate_name
-from clipmorph.temporal import MotionRange, noise_stability_loss, warp_consistency_loss
-from clipmorph.tracking import Tracker
-from clipmorph.vgg import VGGFeatures
+from clipmorph.inference.engine import pick_device, pick_dtype
+from clipmorph.model.network import WIDTHS, TransformerNet, build_network
+from clipmorph.model.vgg import VGGFeatures
+from clipmorph.styles.library import Style, StyleLibrary, validate_name
+from clipmorph.training.data import (
+    RandomCrops,
+    SampleStream,
+    find_images,
+    fit_long_side,
+    load_rgb,
+    sha256_file,
+    to_tensor,
+)
+from clipmorph.training.objective import CONTENT_LAYER, STYLE_LAYERS, content_loss, gram_matrix, total_variation
+from clipmorph.training.spikes import SpikeMonitor
+from clipmorph.training.temporal import MotionRange, noise_stability_loss, warp_consistency_loss
+from clipmorph.training.tracking import Tracker
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -75,6 +84,8 @@ class TrainConfig:
     noise_weight: float = 2e6  # seed's noise-stability term (pixel MSE)
     noise_sigma: float = 0.04
     warp_weight: float = 4e6  # warp-consistency term (pixel MSE on the valid region)
+    spike_weight: float = 0.0  # penalty on feature spikes under instance norm (clipmorph.training.spikes): no droplets
+    spike_threshold: float = 6.0
     motion: MotionRange = field(default_factory=MotionRange)
     temporal_images: int = 2  # images per batch that get the temporal terms (0: all); each costs 2 passes
     seed: int = 0
@@ -121,7 +132,7 @@ class TrainConfig:
         """What a style's metadata records about how it was trained."""
         keep = ["width", "batch_size", "image_size", "style_size", "lr", "seed"]
         keep += ["content_weight", "style_weight", "tv_weight", "noise_weight", "noise_sigma", "warp_weight"]
-        keep += ["temporal_images"]
+        keep += ["temporal_images", "spike_weight", "spike_threshold"]
         # planned_steps: a run may stop early (time budget); the record's `steps` are the ones taken
         return {k: getattr(self, k) for k in keep} | {"planned_steps": self.steps, "motion": asdict(self.motion)}
 
@@ -188,6 +199,7 @@ class Trainer:
         trainable = [p for p in self.net.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(trainable, lr=config.lr)
         self.forward = torch.compile(self.net) if config.compile else self.net
+        self.spikes = SpikeMonitor(self.net, config.spike_threshold) if config.spike_weight else None
         self.targets = self._style_targets()
         self.style_weights = torch.tensor([s.style_weight for s in config.styles], device=self.device)
         self.step = 0
@@ -204,7 +216,7 @@ class Trainer:
         if not self.config.add_to:
             return TransformerNet(WIDTHS[self.config.width], count)
         if not self.base.backbones:
-            from clipmorph import store
+            from clipmorph.styles import store
 
             self.base = store.backbone_library(self.config.add_to)
         (backbone,) = self.base.backbones.values()
@@ -226,7 +238,7 @@ class Trainer:
     def _network_from_catalogue(self, folder: Path) -> TransformerNet:
         """Go on from exported weights (a new optimiser, possibly new loss weights): the
         backbone of this width, each style's vectors where the catalogue has that id."""
-        from clipmorph.catalogue import read_catalogue
+        from clipmorph.styles.catalogue import read_catalogue
 
         library = read_catalogue(folder)
         spec = WIDTHS[self.config.width]
@@ -310,6 +322,7 @@ class Trainer:
 
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype != torch.float32):
             output = self.forward(content, styles)
+            spikes = self.spikes.penalty() if self.spikes else None
             out_feats = self.vgg(output, set(STYLE_LAYERS) | {CONTENT_LAYER})
             with torch.no_grad():
                 target_feats = self.vgg(content, [CONTENT_LAYER])
@@ -327,6 +340,9 @@ class Trainer:
             if cfg.warp_weight:
                 warp = warp_consistency_loss(stylize, content[sub], output[sub], cfg.motion, generator)
                 losses["warp"] = cfg.warp_weight * warp
+            if spikes is not None:
+                losses["spikes"] = cfg.spike_weight * spikes
+                self.spikes.peaks = []  # the temporal passes' records are not penalised twice
         losses["total"] = sum(losses.values())
         self._per_style = per_image_style.detach()
         return losses

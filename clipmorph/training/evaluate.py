@@ -25,13 +25,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from clipmorph.data import fit_long_side, load_rgb, sha256_file
-from clipmorph.engine import Engine, StyleMix, StylizeOptions
-from clipmorph.losses import CONTENT_LAYER, STYLE_LAYERS, gram_matrix
-from clipmorph.media import VideoReader
-from clipmorph.styles import StyleLibrary
-from clipmorph.train import total_steps
-from clipmorph.vgg import VGGFeatures
+from clipmorph.inference.engine import Engine, StyleMix, StylizeOptions
+from clipmorph.inference.media import VideoReader
+from clipmorph.model.vgg import VGGFeatures
+from clipmorph.styles.library import StyleLibrary
+from clipmorph.training.data import fit_long_side, load_rgb, sha256_file
+from clipmorph.training.objective import CONTENT_LAYER, STYLE_LAYERS, gram_matrix
+from clipmorph.training.trainer import total_steps
 
 
 @dataclass

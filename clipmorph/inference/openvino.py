@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from clipmorph.errors import BadInput
-from clipmorph.network import TransformerNet
+from clipmorph.model.network import TransformerNet
 
 
 def _openvino():

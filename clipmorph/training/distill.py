@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from clipmorph.data import RandomCrops, SampleStream, find_images
-from clipmorph.engine import pick_device, pick_dtype
-from clipmorph.network import WIDTHS, TransformerNet, build_network
-from clipmorph.styles import Style, StyleLibrary
-from clipmorph.train import describe_device
-from clipmorph.vgg import VGGFeatures
+from clipmorph.inference.engine import pick_device, pick_dtype
+from clipmorph.model.network import WIDTHS, TransformerNet, build_network
+from clipmorph.model.vgg import VGGFeatures
+from clipmorph.styles.library import Style, StyleLibrary
+from clipmorph.training.data import RandomCrops, SampleStream, find_images
+from clipmorph.training.trainer import describe_device
 
 FEATURE_LAYER = "relu2_2"
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from clipmorph.errors import BadInput, UnknownStyle
-from clipmorph.network import NetworkSpec, TransformerNet
+from clipmorph.model.network import NetworkSpec, TransformerNet
 
 NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?$")
 

@@ -17,8 +17,8 @@ from bentoml.exceptions import NotFound
 from safetensors.torch import load_file, save_file
 
 from clipmorph.errors import BadInput, UnknownStyle
-from clipmorph.network import NetworkSpec
-from clipmorph.styles import Backbone, Style, StyleLibrary
+from clipmorph.model.network import NetworkSpec
+from clipmorph.styles.library import Backbone, Style, StyleLibrary
 
 KIND_LABEL = "clipmorph.kind"
 BACKBONE_LABEL = "clipmorph.backbone"

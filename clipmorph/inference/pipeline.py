@@ -16,9 +16,9 @@ from pathlib import Path
 import av
 from tqdm import tqdm
 
-from clipmorph import media
-from clipmorph.engine import Engine, FrameStylizer, StylizeOptions
 from clipmorph.errors import BadInput, MediaError
+from clipmorph.inference import media
+from clipmorph.inference.engine import Engine, FrameStylizer, StylizeOptions
 
 _DONE = object()
 VIDEO_GROUP = 4  # frames handed to the engine per call (it splits them into its own batch size)

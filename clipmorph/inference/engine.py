@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from clipmorph.color import transfer_luminance
 from clipmorph.errors import BadInput
-from clipmorph.network import TransformerNet, build_network
-from clipmorph.styles import StyleLibrary, backbone_for_mix
+from clipmorph.model.color import transfer_luminance
+from clipmorph.model.network import TransformerNet, build_network
+from clipmorph.styles.library import StyleLibrary, backbone_for_mix
 
 DEFAULT_MAX_SIDE = 1920
 MIN_SIDE = 16
@@ -156,7 +156,7 @@ class Engine:
         faster than eager bf16 on 2-core AVX-512 CPUs, after ~10-30 s of compiling per input
         shape. Worth it for videos and long-running services, not for one photo.
         ``backend="openvino"`` (CPU only) runs them through OpenVINO instead, also compiled per
-        shape: 20-56 % faster at 720p and up on the AMD EPYC measured (clipmorph.openvino_net)."""
+        shape: 20-56 % faster at 720p and up on the AMD EPYC measured (clipmorph.inference.openvino)."""
         if backend not in BACKENDS:
             raise BadInput(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         self.library = library
@@ -168,7 +168,7 @@ class Engine:
         # What the PyTorch side hands the network: OpenVINO takes float32 and casts inside.
         self.network_dtype = self.dtype
         if backend == "openvino":
-            from clipmorph import openvino_net
+            from clipmorph.inference import openvino as openvino_net
 
             if self.dtype not in (torch.bfloat16, torch.float32):
                 raise BadInput("the openvino backend computes in bfloat16 or float32")
@@ -269,7 +269,7 @@ class Engine:
     def _network(self, key: str) -> Callable:
         if self.backend == "openvino":
             if key not in self._compiled:
-                from clipmorph.openvino_net import OpenVinoNetwork
+                from clipmorph.inference.openvino import OpenVinoNetwork
 
                 self._compiled[key] = OpenVinoNetwork(self.networks[key], bf16=self.dtype == torch.bfloat16)
             return self._compiled[key]
