@@ -19,7 +19,8 @@ import torch
 from bench.model import SIZES
 from bench.paths import CREATION_PAINTING, REPO, data_root
 from bench.timing import measure
-from clipmorph.model.network import WIDTHS, TransformerNet, with_blocked_rgb_convs, with_padded_rgb_convs
+from clipmorph.model.fast_convs import with_blocked_rgb_convs, with_padded_rgb_convs
+from clipmorph.model.network import WIDTHS, TransformerNet
 
 BACKENDS = ("fp16-eager", "fp16-cudagraph")
 BATCHES = (1, 8)
@@ -114,7 +115,8 @@ def preset_rows(presets: tuple[str, ...]) -> list[dict]:
     from $CLIPMORPH_DATA: seconds of training as a creation job would spend them."""
     from clipmorph.serving.jobs.style_queue import preset_config
     from clipmorph.styles.catalogue import read_catalogue
-    from clipmorph.training.trainer import StyleSource, train
+    from clipmorph.training.config import StyleSource
+    from clipmorph.training.trainer import train
 
     base = read_catalogue(REPO / "models").only_backbone("catalogue-full")
     (backbone,) = base.backbones.values()

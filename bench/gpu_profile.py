@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from bench.gpu import device_name, fp16_inputs, fp16_network, timed
-from clipmorph.model.network import with_blocked_rgb_convs, with_padded_rgb_convs
+from clipmorph.model.fast_convs import with_blocked_rgb_convs, with_padded_rgb_convs
 
 BATCH, HEIGHT, WIDTH = 8, 1080, 1920
 

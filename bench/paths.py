@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -10,4 +9,6 @@ CREATION_PAINTING = "muse.jpg"  # any painting works; this one is learned again 
 
 
 def data_root() -> Path:
-    return Path(os.environ.get("CLIPMORPH_DATA", REPO.parent / "shared" / "data")).resolve()
+    from clipmorph.environment import data_root as configured_root
+
+    return configured_root(None, REPO.parent / "shared" / "data").resolve()

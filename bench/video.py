@@ -10,7 +10,8 @@ import av
 import torch
 
 from bench.paths import data_root
-from clipmorph.inference.engine import Engine, StyleMix, StylizeOptions
+from clipmorph.inference.engine import Engine
+from clipmorph.inference.options import StyleMix, StylizeOptions
 from clipmorph.inference.pipeline import stylize_video_file
 from clipmorph.model.network import WIDTHS, TransformerNet
 from clipmorph.styles.library import StyleLibrary

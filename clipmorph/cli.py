@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, help="frames per forward pass (default: 1 on CPU, where it is fastest; 8 on GPU)"
     )
     stylize.add_argument(
-        "--compile", action="store_true", help="torch.compile the network: ~10-30 s once, then ~3x faster (videos)"
+        "--compile",
+        action="store_true",
+        help="torch.compile the network: seconds once per frame size, then much faster (videos)",
     )
     stylize.add_argument(
         "--backend",
@@ -108,7 +110,7 @@ TUNABLE += ["temporal_images", "checkpoint_every", "sample_every", "log_every"]
 
 
 def add_train_parser(commands) -> None:
-    from clipmorph.training.trainer import TrainConfig
+    from clipmorph.training.config import TrainConfig
 
     defaults = TrainConfig.__dataclass_fields__
     train = commands.add_parser(
@@ -149,7 +151,8 @@ def add_train_parser(commands) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from clipmorph.errors import BadInput
     from clipmorph.styles import catalogue, store
-    from clipmorph.training.trainer import StyleSource, TrainConfig, styles_from_toml, train
+    from clipmorph.training.config import StyleSource, TrainConfig, styles_from_toml
+    from clipmorph.training.trainer import train
 
     backbone: dict = {}
     sources: list[StyleSource] = []
@@ -190,8 +193,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from clipmorph.inference.engine import Engine, StyleMix, StylizeOptions
+    from clipmorph.inference.engine import Engine
     from clipmorph.inference.media import VideoEncoding
+    from clipmorph.inference.options import StyleMix, StylizeOptions, dtype_name
     from clipmorph.inference.pipeline import stylize_file
     from clipmorph.styles import store
 
@@ -203,7 +207,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     )
     encoding = VideoEncoding(args.crf, args.encoder)
     report = stylize_file(engine, args.input, args.output, options, progress=not args.quiet, encoding=encoding)
-    dtype = str(engine.dtype).removeprefix("torch.")
+    dtype = dtype_name(engine.dtype)
     encoder = f", {report.encoder}" if report.encoder else ""
     print(
         f"wrote {report.output} ({report.kind}, {report.width}x{report.height}, {report.frames} frame(s), "
@@ -213,10 +217,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 
 def cmd_styles(args: argparse.Namespace) -> int:
-    from clipmorph.styles import catalogue, store
+    from clipmorph.styles import catalogue, index, store
 
     if args.styles_command == "list":
-        rows = store.describe_styles()
+        rows = index.describe_styles()
         if args.json:
             print(json.dumps(rows, indent=2))
         elif not rows:
@@ -235,7 +239,7 @@ def cmd_styles(args: argparse.Namespace) -> int:
         manifest = catalogue.write_catalogue(store.load_library(args.styles), args.folder)
         print(f"wrote {manifest}")
     elif args.styles_command == "delete":
-        for tag in store.delete_style(args.style):
+        for tag in index.delete_style(args.style):
             print(f"deleted {tag}")
     return 0
 

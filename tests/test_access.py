@@ -30,21 +30,21 @@ def test_bad_names_are_refused(name):
 
 
 def test_store_changes_bump_the_generation_and_catalogue_styles_are_protected(stored_styles):
-    from clipmorph.styles import store
+    from clipmorph.styles import index, store
     from clipmorph.styles.library import Style
 
-    before = store.styles_generation()
+    before = index.styles_generation()
     rand = stored_styles.styles["rand-0"]
     meta = {"user_made": True, "display_name": "mine", "x": None}
     made = Style("user-made", rand.backbone, rand.params, meta, thumbnail=b"\xff\xd8fake")
     assert store.save_style(made).created
-    assert store.styles_generation() != before
-    assert store.thumbnail_path("user-made").read_bytes() == b"\xff\xd8fake"
+    assert index.styles_generation() != before
+    assert index.thumbnail_path("user-made").read_bytes() == b"\xff\xd8fake"
     with pytest.raises(BadInput, match="catalogue"):
-        store.delete_style("rand-0", user_made_only=True)
-    middle = store.styles_generation()
-    assert store.delete_style("user-made", user_made_only=True)
-    assert store.styles_generation() != middle
+        index.delete_style("rand-0", user_made_only=True)
+    middle = index.styles_generation()
+    assert index.delete_style("user-made", user_made_only=True)
+    assert index.styles_generation() != middle
 
 
 def test_job_listing_ignores_the_training_lock_files(tmp_path):

@@ -38,8 +38,10 @@ def test_bento_holds_service_package_models_and_ffmpeg(bento):
     packed = {m["tag"].split(":")[0] for m in model_service["models"]}
     assert {"clipmorph-style-rand-0", "clipmorph-style-rand-1"} <= packed
     assert any(name.startswith("clipmorph-backbone-") for name in packed)
-    assert (folder / "src" / "service.py").is_file() and (folder / "src" / "clipmorph" / "engine.py").is_file()
-    assert (folder / "src" / "clipmorph" / "web" / "static" / "index.html").is_file()
+    assert (folder / "src" / "service.py").is_file() and (
+        folder / "src" / "clipmorph" / "inference" / "engine.py"
+    ).is_file()
+    assert (folder / "src" / "clipmorph" / "serving" / "web" / "static" / "index.html").is_file()
     assert not (folder / "src" / "tests").exists()
     dockerfile = (folder / "env" / "docker" / "Dockerfile").read_text()
     assert re.search(r"apt-get install .*ffmpeg", dockerfile)

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from clipmorph.errors import BadInput, UnknownStyle
-from clipmorph.inference.engine import Engine, StyleMix, StylizeOptions, pick_dtype, work_size
+from clipmorph.inference.engine import Engine, pick_dtype
+from clipmorph.inference.options import StyleMix, StylizeOptions, work_size
 from clipmorph.model.color import rgb_to_ycc
 
 from conftest import random_library

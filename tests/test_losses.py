@@ -108,15 +108,17 @@ def test_loss_values_on_fixed_inputs(vgg_net):
     content = torch.stack([x, y, (x + y) / 2])[None]
     style = torch.stack([torch.sin(20 * x) * 0.5 + 0.5, torch.cos(15 * y) * 0.5 + 0.5, x * y])[None]
     output = (content * 0.7 + style * 0.3).requires_grad_(True)
-    grams = losses.style_grams(vgg_net, style)
-    values = losses.perceptual_losses(vgg_net, output, content, grams)
+    perceptual = losses.PerceptualObjective.for_paintings(vgg_net, [style])
+    first = torch.zeros(1, dtype=torch.long)  # the batch's one image takes painting 0
+    values = perceptual.losses(output, content, first, losses.LossWeights())
+    values["total"] = values["content"] + values["style"] + values["tv"]
     values["total"].backward()
     assert output.grad is not None and output.grad.abs().sum() > 0
-    measured = {k: round(v.item(), 4) for k, v in values.items()}
+    measured = {k: round(v.item(), 4) for k, v in values.items() if k != "per_image_style"}
     assert measured["content"] == pytest.approx(PINNED["content"], rel=1e-3)
     assert measured["style"] == pytest.approx(PINNED["style"], rel=1e-3)
     assert measured["tv"] == pytest.approx(PINNED["tv"], rel=1e-3)
-    same = losses.perceptual_losses(vgg_net, style, style, grams)
+    same = perceptual.losses(style, style, first, losses.LossWeights())
     assert same["content"].item() == 0 and same["style"].item() < 1e-6
 
 

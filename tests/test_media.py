@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from clipmorph.errors import BadInput
+from clipmorph.fsutil import atomic_path
 from clipmorph.inference import media
 
 from media_factory import gradient_frame, make_video
@@ -84,7 +85,7 @@ def test_output_kind_from_extension(tmp_path):
 
 def test_atomic_output_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out.png"
-    with pytest.raises(RuntimeError), media.atomic_output(target) as temporary:
+    with pytest.raises(RuntimeError), atomic_path(target) as temporary:
         temporary.write_bytes(b"half")
         raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
@@ -102,9 +103,9 @@ def test_video_reader_reports_what_the_file_holds(tmp_path):
 
 
 def test_auto_encoding_takes_nvenc_only_where_it_starts(monkeypatch):
-    monkeypatch.setattr(media, "encoder_opens", lambda name: name == "h264_nvenc")
+    monkeypatch.setattr("clipmorph.inference.media.video.encoder_opens", lambda name: name == "h264_nvenc")
     assert media.pick_h264_encoder("auto") == "h264_nvenc"
-    monkeypatch.setattr(media, "encoder_opens", lambda name: name == "libx264")
+    monkeypatch.setattr("clipmorph.inference.media.video.encoder_opens", lambda name: name == "libx264")
     assert media.pick_h264_encoder("auto") == "libx264"
     with pytest.raises(BadInput, match="h264_nvenc encoder cannot start on this machine"):
         media.pick_h264_encoder("h264_nvenc")  # asked for by name: an error, not a silent fallback

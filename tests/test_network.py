@@ -76,7 +76,7 @@ def test_bad_style_selection_is_rejected():
 
 
 def test_channel_padded_rgb_convolutions_give_the_same_output():
-    from clipmorph.model.network import with_padded_rgb_convs
+    from clipmorph.model.fast_convs import with_padded_rgb_convs
 
     torch.manual_seed(1)
     net = TransformerNet(WIDTHS["lite"], 2).eval()
@@ -92,7 +92,8 @@ def test_channel_padded_rgb_convolutions_give_the_same_output():
 
 @pytest.mark.parametrize(("block", "size"), [(2, (13, 22)), (4, (36, 52)), (4, (17, 30))])
 def test_a_convolution_folded_into_pixel_blocks_gives_the_same_output(block, size):
-    from clipmorph.model.network import ConvLayer, SpaceToDepthConv
+    from clipmorph.model.fast_convs import SpaceToDepthConv
+    from clipmorph.model.network import ConvLayer
 
     torch.manual_seed(2)
     layer = ConvLayer(5, 3, 9).eval()
@@ -104,7 +105,7 @@ def test_a_convolution_folded_into_pixel_blocks_gives_the_same_output(block, siz
 
 
 def test_blocked_rgb_convolutions_give_the_same_network_output():
-    from clipmorph.model.network import with_blocked_rgb_convs
+    from clipmorph.model.fast_convs import with_blocked_rgb_convs
 
     torch.manual_seed(3)
     net = TransformerNet(WIDTHS["lite"], 2).eval()

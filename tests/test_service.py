@@ -71,7 +71,7 @@ def test_health_docs_and_page(server):
 
 
 def test_styles_list_with_thumbnails(server):
-    from clipmorph.styles import store
+    from clipmorph.styles import index, store
 
     with server.client() as client:
         styles = client.post("/styles", json={}).json()
@@ -84,9 +84,19 @@ def test_styles_list_with_thumbnails(server):
             assert [s["id"] for s in client.post("/styles", json={}).json()] == ["late-0", "rand-0", "rand-1"]
             assert stylize(client, png_bytes(), style="late-0").status_code == 200  # served without a restart
         finally:
-            store.delete_style("late-0")
+            index.delete_style("late-0")
         assert [s["id"] for s in client.post("/styles", json={}).json()] == ["rand-0", "rand-1"]
         assert stylize(client, png_bytes(), style="late-0").status_code == 404
+
+
+def test_the_read_only_routes_answer_a_plain_get(server):
+    """`curl host/styles` and `curl host/info` work: GET answers as the POST does."""
+    with server.client() as client:
+        for route in ("/styles", "/info"):
+            got, posted = client.get(route), client.post(route, json={})
+            assert got.status_code == 200 and got.headers["content-type"].startswith("application/json")
+            assert got.json() == posted.json()
+        assert client.get("/stylize").status_code in (404, 405)  # only the listed routes
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
@@ -110,7 +120,8 @@ def test_blend_and_colour_options_change_the_result(server):
 
 def test_same_request_gives_the_same_pixels_as_the_cli_engine(server, library):
     """The service adds no logic of its own: its output equals the engine's."""
-    from clipmorph.inference.engine import Engine, StyleMix, StylizeOptions
+    from clipmorph.inference.engine import Engine
+    from clipmorph.inference.options import StyleMix, StylizeOptions
 
     with server.client() as client:
         served = np.asarray(Image.open(io.BytesIO(stylize(client, png_bytes(), strength=0.7).content)))

@@ -5,8 +5,10 @@ import pytest
 from aiohttp import ServerDisconnectedError
 
 from clipmorph.errors import BadInput
-from clipmorph.inference.engine import StyleMix, StylizeOptions
-from clipmorph.serving.schema import FrameItem, RemoteStylizer, parse_options
+from clipmorph.inference.options import StyleMix, StylizeOptions
+from clipmorph.serving.remote import RemoteStylizer
+from clipmorph.serving.requests import parse_options
+from clipmorph.serving.schema import FrameItem
 
 from media_factory import gradient_frame
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from clipmorph.errors import BadInput, UnknownStyle
-from clipmorph.styles import catalogue, store
+from clipmorph.styles import catalogue, index, store
 
 from conftest import random_library, run_cli
 
@@ -31,9 +31,9 @@ def test_store_round_trips_styles_with_metadata():
     [backbone] = loaded.backbones.values()
     assert same_tensors(backbone.state, next(iter(library.backbones.values())).state)
 
-    model = store.style_models()["roundtrip-0"]
-    assert model.info.labels[store.KIND_LABEL] == "style"
-    assert model.info.metadata["backbone"].startswith(store.BACKBONE_PREFIX)
+    model = index.style_models()["roundtrip-0"]
+    assert model.info.labels[index.KIND_LABEL] == "style"
+    assert model.info.metadata["backbone"].startswith(index.BACKBONE_PREFIX)
 
 
 def test_unknown_style_in_store_lists_what_is_there(stored_styles):
@@ -44,11 +44,11 @@ def test_unknown_style_in_store_lists_what_is_there(stored_styles):
 def test_delete_removes_every_version():
     library = random_library("deleteme", num_styles=1, seed=7)
     store.save_library(library)
-    assert "deleteme-0" in store.style_models()
-    assert store.delete_style("deleteme-0")
-    assert "deleteme-0" not in store.style_models()
+    assert "deleteme-0" in index.style_models()
+    assert index.delete_style("deleteme-0")
+    assert "deleteme-0" not in index.style_models()
     with pytest.raises(UnknownStyle):
-        store.delete_style("deleteme-0")
+        index.delete_style("deleteme-0")
 
 
 def test_catalogue_round_trip(tmp_path):
@@ -132,10 +132,10 @@ def test_thumbnails_travel_through_the_catalogue_into_the_store(tmp_path):
     back = catalogue.read_catalogue(tmp_path)
     assert back.styles["thumb-0"].thumbnail == b"\xff\xd8\xff picture" and back.styles["thumb-1"].thumbnail is None
     store.save_library(back)
-    assert store.thumbnail_path("thumb-0").read_bytes() == b"\xff\xd8\xff picture"
-    assert store.thumbnail_path("thumb-1") is None
+    assert index.thumbnail_path("thumb-0").read_bytes() == b"\xff\xd8\xff picture"
+    assert index.thumbnail_path("thumb-1") is None
     (tmp_path / "thumbnails" / "thumb-0.jpg").write_bytes(b"swapped")
     with pytest.raises(BadInput, match="altered"):
         catalogue.read_catalogue(tmp_path)
     for style_id in ("thumb-0", "thumb-1"):
-        store.delete_style(style_id)
+        index.delete_style(style_id)

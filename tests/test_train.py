@@ -42,7 +42,7 @@ def vgg_env(vgg_assets):
 
 
 def tiny_config(pictures, checkpoint_dir, steps, **extra):
-    from clipmorph.training.trainer import StyleSource, TrainConfig
+    from clipmorph.training.config import StyleSource, TrainConfig
 
     styles = [StyleSource("stripes", pictures / "stripes.png"), StyleSource("checks", pictures / "checks.png")]
     options = dict(width="lite", image_size=32, style_size=64, batch_size=2, workers=0, wandb=False)
@@ -74,7 +74,8 @@ def test_resumed_training_matches_an_uninterrupted_run(pictures, vgg_env, tmp_pa
 
 def test_resume_refuses_a_checkpoint_of_other_styles(pictures, vgg_env, tmp_path, monkeypatch):
     from clipmorph.errors import BadInput
-    from clipmorph.training.trainer import StyleSource, train
+    from clipmorph.training.config import StyleSource
+    from clipmorph.training.trainer import train
 
     monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
     train(tiny_config(pictures, tmp_path, steps=1), show_bar=False)
@@ -89,7 +90,8 @@ def test_a_run_started_from_an_exported_catalogue_begins_at_its_weights_and_keep
 ):
     from clipmorph.errors import BadInput
     from clipmorph.styles import catalogue
-    from clipmorph.training.trainer import StyleSource, Trainer, train
+    from clipmorph.training.config import StyleSource
+    from clipmorph.training.trainer import Trainer, train
 
     monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
     first = train(tiny_config(pictures, tmp_path / "first", steps=2), show_bar=False)
@@ -138,7 +140,8 @@ def test_a_stopped_run_records_the_steps_it_took_and_a_resume_keeps_where_it_sta
 
 
 def test_a_style_is_added_to_a_backbone_held_in_hand_without_the_store(pictures, vgg_env, tmp_path, monkeypatch):
-    from clipmorph.training.trainer import StyleSource, train
+    from clipmorph.training.config import StyleSource
+    from clipmorph.training.trainer import train
 
     monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
     base = train(tiny_config(pictures, tmp_path / "a", steps=1), show_bar=False).library
@@ -181,12 +184,12 @@ def test_refining_a_style_the_backbone_has_starts_from_its_vectors_and_continues
 @pytest.fixture
 def cleanup_styles():
     """Styles a test trains into the session store are removed again (the session server serves it)."""
-    from clipmorph.styles import store
+    from clipmorph.styles import index
 
     created: list[str] = []
     yield created
     for style_id in created:
-        store.delete_style(style_id)
+        index.delete_style(style_id)
 
 
 def test_cli_trains_into_the_store_then_adds_a_style_on_the_frozen_backbone(
@@ -286,10 +289,12 @@ def test_wandb_offline_without_a_key_logs_losses_and_sample_grids(pictures, vgg_
 
 
 def test_distilling_a_backbone_gives_a_lite_student_with_its_own_record(pictures, vgg_env, tmp_path, monkeypatch):
-    from clipmorph.inference.engine import Engine, StyleMix, StylizeOptions
+    from clipmorph.inference.engine import Engine
+    from clipmorph.inference.options import StyleMix, StylizeOptions
     from clipmorph.model.network import WIDTHS
     from clipmorph.training.distill import distill, rename_styles
-    from clipmorph.training.trainer import total_steps, train
+    from clipmorph.training.record import total_steps
+    from clipmorph.training.trainer import train
 
     monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
     teacher = train(tiny_config(pictures, tmp_path / "t", steps=2, width="full"), show_bar=False).library

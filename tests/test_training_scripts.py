@@ -47,7 +47,7 @@ def test_the_catalogue_lists_the_21_original_styles_with_their_facts():
 
 
 def test_every_catalogue_style_image_is_in_the_shared_data(shared_data):
-    from clipmorph.training.trainer import styles_from_toml
+    from clipmorph.training.config import styles_from_toml
 
     _, sources = styles_from_toml(REPO / "training" / "catalogue.toml", shared_data / "styles")
     assert len(sources) == 21 and all(s.image.is_file() for s in sources)

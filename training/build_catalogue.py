@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -37,11 +36,13 @@ def runs_dir(args: argparse.Namespace) -> Path:
 
 
 def data_root(args: argparse.Namespace) -> Path:
-    return Path(args.data or os.environ.get("CLIPMORPH_DATA") or REPO.parent / "shared" / "data")
+    from clipmorph.environment import data_root as configured_root
+
+    return configured_root(args.data, REPO.parent / "shared" / "data")
 
 
 def catalogue_config(args: argparse.Namespace, steps: int | None = None):
-    from clipmorph.training.trainer import TrainConfig, styles_from_toml
+    from clipmorph.training.config import TrainConfig, styles_from_toml
 
     data = data_root(args)
     backbone, sources = styles_from_toml(CATALOGUE, data / "styles")
@@ -64,6 +65,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         max_minutes=args.max_minutes,
         wandb=not args.no_wandb,
         spike_weight=args.spike_weight,
+        norm_clamp=args.norm_clamp,
         lr=args.lr,
     )
 
@@ -205,24 +207,19 @@ def sheet_photos() -> list[Path]:
 
 def thumbnails(engine, styles: list[str], side: int = 160) -> dict[str, bytes]:
     """Gallery pictures: a shipped sample photo (scikit-image's cat) in each style."""
-    import io
-
     import numpy as np
     from PIL import Image
 
-    from clipmorph.inference.engine import StyleMix, StylizeOptions
+    from clipmorph.inference import media
+    from clipmorph.inference.options import StyleMix, StylizeOptions
 
     with Image.open(sheet_photos()[2]) as photo:
         photo = photo.convert("RGB")
-        short = min(photo.size)
-        left, top = (photo.width - short) // 2, (photo.height - short) // 2
-        photo = photo.crop((left, top, left + short, top + short)).resize((side * 2, side * 2))
+        photo.thumbnail((side * 2, side * 2))
     pictures = {}
     for style_id in styles:
         [out] = engine.stylize_frames([np.asarray(photo)], StylizeOptions(StyleMix.single(style_id)))
-        buffer = io.BytesIO()
-        Image.fromarray(out).resize((side, side)).save(buffer, format="JPEG", quality=85)
-        pictures[style_id] = buffer.getvalue()
+        pictures[style_id] = media.jpeg_tile(Image.fromarray(out), side)
     return pictures
 
 
@@ -275,7 +272,7 @@ def stage_finish(args: argparse.Namespace) -> None:
 
 def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) -> None:
     from clipmorph.training.evaluate import markdown_table
-    from clipmorph.training.trainer import total_steps
+    from clipmorph.training.record import total_steps
 
     (backbone,) = libraries["full"].backbones.values()
     trained = backbone.metadata["training"]
@@ -384,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument(
         "--refine-weights", action="store_true", help="train: apply catalogue.toml's [refine] style weights too"
+    )
+    parser.add_argument(
+        "--norm-clamp", type=float, help="train: limit normalised features to +-this many standard deviations"
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="train: Adam learning rate")
     parser.add_argument(

@@ -53,7 +53,8 @@ def pack_photos(data: Path, out: Path, count: int, short_side: int) -> int:
 def pack_vgg(out: Path) -> Path:
     from safetensors.torch import load_file, save_file
 
-    from clipmorph.model.vgg import WEIGHTS_FILE, cache_dir
+    from clipmorph.environment import cache_dir
+    from clipmorph.model.vgg import WEIGHTS_FILE
 
     state = load_file(str(cache_dir() / WEIGHTS_FILE))
     target = out / "vgg" / WEIGHTS_FILE

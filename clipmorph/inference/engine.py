@@ -9,8 +9,6 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -18,80 +16,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from clipmorph.errors import BadInput
+from clipmorph.inference.options import (
+    MIN_SIDE,
+    StyleMix,
+    StylizeOptions,
+    options_per_frame,
+    work_size,
+)
 from clipmorph.model.color import transfer_luminance
 from clipmorph.model.network import TransformerNet, build_network
-from clipmorph.styles.library import StyleLibrary, backbone_for_mix
+from clipmorph.styles.library import StyleLibrary
+from clipmorph.styles.names import backbone_for_mix
 
-DEFAULT_MAX_SIDE = 1920
-MIN_SIDE = 16
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BACKENDS = ("torch", "openvino")  # what runs the networks: PyTorch (eager or compiled) or OpenVINO
-
-
-@dataclass(frozen=True)
-class StyleMix:
-    """One style, or a weighted blend of several styles of the same backbone."""
-
-    weights: tuple[tuple[str, float], ...]
-
-    @classmethod
-    def single(cls, style_id: str) -> StyleMix:
-        return cls(((style_id, 1.0),))
-
-    @classmethod
-    def parse(cls, text: str) -> StyleMix:
-        """``monet`` or ``monet=0.7,scream=0.3`` (weights are normalised to sum to 1)."""
-        parts = [p.strip() for p in text.split(",") if p.strip()]
-        if not parts:
-            raise BadInput("no style given")
-        pairs: list[tuple[str, float]] = []
-        for part in parts:
-            name, _, weight = part.partition("=")
-            try:
-                value = float(weight) if weight else 1.0
-            except ValueError:
-                raise BadInput(f"bad blend weight in {part!r}: expected name=number") from None
-            if not value >= 0 or value == float("inf"):
-                raise BadInput(f"blend weight for {name!r} must be a finite number >= 0")
-            pairs.append((name.strip(), value))
-        total = sum(w for _, w in pairs)
-        if total <= 0:
-            raise BadInput("blend weights must not all be zero")
-        return cls(tuple((name, w / total) for name, w in pairs))
-
-    @property
-    def names(self) -> list[str]:
-        return [name for name, _ in self.weights]
-
-    def __str__(self) -> str:
-        if len(self.weights) == 1:
-            return self.weights[0][0]
-        return ",".join(f"{name}={weight:g}" for name, weight in self.weights)
-
-
-@dataclass(frozen=True)
-class StylizeOptions:
-    style: StyleMix
-    strength: float = 1.0  # 0 = the input, 1 = fully stylized
-    preserve_color: bool = False  # keep the input's colours, take only the luminance
-    max_side: int | None = DEFAULT_MAX_SIDE  # run the network at most this large (None: as is)
-    keep_size: bool = True  # upscale back to the input size when max_side shrank it
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.strength <= 1.0:
-            raise BadInput(f"strength must be between 0 and 1, got {self.strength}")
-        if self.max_side is not None and self.max_side < MIN_SIDE:
-            raise BadInput(f"max_side must be at least {MIN_SIDE}, got {self.max_side}")
-
-
-def options_per_frame(
-    frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
-) -> list[StylizeOptions]:
-    """One options object per frame, from shared options or a list of them."""
-    per_frame = [options] * len(frames) if isinstance(options, StylizeOptions) else list(options)
-    if len(per_frame) != len(frames):
-        raise ValueError(f"{len(frames)} frames but {len(per_frame)} options")
-    return per_frame
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -104,7 +42,7 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 
 def pick_dtype(device: torch.device, requested: str = "auto") -> torch.dtype:
-    """bf16 where the hardware runs it natively (measured 2.5x faster than fp32 on an AMX CPU), else fp32."""
+    """bf16 where the hardware runs it natively (much faster than fp32 there), else fp32."""
     if requested != "auto":
         if requested not in DTYPES:
             raise BadInput(f"unknown dtype {requested!r}; choose from auto, {', '.join(DTYPES)}")
@@ -117,27 +55,9 @@ def pick_dtype(device: torch.device, requested: str = "auto") -> torch.dtype:
 
 
 def default_batch_size(device: torch.device) -> int:
-    """Frames per forward pass. On CPU, bigger batches are slower per frame (measured, lite
-    640x360 bf16: 11.6 frames/s at batch 1, 9.5 at 4, 7.2 at 16: cache-bound); GPUs want batches."""
+    """Frames per forward pass. On CPU bigger batches are slower per frame (cache-bound: the
+    batch rows of bench/RESULTS.md); GPUs want batches."""
     return 8 if device.type == "cuda" else 1
-
-
-def work_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
-    """The size the network runs at: the input shrunk so its long side fits ``max_side``."""
-    if max_side is None or max(height, width) <= max_side:
-        return height, width
-    scale = max_side / max(height, width)
-    return max(MIN_SIDE, round(height * scale)), max(MIN_SIDE, round(width * scale))
-
-
-class FrameStylizer(Protocol):
-    """What the file pipeline needs: the in-process Engine, or the service's model client."""
-
-    batch_size: int
-
-    def stylize_frames(
-        self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
-    ) -> list[np.ndarray]: ...
 
 
 class Engine:
@@ -152,11 +72,11 @@ class Engine:
         compile: bool = False,
         backend: str = "torch",
     ) -> None:
-        """``compile`` runs the networks through torch.compile (inductor): measured 2.4-3.9x
-        faster than eager bf16 on 2-core AVX-512 CPUs, after ~10-30 s of compiling per input
-        shape. Worth it for videos and long-running services, not for one photo.
+        """``compile`` runs the networks through torch.compile (inductor): several times faster
+        than eager after seconds of compiling per input shape, so worth it for videos and
+        long-running services, not for one photo (bench/RESULTS.md has the figures).
         ``backend="openvino"`` (CPU only) runs them through OpenVINO instead, also compiled per
-        shape: 20-56 % faster at 720p and up on the AMD EPYC measured (clipmorph.inference.openvino)."""
+        shape (clipmorph.inference.openvino)."""
         if backend not in BACKENDS:
             raise BadInput(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         self.library = library

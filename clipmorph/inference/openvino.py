@@ -1,9 +1,9 @@
 """The CPU network run by OpenVINO instead of PyTorch (`--backend openvino`).
 
-Measured on a 2-core AMD EPYC (bf16): even with torch.compile at 640x360, 20-56 % more frames/s
-at 720p and 1080p (bench/RESULTS.md, `bf16-openvino` rows). The network goes
-through ONNX once per input shape (1-8 s, like torch.compile's per-shape cost), then OpenVINO
-compiles it for this CPU. Needs the optional packages: `pip install clipmorph[openvino]`.
+On some CPUs it is faster than torch.compile at large frame sizes (bench/RESULTS.md,
+`bf16-openvino` rows). The network goes through ONNX once per input shape (seconds, like
+torch.compile's per-shape cost), then OpenVINO compiles it for this CPU. Needs the optional
+packages: `pip install clipmorph[openvino]`.
 """
 
 from __future__ import annotations

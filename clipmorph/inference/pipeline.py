@@ -12,13 +12,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 from tqdm import tqdm
 
 from clipmorph.errors import BadInput, MediaError
+from clipmorph.fsutil import atomic_path
 from clipmorph.inference import media
-from clipmorph.inference.engine import Engine, FrameStylizer, StylizeOptions
+from clipmorph.inference.options import FrameStylizer, StylizeOptions
+
+if TYPE_CHECKING:  # the API workers run this module without torch
+    from clipmorph.inference.engine import Engine
 
 _DONE = object()
 VIDEO_GROUP = 4  # frames handed to the engine per call (it splits them into its own batch size)
@@ -102,10 +107,10 @@ def stylize_images(
     return encoded
 
 
-def stylize_image_file(engine: Engine, source: Path, target: Path, options: StylizeOptions) -> Report:
+def stylize_image_file(engine: FrameStylizer, source: Path, target: Path, options: StylizeOptions) -> Report:
     start = time.perf_counter()
     [(encoded, width, height)] = stylize_images(engine, [source], options, media.image_format_for(target))
-    with media.atomic_output(target) as temporary:
+    with atomic_path(target) as temporary:
         temporary.write_bytes(encoded)
     return Report(media.IMAGE_KIND, target, 1, time.perf_counter() - start, width, height)
 
@@ -127,7 +132,7 @@ def stylize_video_file(
     info = reader.info
     done = 0
     try:
-        with media.atomic_output(target) as temporary:
+        with atomic_path(target) as temporary:
             writer = media.VideoWriter(temporary, target.suffix, info, source if info.has_audio else None, encoding)
 
             def encode(item: tuple) -> None:

@@ -7,8 +7,6 @@ a batch that mixes styles, and blending styles is a weighted mix of those vector
 
 from __future__ import annotations
 
-import copy
-import itertools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -25,13 +23,27 @@ class NetworkSpec:
 
     channels: tuple[int, int, int] = (32, 64, 128)
     residual_blocks: int = 5
+    # Normalised features limited to +-this many standard deviations (None: unlimited). Takes
+    # away the instance-norm "droplet" (a local spike that controls a map's statistics).
+    norm_clamp: float | None = None
 
     def to_dict(self) -> dict:
-        return {"channels": list(self.channels), "residual_blocks": self.residual_blocks}
+        data = {"channels": list(self.channels), "residual_blocks": self.residual_blocks}
+        if self.norm_clamp is not None:  # absent in older backbones: their versions stay the same
+            data["norm_clamp"] = self.norm_clamp
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> NetworkSpec:
-        return cls(channels=tuple(int(c) for c in data["channels"]), residual_blocks=int(data["residual_blocks"]))
+        clamp = data.get("norm_clamp")
+        return cls(
+            channels=tuple(int(c) for c in data["channels"]),
+            residual_blocks=int(data["residual_blocks"]),
+            norm_clamp=float(clamp) if clamp is not None else None,
+        )
+
+    def with_clamp(self, norm_clamp: float | None) -> NetworkSpec:
+        return NetworkSpec(self.channels, self.residual_blocks, norm_clamp)
 
     def describe(self) -> dict:
         return asdict(self)
@@ -50,9 +62,10 @@ class ConditionalInstanceNorm2d(nn.Module):
     selects a row with a one-hot vector or blends rows with any convex weights.
     """
 
-    def __init__(self, channels: int, num_styles: int, eps: float = 1e-5) -> None:
+    def __init__(self, channels: int, num_styles: int, eps: float = 1e-5, clamp: float | None = None) -> None:
         super().__init__()
         self.eps = eps
+        self.clamp = clamp
         self.scale = nn.Parameter(torch.ones(num_styles, channels))
         self.shift = nn.Parameter(torch.zeros(num_styles, channels))
 
@@ -61,6 +74,11 @@ class ConditionalInstanceNorm2d(nn.Module):
         var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, unbiased=False)
         scale = (style_weights @ self.scale.float())[:, :, None, None]
         shift = (style_weights @ self.shift.float())[:, :, None, None]
+        if self.clamp is not None:
+            normalised = ((x - mean.to(x.dtype)) * torch.rsqrt(var + self.eps).to(x.dtype)).clamp(
+                -self.clamp, self.clamp
+            )
+            return torch.addcmul(shift.to(x.dtype), normalised, scale.to(x.dtype))
         # Fold normalisation and affine into a single multiply-add over the big tensor.
         gain = scale * torch.rsqrt(var + self.eps)
         bias = shift - mean * gain
@@ -87,12 +105,12 @@ class UpsampleConvLayer(ConvLayer):
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int, num_styles: int) -> None:
+    def __init__(self, channels: int, num_styles: int, clamp: float | None = None) -> None:
         super().__init__()
         self.conv1 = ConvLayer(channels, channels, 3)
-        self.norm1 = ConditionalInstanceNorm2d(channels, num_styles)
+        self.norm1 = ConditionalInstanceNorm2d(channels, num_styles, clamp=clamp)
         self.conv2 = ConvLayer(channels, channels, 3)
-        self.norm2 = ConditionalInstanceNorm2d(channels, num_styles)
+        self.norm2 = ConditionalInstanceNorm2d(channels, num_styles, clamp=clamp)
 
     def forward(self, x: Tensor, style_weights: Tensor) -> Tensor:
         y = F.relu(self.norm1(self.conv1(x), style_weights))
@@ -108,17 +126,22 @@ class TransformerNet(nn.Module):
             raise ValueError("a backbone needs at least one style")
         self.spec = spec
         c1, c2, c3 = spec.channels
+        clamp = spec.norm_clamp
+
+        def norm(channels: int) -> ConditionalInstanceNorm2d:
+            return ConditionalInstanceNorm2d(channels, num_styles, clamp=clamp)
+
         self.conv1 = ConvLayer(3, c1, 9)
-        self.norm1 = ConditionalInstanceNorm2d(c1, num_styles)
+        self.norm1 = norm(c1)
         self.conv2 = ConvLayer(c1, c2, 3, stride=2)
-        self.norm2 = ConditionalInstanceNorm2d(c2, num_styles)
+        self.norm2 = norm(c2)
         self.conv3 = ConvLayer(c2, c3, 3, stride=2)
-        self.norm3 = ConditionalInstanceNorm2d(c3, num_styles)
-        self.residuals = nn.ModuleList(ResidualBlock(c3, num_styles) for _ in range(spec.residual_blocks))
+        self.norm3 = norm(c3)
+        self.residuals = nn.ModuleList(ResidualBlock(c3, num_styles, clamp) for _ in range(spec.residual_blocks))
         self.up1 = UpsampleConvLayer(c3, c2, 3)
-        self.norm4 = ConditionalInstanceNorm2d(c2, num_styles)
+        self.norm4 = norm(c2)
         self.up2 = UpsampleConvLayer(c2, c1, 3)
-        self.norm5 = ConditionalInstanceNorm2d(c1, num_styles)
+        self.norm5 = norm(c1)
         self.out = ConvLayer(c1, 3, 9)
 
     @property
@@ -173,89 +196,6 @@ class TransformerNet(nn.Module):
                 key = f"{name}.{attr}"
                 rows = [_require(style, key, norm.scale.shape[1]) for style in styles]
                 setattr(norm, attr, nn.Parameter(torch.stack(rows).to(norm.scale.device)))
-
-
-class ChannelPaddedConv(nn.Module):
-    """A convolution with its thin side (3 RGB channels in or out) zero-padded to ``multiple``
-    channels. Same output (the extra weights are zero), but GPU libraries only pick their fast
-    tensor-core kernels for channel counts that are multiples of 8: the profile of the H200 showed
-    the two 3-channel 9x9 convolutions taking 40 % of a compiled 1080p pass."""
-
-    def __init__(self, conv: nn.Conv2d, multiple: int = 8) -> None:
-        super().__init__()
-        out_ch, in_ch = conv.out_channels, conv.in_channels
-        self.in_channels, self.out_channels = in_ch, out_ch
-        padded_in, padded_out = -(-in_ch // multiple) * multiple, -(-out_ch // multiple) * multiple
-        self.conv = nn.Conv2d(padded_in, padded_out, conv.kernel_size, conv.stride).to(conv.weight)
-        with torch.no_grad():
-            self.conv.weight.zero_()
-            self.conv.bias.zero_()
-            self.conv.weight[:out_ch, :in_ch] = conv.weight
-            self.conv.bias[:out_ch] = conv.bias
-
-    def forward(self, x: Tensor) -> Tensor:
-        extra = self.conv.in_channels - self.in_channels
-        if extra:
-            x = torch.cat([x, x.new_zeros(x.shape[0], extra, *x.shape[2:])], dim=1)
-        return self.conv(x)[:, : self.out_channels]
-
-
-def with_padded_rgb_convs(net: TransformerNet, multiple: int = 8) -> TransformerNet:
-    """A copy of ``net`` whose first and last convolutions run channel-padded (inference only)."""
-    padded = copy.deepcopy(net)
-    padded.conv1.conv = ChannelPaddedConv(net.conv1.conv, multiple)
-    padded.out.conv = ChannelPaddedConv(net.out.conv, multiple)
-    return padded
-
-
-class SpaceToDepthConv(nn.Module):
-    """A reflection-padded stride-1 convolution computed on ``block`` x ``block`` pixel blocks:
-    the padded input is folded into channels (pixel_unshuffle), one convolution with a smaller
-    kernel gives every output phase, and pixel_shuffle unfolds them. The same sums, regrouped
-    (exact up to rounding). With blocks of 4 the thin 9x9 RGB layers become 3x3 layers with
-    channel counts in multiples of 8 (3 -> 32 becomes 48 -> 512), the shapes GPU tensor-core
-    kernels take; the H200 profile put 40 % of a compiled 1080p pass in those two layers. On the
-    CPU it does not pay (measured in the README's Performance section)."""
-
-    def __init__(self, layer: ConvLayer, block: int = 4) -> None:
-        super().__init__()
-        conv = layer.conv
-        if conv.stride != (1, 1) or conv.kernel_size[0] != conv.kernel_size[1]:
-            raise ValueError("only square stride-1 convolutions fold into blocks")
-        k, r = conv.kernel_size[0], block
-        self.pad, self.block = k // 2, r
-        self.taps = (k - 1 + r - 1) // r + 1
-        out_ch, in_ch = conv.out_channels, conv.in_channels
-        # folded[o, a, b, i, p, q, u, v] = weight[o, i, r*u + p - a, r*v + q - b] where that tap exists
-        folded = conv.weight.new_zeros(out_ch, r, r, in_ch, r, r, self.taps, self.taps)
-        for a, b, p, q in itertools.product(range(r), repeat=4):
-            for u, v in itertools.product(range(self.taps), repeat=2):
-                dy, dx = r * u + p - a, r * v + q - b
-                if 0 <= dy < k and 0 <= dx < k:
-                    folded[:, a, b, :, p, q, u, v] = conv.weight[:, :, dy, dx]
-        self.conv = nn.Conv2d(in_ch * r * r, out_ch * r * r, self.taps).to(conv.weight)
-        with torch.no_grad():
-            self.conv.weight.copy_(folded.reshape(out_ch * r * r, in_ch * r * r, self.taps, self.taps))
-            self.conv.bias.copy_(conv.bias.repeat_interleave(r * r))
-
-    def forward(self, x: Tensor) -> Tensor:
-        height, width = x.shape[-2:]
-        r = self.block
-        x = F.pad(x, (self.pad,) * 4, mode="reflect")
-        # zeros below and right so whole blocks cover every output; they only reach cropped outputs
-        rows, cols = (-(-height // r) + self.taps - 1) * r, (-(-width // r) + self.taps - 1) * r
-        if (rows, cols) != tuple(x.shape[-2:]):
-            x = F.pad(x, (0, cols - x.shape[-1], 0, rows - x.shape[-2]))
-        y = F.pixel_shuffle(self.conv(F.pixel_unshuffle(x, r)), r)
-        return y[..., :height, :width]
-
-
-def with_blocked_rgb_convs(net: TransformerNet, block: int = 4) -> TransformerNet:
-    """A copy of ``net`` whose first and last (RGB) convolutions run as :class:`SpaceToDepthConv`."""
-    blocked = copy.deepcopy(net)
-    blocked.conv1 = SpaceToDepthConv(net.conv1, block)
-    blocked.out = SpaceToDepthConv(net.out, block)
-    return blocked
 
 
 def _is_style_key(key: str) -> bool:

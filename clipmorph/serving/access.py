@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 
 from clipmorph.errors import BadInput
-from clipmorph.styles.library import validate_name
+from clipmorph.styles.names import validate_name
 
 MAX_DISPLAY_NAME = 60
 

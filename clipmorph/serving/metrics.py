@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import resource
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -108,11 +109,8 @@ def sample_resources(service: str) -> None:
     """Record peak RSS of this process and, with CUDA, GPU memory and utilisation."""
     metrics = get()
     metrics.process_memory.labels(service).set(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    try:
-        import torch
-    except ImportError:
-        return
-    if not torch.cuda.is_available():
+    torch = sys.modules.get("torch")  # loaded by the model workers; the API workers never load it
+    if torch is None or not torch.cuda.is_available():
         return
     device = f"cuda:{torch.cuda.current_device()}"
     free, total = torch.cuda.mem_get_info()

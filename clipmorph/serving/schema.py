@@ -1,22 +1,20 @@
 """What the BentoML services exchange, and how engine errors become HTTP errors.
 
-The model service exposes one batchable method over ``FrameItem`` lists; the API service
-and video jobs reach it through ``RemoteStylizer``, which looks like the in-process Engine
-to the file pipeline, so images and video frames share the same batches.
+The model service exposes one batchable method over ``FrameItem`` lists (see
+``clipmorph.serving.remote`` for the API side of that call).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
 from clipmorph.errors import BadInput, ClipMorphError, MediaError, UnknownStyle
-from clipmorph.inference.engine import StyleMix, StylizeOptions, options_per_frame
+from clipmorph.inference.options import StyleMix, StylizeOptions
 
 
 class FrameItem(BaseModel):
@@ -62,54 +60,6 @@ class FrameItem(BaseModel):
         )
 
 
-class RemoteStylizer:
-    """Adapts the model service's batchable method to the pipeline's FrameStylizer protocol.
-
-    A call that finds its pooled keep-alive connection closed by the model server (aiohttp's
-    ServerDisconnectedError, seen under load) is retried: stylizing is idempotent.
-    """
-
-    def __init__(
-        self,
-        call: Callable[[list[FrameItem]], list[np.ndarray]],
-        batch_size: int,
-        attempts: int = 3,
-        kind: str = "image",
-        in_flight: Any = None,
-    ) -> None:
-        self.call = call
-        self.batch_size = batch_size
-        self.attempts = attempts
-        self.kind = kind
-        self.in_flight = in_flight  # a Prometheus gauge of frames awaiting the model, or None
-
-    def for_video(self, in_flight: Any = None) -> RemoteStylizer:
-        return RemoteStylizer(self.call, self.batch_size, self.attempts, "video", in_flight)
-
-    def _call(self, items: list[FrameItem]) -> list[np.ndarray]:
-        from aiohttp import ClientConnectionError
-
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return list(self.call(items))
-            except ClientConnectionError:
-                if attempt == self.attempts:
-                    raise
-        raise AssertionError("unreachable")
-
-    def stylize_frames(
-        self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
-    ) -> list[np.ndarray]:
-        items = [FrameItem.of(f, o, self.kind) for f, o in zip(frames, options_per_frame(frames, options), strict=True)]
-        if self.in_flight is None:
-            return self._call(items)
-        self.in_flight.inc(len(items))
-        try:
-            return self._call(items)
-        finally:
-            self.in_flight.dec(len(items))
-
-
 REASON_STATUS = {
     "forbidden": HTTPStatus.FORBIDDEN,
     "protected": HTTPStatus.FORBIDDEN,
@@ -139,12 +89,3 @@ def http_errors() -> Iterator[None]:
         raise exceptions.UnprocessableEntity(str(error)) from error
     except ClipMorphError as error:
         raise exceptions.InvalidArgument(str(error)) from error
-
-
-def parse_options(
-    style: str, strength: float, preserve_color: bool, max_side: int | None, limit: int, keep_size: bool = True
-) -> StylizeOptions:
-    """Request fields -> engine options, with the service's resolution cap applied."""
-    if max_side is not None and max_side > limit:
-        raise BadInput(f"max_side {max_side} is over this server's limit of {limit}", "bad_value")
-    return StylizeOptions(StyleMix.parse(style), strength, preserve_color, max_side or limit, keep_size)

@@ -1,15 +1,97 @@
-"""Service limits and locations, read from environment variables (one place, documented)."""
+"""The service's limits and locations: every ``CLIPMORPH_*`` variable it reads, in one place.
+
+Read once, when ``service.py`` is imported, and checked then: a value that does not parse or
+is out of range stops the service with the variable's name, instead of failing some request
+later. (The CLI and training read theirs in ``clipmorph.environment``.)
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TypeVar
+
+from clipmorph.errors import ClipMorphError
+
+T = TypeVar("T")
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+BACKENDS = ("torch", "openvino")
+ENCODERS = ("auto", "libx264", "h264_nvenc")
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+class SettingsError(ClipMorphError):
+    """A service setting is malformed: the message names the variable and what it takes."""
+
+
+class UnknownChoice(ValueError):
+    pass
+
+
+def _read(name: str, default: str, parse: Callable[[str], T], expect: str, valid: Callable[[T], bool] = bool) -> T:
+    text = os.environ.get(name, default).strip()
+    try:
+        value = parse(text)
+    except ValueError as error:
+        detail = str(error) if isinstance(error, UnknownChoice) else f"expected {expect}"
+        raise SettingsError(f"{name}={text!r}: {detail}") from None
+    if not valid(value):
+        raise SettingsError(f"{name}={text!r}: expected {expect}")
+    return value
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in TRUE:
+        return True
+    if text.lower() in FALSE:
+        return False
+    raise ValueError(text)
+
+
+def _scaled(scale: float) -> Callable[[str], int]:
+    """A number of megabytes or megapixels -> whole bytes or pixels."""
+
+    def parse(text: str) -> int:
+        return int(float(text) * scale)
+
+    return parse
+
+
+def _device(text: str) -> str:
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise ValueError(text)
+
+
+def _one_of(what: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise UnknownChoice(f"unknown {what} {text!r}; choose from {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def gpu_count() -> int:
+    """NVIDIA GPUs this process may use, from the driver's files (no torch, no CUDA init)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return 0
+    gpus = Path("/proc/driver/nvidia/gpus")
+    found = len(list(gpus.iterdir())) if gpus.is_dir() else 0
+    if visible is not None:
+        found = min(found, len([v for v in visible.split(",") if v.strip()]))
+    return found
+
+
+def _temp(name: str) -> str:
+    return str(Path(tempfile.gettempdir()) / name)
+
+
+def _positive_number(value: float) -> bool:
+    return value > 0
 
 
 @dataclass(frozen=True)
@@ -24,7 +106,7 @@ class ServiceSettings:
     jobs_dir: Path  # CLIPMORPH_JOBS_DIR: video job inputs, outputs and progress
     job_ttl_seconds: float  # CLIPMORPH_JOB_TTL_SECONDS: finished jobs are swept after this
     video_encoder: str  # CLIPMORPH_VIDEO_ENCODER: auto (NVENC where it starts, else x264), libx264, h264_nvenc
-    device: str  # CLIPMORPH_DEVICE: auto, cpu, cuda
+    device: str  # CLIPMORPH_DEVICE: auto, cpu, cuda, cuda:N
     compile: bool  # CLIPMORPH_COMPILE: torch.compile the networks (1/0)
     backend: str  # CLIPMORPH_BACKEND: torch, or openvino (CPU; needs clipmorph[openvino])
     batch_size: int | None  # CLIPMORPH_BATCH_SIZE: frames per forward pass (unset: 1 on CPU, 8 on GPU)
@@ -41,31 +123,34 @@ class ServiceSettings:
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
+        """Read and check every setting; SettingsError names the first bad one."""
+        count, number, size = "a whole number >= 1", "a number > 0", "a number of megabytes > 0"
         return cls(
-            max_upload_bytes=int(float(_env("CLIPMORPH_MAX_UPLOAD_MB", "200")) * 1024 * 1024),
-            max_image_pixels=int(float(_env("CLIPMORPH_MAX_IMAGE_MEGAPIXELS", "50")) * 1_000_000),
-            max_side=int(_env("CLIPMORPH_MAX_SIDE", "1920")),
-            max_batch_images=int(_env("CLIPMORPH_MAX_BATCH_IMAGES", "32")),
-            max_video_seconds=float(_env("CLIPMORPH_MAX_VIDEO_SECONDS", "300")),
-            max_sync_video_seconds=float(_env("CLIPMORPH_MAX_SYNC_VIDEO_SECONDS", "10")),
-            max_video_pixels=int(float(_env("CLIPMORPH_MAX_VIDEO_MEGAPIXELS", "8.3")) * 1_000_000),
-            jobs_dir=Path(_env("CLIPMORPH_JOBS_DIR", str(Path(tempfile.gettempdir()) / "clipmorph-jobs"))),
-            job_ttl_seconds=float(_env("CLIPMORPH_JOB_TTL_SECONDS", "3600")),
-            video_encoder=_env("CLIPMORPH_VIDEO_ENCODER", "auto"),
-            device=_env("CLIPMORPH_DEVICE", "auto"),
-            compile=_env("CLIPMORPH_COMPILE", "0").lower() in ("1", "true", "yes"),
-            backend=_env("CLIPMORPH_BACKEND", "torch"),
-            batch_size=int(_env("CLIPMORPH_BATCH_SIZE", "0")) or None,
-            max_batch_size=int(_env("CLIPMORPH_MAX_BATCH_SIZE", "16")),
-            max_latency_ms=int(_env("CLIPMORPH_MAX_LATENCY_MS", "20000")),
-            max_concurrency=int(_env("CLIPMORPH_MAX_CONCURRENCY", "64")),
-            admin_token=_env("CLIPMORPH_ADMIN_TOKEN", ""),
-            train_content=[Path(p) for p in _env("CLIPMORPH_TRAIN_CONTENT", "").split(os.pathsep) if p],
-            train_base=_env("CLIPMORPH_TRAIN_BASE", "catalogue-full"),
-            max_trainings=int(_env("CLIPMORPH_MAX_TRAININGS", "1")),
-            train_nice=int(_env("CLIPMORPH_TRAIN_NICE", "10")),
-            wandb=_env("CLIPMORPH_WANDB", "1").lower() in ("1", "true", "yes"),
-            wandb_dir=Path(_env("CLIPMORPH_WANDB_DIR", str(Path(tempfile.gettempdir()) / "clipmorph-wandb"))),
+            max_upload_bytes=_read("CLIPMORPH_MAX_UPLOAD_MB", "200", _scaled(1024 * 1024), size, _positive_number),
+            max_image_pixels=_read("CLIPMORPH_MAX_IMAGE_MEGAPIXELS", "50", _scaled(1e6), number, _positive_number),
+            max_side=_read("CLIPMORPH_MAX_SIDE", "1920", int, "a whole number >= 16", lambda v: v >= 16),
+            max_batch_images=_read("CLIPMORPH_MAX_BATCH_IMAGES", "32", int, count, lambda v: v >= 1),
+            max_video_seconds=_read("CLIPMORPH_MAX_VIDEO_SECONDS", "300", float, number, _positive_number),
+            max_sync_video_seconds=_read("CLIPMORPH_MAX_SYNC_VIDEO_SECONDS", "10", float, number, _positive_number),
+            max_video_pixels=_read("CLIPMORPH_MAX_VIDEO_MEGAPIXELS", "8.3", _scaled(1e6), number, _positive_number),
+            jobs_dir=Path(_read("CLIPMORPH_JOBS_DIR", _temp("clipmorph-jobs"), str, "a folder")),
+            job_ttl_seconds=_read("CLIPMORPH_JOB_TTL_SECONDS", "3600", float, number, _positive_number),
+            video_encoder=_read("CLIPMORPH_VIDEO_ENCODER", "auto", _one_of("video encoder", ENCODERS), ""),
+            device=_read("CLIPMORPH_DEVICE", "auto", _device, "auto, cpu, cuda or cuda:N"),
+            compile=_read("CLIPMORPH_COMPILE", "0", _flag, "1 or 0", lambda _: True),
+            backend=_read("CLIPMORPH_BACKEND", "torch", _one_of("backend", BACKENDS), ""),
+            batch_size=_read("CLIPMORPH_BATCH_SIZE", "0", int, "0 (automatic) or a whole number", lambda v: v >= 0)
+            or None,
+            max_batch_size=_read("CLIPMORPH_MAX_BATCH_SIZE", "16", int, count, lambda v: v >= 1),
+            max_latency_ms=_read("CLIPMORPH_MAX_LATENCY_MS", "20000", int, count, lambda v: v >= 1),
+            max_concurrency=_read("CLIPMORPH_MAX_CONCURRENCY", "64", int, count, lambda v: v >= 1),
+            admin_token=os.environ.get("CLIPMORPH_ADMIN_TOKEN", ""),
+            train_content=[Path(p) for p in os.environ.get("CLIPMORPH_TRAIN_CONTENT", "").split(os.pathsep) if p],
+            train_base=_read("CLIPMORPH_TRAIN_BASE", "catalogue-full", str, "a backbone name or style id"),
+            max_trainings=_read("CLIPMORPH_MAX_TRAININGS", "1", int, count, lambda v: v >= 1),
+            train_nice=_read("CLIPMORPH_TRAIN_NICE", "10", int, "a whole number 0-19", lambda v: 0 <= v <= 19),
+            wandb=_read("CLIPMORPH_WANDB", "1", _flag, "1 or 0", lambda _: True),
+            wandb_dir=Path(_read("CLIPMORPH_WANDB_DIR", _temp("clipmorph-wandb"), str, "a folder")),
         )
 
     def describe(self) -> dict:

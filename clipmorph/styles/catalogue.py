@@ -7,24 +7,20 @@ checked against the sha256 in the manifest, and manifest paths cannot leave the 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
 from clipmorph.errors import BadInput
+from clipmorph.fsutil import atomic_write, sha256_file
 from clipmorph.model.network import NetworkSpec
-from clipmorph.styles.library import Backbone, Style, StyleLibrary, validate_name
+from clipmorph.styles.library import Backbone, Style, StyleLibrary
+from clipmorph.styles.names import validate_name
 
 MANIFEST = "manifest.json"
 FORMAT = "clipmorph-catalogue"
 FORMAT_VERSION = 1
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _inside(folder: Path, relative: str) -> Path:
@@ -39,7 +35,7 @@ def _checked(folder: Path, entry: dict) -> dict:
     path = _inside(folder, entry["file"])
     if not path.is_file():
         raise BadInput(f"catalogue file {entry['file']} is missing")
-    if _sha256(path) != entry["sha256"]:
+    if sha256_file(path) != entry["sha256"]:
         raise BadInput(f"catalogue file {entry['file']} does not match its sha256 in {MANIFEST}")
     return load_file(str(path))
 
@@ -66,7 +62,7 @@ def read_catalogue(folder: Path) -> StyleLibrary:
         thumbnail = None
         if "thumbnail" in entry:
             path = _inside(folder, entry["thumbnail"]["file"])
-            if not path.is_file() or _sha256(path) != entry["thumbnail"]["sha256"]:
+            if not path.is_file() or sha256_file(path) != entry["thumbnail"]["sha256"]:
                 raise BadInput(f"catalogue thumbnail {entry['thumbnail']['file']} is missing or altered")
             thumbnail = path.read_bytes()
         style = Style(entry["id"], entry["backbone"], _checked(folder, entry), entry.get("metadata", {}), thumbnail)
@@ -90,7 +86,7 @@ def write_catalogue(library: StyleLibrary, folder: Path) -> Path:
                 "version": backbone.version,
                 "spec": backbone.spec.to_dict(),
                 "file": relative,
-                "sha256": _sha256(folder / relative),
+                "sha256": sha256_file(folder / relative),
                 "metadata": backbone.metadata,
             }
         )
@@ -102,16 +98,14 @@ def write_catalogue(library: StyleLibrary, folder: Path) -> Path:
             "version": style.version,
             "backbone": style.backbone,
             "file": relative,
-            "sha256": _sha256(folder / relative),
+            "sha256": sha256_file(folder / relative),
             "metadata": style.metadata,
         }
         if style.thumbnail:
             picture = folder / "thumbnails" / f"{style.id}.jpg"
             picture.parent.mkdir(exist_ok=True)
             picture.write_bytes(style.thumbnail)
-            entry["thumbnail"] = {"file": f"thumbnails/{style.id}.jpg", "sha256": _sha256(picture)}
+            entry["thumbnail"] = {"file": f"thumbnails/{style.id}.jpg", "sha256": sha256_file(picture)}
         manifest["styles"].append(entry)
-    temporary = folder / f".{MANIFEST}.{os.getpid()}"
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(temporary, folder / MANIFEST)
+    atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return folder / MANIFEST

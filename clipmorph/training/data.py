@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 from collections.abc import Iterator
@@ -33,10 +32,6 @@ def find_images(root: Path) -> list[Path]:
     if not paths:
         raise BadInput(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
     return paths
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _hidden(relative: Path) -> bool:

@@ -22,7 +22,7 @@ from clipmorph.model.network import WIDTHS, TransformerNet, build_network
 from clipmorph.model.vgg import VGGFeatures
 from clipmorph.styles.library import Style, StyleLibrary
 from clipmorph.training.data import RandomCrops, SampleStream, find_images
-from clipmorph.training.trainer import describe_device
+from clipmorph.training.record import describe_device
 
 FEATURE_LAYER = "relu2_2"
 
@@ -58,7 +58,8 @@ def distill(
     amp = pick_dtype(target, "auto")
     teacher = build_network(backbone.spec, backbone.state, [s.params for s in styles]).to(target).eval()
     teacher.requires_grad_(False)
-    student = TransformerNet(WIDTHS[width], len(styles)).to(target)
+    # the student takes the teacher's normalisation (its clamp), only narrower
+    student = TransformerNet(WIDTHS[width].with_clamp(backbone.spec.norm_clamp), len(styles)).to(target)
     vgg = VGGFeatures.load().to(target)
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
     paths = [p for folder in content for p in find_images(folder)]

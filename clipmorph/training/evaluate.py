@@ -25,13 +25,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from clipmorph.inference.engine import Engine, StyleMix, StylizeOptions
+from clipmorph.fsutil import sha256_file
+from clipmorph.inference.engine import Engine
 from clipmorph.inference.media import VideoReader
+from clipmorph.inference.options import StyleMix, StylizeOptions
 from clipmorph.model.vgg import VGGFeatures
 from clipmorph.styles.library import StyleLibrary
-from clipmorph.training.data import fit_long_side, load_rgb, sha256_file
-from clipmorph.training.objective import CONTENT_LAYER, STYLE_LAYERS, gram_matrix
-from clipmorph.training.trainer import total_steps
+from clipmorph.training import objective
+from clipmorph.training.data import fit_long_side, load_rgb
+from clipmorph.training.record import total_steps
 
 
 @dataclass
@@ -122,7 +124,7 @@ def read_frames(video: Path, count: int, long_side: int) -> list[np.ndarray]:
 
 
 class Distances:
-    """VGG-based distances, with the painting's Gram targets cached per style."""
+    """The training objective's distances between single images' VGG features."""
 
     def __init__(self, vgg: VGGFeatures) -> None:
         self.vgg = vgg
@@ -130,15 +132,15 @@ class Distances:
     @torch.no_grad()
     def features(self, image: np.ndarray) -> dict[str, torch.Tensor]:
         x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(255.0)
-        return self.vgg(x, set(STYLE_LAYERS) | {CONTENT_LAYER})
+        return self.vgg(x, objective.ALL_LAYERS)
 
     @staticmethod
     def gram_distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-        return float(sum(((gram_matrix(a[k]) - gram_matrix(b[k])) ** 2).mean() for k in STYLE_LAYERS))
+        return float(objective.style_distance(a, objective.grams(b)).sum())
 
     @staticmethod
     def content_distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-        return float(((a[CONTENT_LAYER] - b[CONTENT_LAYER]) ** 2).mean())
+        return float(objective.content_distance(a, b))
 
 
 def evaluate_library(

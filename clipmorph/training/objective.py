@@ -1,7 +1,15 @@
-"""Perceptual losses (Johnson et al. 2016) over VGG19 features, plus total variation."""
+"""The one perceptual objective (Johnson et al. 2016): what training minimises and what
+evaluation measures, over the same VGG19 features.
+
+Content is the squared difference of ``relu2_2`` features; style is the squared difference of
+Gram matrices over four layers, against each image's own painting (a batch mixes styles, each
+with its own weight); total variation smooths. Training adds the temporal terms
+(``clipmorph.training.temporal``) and the spike penalty (``clipmorph.training.spikes``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -12,6 +20,7 @@ from clipmorph.model.vgg import VGGFeatures
 
 CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+ALL_LAYERS = frozenset(STYLE_LAYERS) | {CONTENT_LAYER}
 
 
 @dataclass(frozen=True)
@@ -31,14 +40,19 @@ def gram_matrix(features: Tensor) -> Tensor:
     return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
-def content_loss(output: Tensor, target: Tensor) -> Tensor:
-    return F.mse_loss(output.float(), target.float())
+def grams(features: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: gram_matrix(features[k]) for k in STYLE_LAYERS}
 
 
-def style_loss(output_grams: dict[str, Tensor], target_grams: dict[str, Tensor]) -> Tensor:
-    """Sum over layers of the mean squared Gram difference (targets broadcast over the batch)."""
-    losses = [F.mse_loss(output_grams[k], target_grams[k].expand_as(output_grams[k])) for k in output_grams]
-    return torch.stack(losses).sum()
+def style_distance(features: dict[str, Tensor], target_grams: dict[str, Tensor]) -> Tensor:
+    """Per image (B,): the sum over style layers of the mean squared Gram difference; targets
+    are (B, C, C), or (1, C, C) for one painting shared by the batch."""
+    return sum(((gram_matrix(features[k]) - target_grams[k]) ** 2).mean((1, 2)) for k in STYLE_LAYERS)
+
+
+def content_distance(features: dict[str, Tensor], target: dict[str, Tensor]) -> Tensor:
+    """The mean squared difference of the content layer's features (over the whole batch)."""
+    return F.mse_loss(features[CONTENT_LAYER].float(), target[CONTENT_LAYER].float())
 
 
 def total_variation(image: Tensor) -> Tensor:
@@ -48,29 +62,44 @@ def total_variation(image: Tensor) -> Tensor:
     return dx + dy
 
 
-def style_grams(vgg: VGGFeatures, style_image: Tensor) -> dict[str, Tensor]:
-    """Gram targets of a style image (1, 3, H, W) in [0, 1]."""
-    with torch.no_grad():
-        feats = vgg(style_image, STYLE_LAYERS)
-    return {k: gram_matrix(v) for k, v in feats.items()}
+class PerceptualObjective:
+    """Gram targets of N paintings (stacked: layer -> (N, C, C)) and their style weights."""
+
+    def __init__(self, vgg: VGGFeatures, targets: dict[str, Tensor], style_weights: Tensor | None = None) -> None:
+        self.vgg = vgg
+        self.targets = targets
+        count = next(iter(targets.values())).shape[0]
+        self.style_weights = style_weights if style_weights is not None else torch.ones(count)
+
+    @classmethod
+    def for_paintings(
+        cls, vgg: VGGFeatures, paintings: list[Tensor], style_weights: Tensor | None = None
+    ) -> PerceptualObjective:
+        """Targets from paintings given as (1, 3, H, W) tensors in [0, 1]."""
+        per_painting = []
+        with torch.no_grad():
+            for painting in paintings:
+                per_painting.append(grams(vgg(painting, STYLE_LAYERS)))
+        stacked = {k: torch.cat([g[k] for g in per_painting]) for k in STYLE_LAYERS}
+        return cls(vgg, stacked, style_weights)
+
+    def features(self, images: Tensor) -> dict[str, Tensor]:
+        return self.vgg(images, ALL_LAYERS)
+
+    def losses(self, output: Tensor, content: Tensor, styles: Tensor, weights: LossWeights) -> dict[str, Tensor]:
+        """Weighted content, style and TV terms for a batch whose image i was stylized with
+        painting ``styles[i]``; ``per_image_style`` (unweighted, detached) is for logs."""
+        out_feats = self.features(output)
+        with torch.no_grad():
+            content_feats = self.vgg(content, [CONTENT_LAYER])
+        per_image = style_distance(out_feats, {k: self.targets[k][styles] for k in STYLE_LAYERS})
+        weight = self.style_weights.to(per_image.device)[styles]
+        return {
+            "content": weights.content * content_distance(out_feats, content_feats),
+            "style": weights.style * (per_image * weight).mean(),
+            "tv": weights.tv * total_variation(output),
+            "per_image_style": per_image.detach(),
+        }
 
 
-def perceptual_losses(
-    vgg: VGGFeatures,
-    output: Tensor,
-    content: Tensor,
-    target_grams: dict[str, Tensor],
-    weights: LossWeights = LossWeights(),
-) -> dict[str, Tensor]:
-    """Weighted content, style and TV losses and their sum ("total") for a batch."""
-    layers = set(STYLE_LAYERS) | {CONTENT_LAYER}
-    out_feats = vgg(output, layers)
-    with torch.no_grad():
-        content_feats = vgg(content, [CONTENT_LAYER])
-    losses = {
-        "content": weights.content * content_loss(out_feats[CONTENT_LAYER], content_feats[CONTENT_LAYER]),
-        "style": weights.style * style_loss({k: gram_matrix(out_feats[k]) for k in STYLE_LAYERS}, target_grams),
-        "tv": weights.tv * total_variation(output),
-    }
-    losses["total"] = losses["content"] + losses["style"] + losses["tv"]
-    return losses
+Stylize = Callable[[Tensor], Tensor]

@@ -3,25 +3,11 @@
 
 from __future__ import annotations
 
-import netrc
-import os
 from pathlib import Path
 
 import numpy as np
 
-
-def has_wandb_credentials() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError):
-        return False
-
-
-def wandb_mode() -> str:
-    """The user's WANDB_MODE wins; otherwise online only when there is a key to log in with."""
-    return os.environ.get("WANDB_MODE") or ("online" if has_wandb_credentials() else "offline")
+from clipmorph.environment import wandb_mode
 
 
 class Tracker:

@@ -7,7 +7,6 @@ Keeping this state in files makes progress and cancel work across every worker p
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import time
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipmorph.errors import BadInput, ClipMorphError
+from clipmorph.fsutil import atomic_write
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ENDED = ("succeeded", "failed", "cancelled")  # final states: no more progress, sweepable
@@ -46,9 +46,7 @@ class Job:
     def write(self, state: str, **fields) -> dict:
         """Atomically replace the progress record (readers never see half a file)."""
         record = {**self.read(), "id": self.id, "state": state, "updated": time.time(), **fields}
-        temporary = self.folder / f".progress.{os.getpid()}.tmp"
-        temporary.write_text(json.dumps(record))
-        os.replace(temporary, self.progress_file)
+        atomic_write(self.progress_file, json.dumps(record))
         return record
 
     def read(self) -> dict:
@@ -81,8 +79,7 @@ class Job:
 class JobStore:
     def __init__(self, root: Path, ttl_seconds: float) -> None:
         self.root = root
-        self.ttl_seconds = ttl_seconds
-        root.mkdir(parents=True, exist_ok=True)
+        self.ttl_seconds = ttl_seconds  # the root is made on first use: importing the service writes nothing
 
     def _path(self, job_id: str) -> Path:
         if not JOB_ID.match(job_id or ""):
@@ -104,6 +101,8 @@ class JobStore:
 
     def jobs(self) -> list[Job]:
         """Every job folder (lock files and other dot-entries in the root are not jobs)."""
+        if not self.root.is_dir():
+            return []
         return [Job(p.name, p) for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
 
     def sweep(self) -> None:

@@ -2,10 +2,8 @@
 
 The API process queues jobs (at most ``max_parallel`` trainings per device, enforced with
 file locks so every worker agrees) and runs each in a child process at lower CPU priority, so
-image and video requests keep their cores first. The child is ``python -m clipmorph.serving.jobs.style_queue
-FOLDER``: the same add-a-style training as ``clipmorph train --add-to``, reporting progress
-and a preview into the job folder, then saving the style to the model store, which every
-model worker picks up without a restart.
+image and video requests keep their cores first. The child (``clipmorph.serving.jobs.style_worker``)
+runs the same add-a-style training as ``clipmorph train --add-to``.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from clipmorph.errors import BadInput, UnknownStyle
 from clipmorph.serving.jobs.store import ENDED, Job, JobStore
 
 if TYPE_CHECKING:
-    from clipmorph.training.trainer import StyleSource, TrainConfig
+    from clipmorph.training.config import StyleSource, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +67,7 @@ def preset_config(
     source: StyleSource, preset: str, content: list[Path], base: str, checkpoint_dir: Path, **options
 ) -> TrainConfig:
     """The add-a-style training a creation job runs (also timed alone by the bench)."""
-    from clipmorph.training.trainer import TrainConfig
+    from clipmorph.training.config import TrainConfig
 
     return TrainConfig(
         styles=[source],
@@ -85,13 +83,13 @@ def preset_config(
 
 def default_base(preferred: str) -> str:
     """The backbone new styles go on: ``preferred`` when stored, else the first style's backbone."""
-    from clipmorph.styles import store
+    from clipmorph.styles import index
 
     try:
-        store.backbone_library(preferred)
+        index.backbone_key(preferred)
         return preferred
     except UnknownStyle:
-        models = store.style_models()
+        models = index.style_models()
         if not models:
             raise BadInput("no styles in the store to build a new style on", "unavailable") from None
         return sorted(models)[0]
@@ -124,9 +122,9 @@ class StyleTrainingQueue:
     def submit(self, painting: Path, spec: StyleJobSpec) -> tuple[Job, str]:
         """Queue a job; returns it and its owner key (needed to cancel it when a token is set)."""
         with self._submit_lock:  # two uploads of one name: the second is refused
-            from clipmorph.styles import store
+            from clipmorph.styles import index
 
-            if spec.style_id in store.style_models() or spec.style_id in active_style_ids(self.jobs):
+            if spec.style_id in index.style_models() or spec.style_id in active_style_ids(self.jobs):
                 raise BadInput(f"a style named {spec.style_id!r} already exists or is being created", "exists")
             job = self.jobs.create(f"style-{uuid.uuid4().hex}")
             shutil.copyfile(painting, job.folder / spec.painting)
@@ -139,9 +137,10 @@ class StyleTrainingQueue:
 
     def _acquire_slot(self, job: Job):
         """Hold one of ``max_parallel`` lock files; None when the job was cancelled while waiting."""
+        self.jobs.root.mkdir(parents=True, exist_ok=True)
         while True:
-            for index in range(self.max_parallel):
-                handle = (self.jobs.root / f".training-slot-{index}.lock").open("w")
+            for slot in range(self.max_parallel):
+                handle = (self.jobs.root / f".training-slot-{slot}.lock").open("w")
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     return handle
@@ -157,7 +156,7 @@ class StyleTrainingQueue:
             finish_cancelled(job)
             return
         try:
-            command = [sys.executable, "-m", "clipmorph.serving.jobs.style_queue", str(job.folder)]
+            command = [sys.executable, "-m", "clipmorph.serving.jobs.style_worker", str(job.folder)]
             niceness = self.nice
 
             def lower_priority() -> None:
@@ -195,105 +194,38 @@ def finish_cancelled(job: Job) -> None:
     job.write("cancelled")
 
 
-def _save_preview(job: Job, grid) -> None:
-    from PIL import Image
+def create_style_job(training: StyleTrainingQueue, request, settings, folder: Path, headers) -> dict:
+    """``POST /create_style``: check who asks and what, then queue the training of the
+    request's painting on the served backbone; returns what the client needs to follow the job."""
+    from clipmorph.inference import media
+    from clipmorph.serving.access import require_admin, style_id_from_name
 
-    temporary = job.folder / f".{PREVIEW_FILE}"
-    Image.fromarray(grid).save(temporary, format="JPEG", quality=85)
-    os.replace(temporary, job.folder / PREVIEW_FILE)
-
-
-def run_job(folder: Path) -> int:
-    """The child process: train, evaluate, save to the store, report."""
-    from clipmorph.styles import store
-    from clipmorph.training.trainer import StyleSource, train
-
-    job = Job(folder.name, folder)
-    spec = StyleJobSpec(**json.loads((folder / SPEC_FILE).read_text()))
-    source = StyleSource(
-        spec.style_id,
-        folder / spec.painting,
-        metadata={
-            "display_name": spec.display_name,
-            "author": spec.author,
-            "user_made": True,
-            "created_at": spec.created_at,
-            "preset": spec.preset,
-        },
+    require_admin(headers, settings.admin_token)
+    style_id, display_name = style_id_from_name(request.name)
+    if not settings.train_content:
+        raise BadInput("style creation is not configured here: set CLIPMORPH_TRAIN_CONTENT", "unavailable")
+    painting = media.load_image(request.painting, settings.max_image_pixels)
+    clean = folder / "painting.png"  # re-encoded: whatever the upload was, the job gets a plain PNG
+    clean.write_bytes(media.encode_image(painting.rgb, None, "PNG"))
+    spec = StyleJobSpec(
+        style_id=style_id,
+        display_name=display_name,
+        author=request.author.strip() or "anonymous",
+        preset=request.preset,
+        base=default_base(settings.train_base),
+        content=[str(p) for p in settings.train_content],
+        painting="painting.png",
+        wandb=settings.wandb,
+        wandb_dir=str(settings.wandb_dir),
     )
-    config = preset_config(
-        source, spec.preset, [Path(c) for c in spec.content], spec.base, folder / "checkpoint",
-        wandb=spec.wandb, wandb_dir=Path(spec.wandb_dir) if spec.wandb_dir else None,
-    )  # fmt: skip
-    started = time.monotonic()
-    job.write("running", step=0, steps=config.steps)
-
-    def on_progress(step: int, steps: int, losses: dict[str, float], grid) -> None:
-        if grid is not None:
-            _save_preview(job, grid)
-        elapsed = time.monotonic() - started
-        eta = elapsed / step * (steps - step) if step else None
-        shown = {k: round(v, 2) for k, v in losses.items() if "/" not in k}
-        fields = {"step": step, "steps": steps, "losses": shown, "eta_seconds": eta and round(eta, 1)}
-        if (job.folder / PREVIEW_FILE).exists():
-            fields["preview_url"] = f"/jobs/{job.id}/preview?step={step}"
-        job.write("running", **fields)
-
-    try:
-        result = train(config, progress=on_progress, should_stop=lambda: job.cancel_requested, show_bar=False)
-    except Exception as error:
-        job.write("failed", error=str(error))
-        raise
-    if not result.finished:
-        finish_cancelled(job)
-        return 0
-    job.write("running", step=result.step, steps=config.steps, eta_seconds=0, phase="evaluating")
-    library = result.library
-    style = library.styles[spec.style_id]
-    style.metadata["evaluation"] = quick_evaluation(library, spec, folder / spec.painting)
-    preview = (folder / PREVIEW_FILE).read_bytes() if (folder / PREVIEW_FILE).exists() else None
-    style.thumbnail = _thumbnail(preview)
-    saved = store.save_style(style)
-    job.write(
-        "succeeded",
-        result={"style": spec.style_id, "tag": saved.tag, "steps": result.step, "seconds": round(result.seconds, 1)},
-        step=result.step,
-        steps=config.steps,
-        eta_seconds=0,
-    )
-    return 0
-
-
-def quick_evaluation(library, spec: StyleJobSpec, painting: Path) -> dict:
-    """Style and content distances (``clipmorph eval``'s) on a few of the training photos."""
-    from clipmorph.inference.engine import Engine
-    from clipmorph.model.vgg import VGGFeatures
-    from clipmorph.training.data import find_images
-    from clipmorph.training.evaluate import EvalSettings, evaluate_library, scores_metadata
-
-    photos = [p for folder in spec.content for p in find_images(Path(folder))][:4]
-    settings = EvalSettings(photo_side=256)
-    paintings = {spec.style_id: painting}
-    [score], run = evaluate_library(library, Engine(library), VGGFeatures.load(), photos, paintings, None, settings)
-    return scores_metadata(score, run)
-
-
-def _thumbnail(grid_jpeg: bytes | None) -> bytes | None:
-    """The stylized half of the last preview (right column of the first photo)."""
-    if not grid_jpeg:
-        return None
-    import io
-
-    from PIL import Image
-
-    with Image.open(io.BytesIO(grid_jpeg)) as grid:
-        side = grid.height // 2
-        tile = grid.crop((side, 0, 2 * side, side)).resize((160, 160))
-        out = io.BytesIO()
-        tile.save(out, format="JPEG", quality=85)
-        return out.getvalue()
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
-    sys.exit(run_job(Path(sys.argv[1])))
+    job, owner_key = training.submit(clean, spec)
+    return {
+        "job_id": job.id,
+        "style": style_id,
+        "display_name": display_name,
+        "preset": request.preset,
+        "steps": PRESETS[request.preset]["steps"],
+        "status_url": f"/jobs/{job.id}",
+        "cancel_url": f"/jobs/{job.id}/cancel",
+        "owner_key": owner_key,
+    }

@@ -36,7 +36,7 @@ def create_jobs_app(store: JobStore, authorize_cancel: Callable[[Job, Headers], 
                 job = store.get(request.path_params["job_id"])
             except BadInput as error:
                 return _error(400, str(error))
-            if job is None:
+            if job is None or not job.progress_file.exists():  # a folder made a moment ago has no record yet
                 return _error(404, "no such job (it may not have started yet, or was swept)")
             if request.method == "POST" and authorize_cancel:
                 try:
@@ -102,9 +102,9 @@ def create_web_app() -> Starlette:
 
     async def thumbnail(request: Request) -> Response:
         style_id = request.path_params["style_id"]
-        from clipmorph.styles import store
+        from clipmorph.styles import index
 
-        stored = store.thumbnail_path(style_id)
+        stored = index.thumbnail_path(style_id)
         if stored is not None:
             return FileResponse(stored, media_type="image/jpeg")
         return Response(placeholder_thumbnail(style_id), media_type="image/svg+xml")

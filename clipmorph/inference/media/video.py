@@ -1,188 +1,19 @@
-"""Image and streamed video I/O: decode to RGB arrays, encode from them. No model code here.
-
-Video goes through PyAV (FFmpeg's libraries in-process): frames stream one by one, no temp
-folder of JPEGs, and audio packets are copied into the output without re-encoding when the
-output container can hold them.
-"""
+"""Streamed video through PyAV (FFmpeg's libraries in-process): frames one by one, no temp
+folder of JPEGs; audio packets copied into the output when its container can hold them."""
 
 from __future__ import annotations
 
 import functools
-import io
-import os
-import re
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from clipmorph.errors import BadInput
-
-VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
-# Audio codecs each container takes as-is; anything else is re-encoded (AAC, Opus for WebM).
-AUDIO_COPYABLE = {
-    "mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
-    "mov": {"aac", "mp3", "alac", "ac3", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
-    "matroska": {"aac", "mp3", "ac3", "eac3", "opus", "vorbis", "flac", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
-    "webm": {"opus", "vorbis"},
-}
-IMAGE_KIND, VIDEO_KIND = "image", "video"
-# H.264 encoders: x264 on the CPU, or NVENC, the GPU's video engine (compiled into PyAV's FFmpeg;
-# it opens only where an NVIDIA GPU with an encoder engine and its driver are present).
-H264_ENCODERS = ("libx264", "h264_nvenc")
-ENCODER_CHOICES = ("auto", *H264_ENCODERS)
-
-
-def image_extensions() -> set[str]:
-    """Extensions Pillow can write (lower case, with dot)."""
-    Image.init()
-    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE}
-
-
-def output_kind(path: Path) -> str:
-    """What an output path asks for, from its extension (the output format is the user's choice)."""
-    suffix = path.suffix.lower()
-    if suffix in VIDEO_CONTAINERS:
-        return VIDEO_KIND
-    if suffix in image_extensions():
-        return IMAGE_KIND
-    raise BadInput(
-        f"cannot tell the output format from {path.name!r}: use an image extension (.jpg, .png, .webp, ...) "
-        f"or a video one ({', '.join(sorted(VIDEO_CONTAINERS))})"
-    )
-
-
-def detect_kind(path: Path) -> str:
-    """Image or video, judged by the file's content rather than its name."""
-    if not path.is_file():
-        raise BadInput(f"{path}: no such file", "missing")
-    if path.stat().st_size == 0:
-        raise BadInput(f"{path}: the file is empty", "empty")
-    try:
-        with Image.open(path) as image:
-            if getattr(image, "n_frames", 1) == 1:
-                return IMAGE_KIND
-    except Image.DecompressionBombError as error:
-        raise BadInput(f"{path}: image too large to decode safely ({error})", "too_large") from error
-    except (UnidentifiedImageError, OSError, ValueError):
-        pass
-    try:
-        with av.open(str(path)) as container:
-            # FFmpeg's still-image demuxers accept any bytes named .png etc.: not a video.
-            still = container.format.name == "image2" or container.format.name.endswith("_pipe")
-            if container.streams.video and not still:
-                next(container.decode(video=0))  # a video must yield a frame, not just a header
-                return VIDEO_KIND
-    except (av.FFmpegError, StopIteration):
-        pass
-    raise BadInput(
-        f"{path}: not an image or video that Pillow or FFmpeg can read (corrupt or unsupported file)",
-        "unsupported_media",
-    )
-
-
-# --- images ---
-
-
-@dataclass
-class DecodedImage:
-    """RGB pixels plus what is needed to write the result back faithfully."""
-
-    rgb: np.ndarray  # (H, W, 3) uint8
-    alpha: np.ndarray | None  # (H, W) uint8, when the input had transparency
-    icc_profile: bytes | None
-
-
-def load_image(source: Path | bytes, max_pixels: int | None = None) -> DecodedImage:
-    """Decode any image Pillow reads, applying EXIF orientation and keeping alpha aside.
-
-    ``max_pixels`` is checked against the header's dimensions before any pixel is decoded.
-    """
-    if (source.stat().st_size if isinstance(source, Path) else len(source)) == 0:
-        raise BadInput("the image is empty (0 bytes)", "empty")
-    try:
-        with Image.open(source if isinstance(source, Path) else io.BytesIO(source)) as image:
-            width, height = image.size
-            if max_pixels is not None and width * height > max_pixels:
-                size = f"{width}x{height} ({width * height / 1e6:.1f} MP)"
-                raise BadInput(f"image is {size}; the limit is {max_pixels / 1e6:.1f} MP", "too_large")
-            image = ImageOps.exif_transpose(image)
-            image.load()
-    except Image.DecompressionBombError as error:
-        raise BadInput(f"image too large to decode safely: {error}", "too_large") from error
-    except UnidentifiedImageError:
-        raise BadInput("not an image Pillow can read (unknown format or corrupt header)", "not_image") from None
-    except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt pixel data
-        raise BadInput(f"corrupt or truncated image: {_without_paths(str(error))}", "corrupt") from None
-    icc = image.info.get("icc_profile")
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    if has_alpha:
-        rgba = image.convert("RGBA")
-        array = np.asarray(rgba)
-        return DecodedImage(np.ascontiguousarray(array[..., :3]), np.ascontiguousarray(array[..., 3]), icc)
-    if image.mode == "I;16" or image.mode == "I":
-        image = image.point(lambda v: v / 256).convert("L")  # 16-bit grey: keep the top 8 bits
-    return DecodedImage(np.asarray(image.convert("RGB")).copy(), None, icc)
-
-
-def _without_paths(message: str) -> str:
-    """Decoder messages may name server-side temp files: keep them out of user-facing errors."""
-    return re.sub(r"(/[^\s'\"]+)+", "<file>", message)
-
-
-def encode_image(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str, icc_profile: bytes | None = None) -> bytes:
-    """Encode to a Pillow format name ("JPEG", "PNG", ...); alpha is kept where the format can."""
-    image = Image.fromarray(rgb, "RGB")
-    if alpha is not None:
-        if alpha.shape != rgb.shape[:2]:
-            alpha = np.asarray(Image.fromarray(alpha, "L").resize((rgb.shape[1], rgb.shape[0]), Image.BILINEAR))
-        rgba = image.copy()
-        rgba.putalpha(Image.fromarray(alpha, "L"))
-        if fmt in ("PNG", "WEBP", "TIFF", "GIF", "TGA", "ICO"):
-            image = rgba
-        else:  # no alpha channel in the format: flatten onto white, as a viewer would show it
-            background = Image.new("RGB", image.size, (255, 255, 255))
-            background.paste(rgba, mask=rgba.getchannel("A"))
-            image = background
-    options: dict = {"icc_profile": icc_profile} if icc_profile else {}
-    if fmt == "JPEG":
-        options.update(quality=92, subsampling=0)
-    elif fmt == "WEBP":
-        options.update(quality=92)
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
-def image_format_for(path: Path) -> str:
-    Image.init()
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None or fmt not in Image.SAVE:
-        raise BadInput(f"Pillow cannot write {path.suffix!r} images")
-    return fmt
-
-
-@contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
-    os.close(fd)
-    temporary = Path(name)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-# --- video ---
+from clipmorph.inference.media.kinds import AUDIO_COPYABLE, ENCODER_CHOICES, H264_ENCODERS, VIDEO_CONTAINERS
 
 
 @dataclass(frozen=True)
@@ -251,7 +82,7 @@ DEFAULT_ENCODING = VideoEncoding()
 def h264_options(encoder: str, crf: int) -> dict[str, str]:
     if encoder == "h264_nvenc":
         return {"preset": "p4", "rc": "vbr", "cq": str(crf), "b": "0"}  # constant quality, no bitrate cap
-    # veryfast: measured 10.9 vs 9.0 frames/s end to end (medium) on 2 cores, and smaller files at CRF 18
+    # veryfast: faster end to end than medium on a small CPU, and smaller files at CRF 18 (README)
     return {"crf": str(crf), "preset": "veryfast"}
 
 

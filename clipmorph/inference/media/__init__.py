@@ -1,0 +1,40 @@
+"""Image and streamed video I/O: decode to RGB arrays, encode from them. No model code here.
+
+One facade over three modules: ``kinds`` (what a file is), ``images`` and ``video``.
+"""
+
+from clipmorph.inference.media.images import (
+    DecodedImage,
+    encode_image,
+    image_format_for,
+    jpeg_tile,
+    load_image,
+)
+from clipmorph.inference.media.kinds import (
+    AUDIO_COPYABLE,
+    ENCODER_CHOICES,
+    H264_ENCODERS,
+    IMAGE_KIND,
+    VIDEO_CONTAINERS,
+    VIDEO_KIND,
+    detect_kind,
+    image_extensions,
+    output_kind,
+)
+from clipmorph.inference.media.video import (
+    DEFAULT_ENCODING,
+    VideoEncoding,
+    VideoInfo,
+    VideoReader,
+    VideoWriter,
+    encoder_opens,
+    h264_options,
+    pick_h264_encoder,
+)
+
+__all__ = [
+    "AUDIO_COPYABLE", "DEFAULT_ENCODING", "ENCODER_CHOICES", "H264_ENCODERS", "IMAGE_KIND", "VIDEO_CONTAINERS",
+    "VIDEO_KIND", "DecodedImage", "VideoEncoding", "VideoInfo", "VideoReader", "VideoWriter", "detect_kind",
+    "encode_image", "encoder_opens", "h264_options", "image_extensions", "image_format_for", "jpeg_tile",
+    "load_image", "output_kind", "pick_h264_encoder",
+]  # fmt: skip

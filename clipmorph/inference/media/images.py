@@ -1,0 +1,101 @@
+"""Images: decode to RGB arrays (headers checked before decoding), encode from them."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from clipmorph.errors import BadInput
+
+
+@dataclass
+class DecodedImage:
+    """RGB pixels plus what is needed to write the result back faithfully."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8
+    alpha: np.ndarray | None  # (H, W) uint8, when the input had transparency
+    icc_profile: bytes | None
+
+
+def load_image(source: Path | bytes, max_pixels: int | None = None) -> DecodedImage:
+    """Decode any image Pillow reads, applying EXIF orientation and keeping alpha aside.
+
+    ``max_pixels`` is checked against the header's dimensions before any pixel is decoded.
+    """
+    if (source.stat().st_size if isinstance(source, Path) else len(source)) == 0:
+        raise BadInput("the image is empty (0 bytes)", "empty")
+    try:
+        with Image.open(source if isinstance(source, Path) else io.BytesIO(source)) as image:
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                size = f"{width}x{height} ({width * height / 1e6:.1f} MP)"
+                raise BadInput(f"image is {size}; the limit is {max_pixels / 1e6:.1f} MP", "too_large")
+            image = ImageOps.exif_transpose(image)
+            image.load()
+    except Image.DecompressionBombError as error:
+        raise BadInput(f"image too large to decode safely: {error}", "too_large") from error
+    except UnidentifiedImageError:
+        raise BadInput("not an image Pillow can read (unknown format or corrupt header)", "not_image") from None
+    except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt pixel data
+        raise BadInput(f"corrupt or truncated image: {_without_paths(str(error))}", "corrupt") from None
+    icc = image.info.get("icc_profile")
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        array = np.asarray(rgba)
+        return DecodedImage(np.ascontiguousarray(array[..., :3]), np.ascontiguousarray(array[..., 3]), icc)
+    if image.mode == "I;16" or image.mode == "I":
+        image = image.point(lambda v: v / 256).convert("L")  # 16-bit grey: keep the top 8 bits
+    return DecodedImage(np.asarray(image.convert("RGB")).copy(), None, icc)
+
+
+def _without_paths(message: str) -> str:
+    """Decoder messages may name server-side temp files: keep them out of user-facing errors."""
+    return re.sub(r"(/[^\s'\"]+)+", "<file>", message)
+
+
+def encode_image(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str, icc_profile: bytes | None = None) -> bytes:
+    """Encode to a Pillow format name ("JPEG", "PNG", ...); alpha is kept where the format can."""
+    image = Image.fromarray(rgb, "RGB")
+    if alpha is not None:
+        if alpha.shape != rgb.shape[:2]:
+            alpha = np.asarray(Image.fromarray(alpha, "L").resize((rgb.shape[1], rgb.shape[0]), Image.BILINEAR))
+        rgba = image.copy()
+        rgba.putalpha(Image.fromarray(alpha, "L"))
+        if fmt in ("PNG", "WEBP", "TIFF", "GIF", "TGA", "ICO"):
+            image = rgba
+        else:  # no alpha channel in the format: flatten onto white, as a viewer would show it
+            background = Image.new("RGB", image.size, (255, 255, 255))
+            background.paste(rgba, mask=rgba.getchannel("A"))
+            image = background
+    options: dict = {"icc_profile": icc_profile} if icc_profile else {}
+    if fmt == "JPEG":
+        options.update(quality=92, subsampling=0)
+    elif fmt == "WEBP":
+        options.update(quality=92)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def image_format_for(path: Path) -> str:
+    Image.init()
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise BadInput(f"Pillow cannot write {path.suffix!r} images")
+    return fmt
+
+
+def jpeg_tile(image: Image.Image, side: int = 160, quality: int = 85) -> bytes:
+    """A square gallery tile: the centre square of ``image`` at ``side`` px, as JPEG."""
+    short = min(image.size)
+    left, top = (image.width - short) // 2, (image.height - short) // 2
+    tile = image.convert("RGB").crop((left, top, left + short, top + short)).resize((side, side), Image.LANCZOS)
+    buffer = io.BytesIO()
+    tile.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

@@ -1,0 +1,72 @@
+"""What a file is (image or video, judged by content) and which formats an output path names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+from PIL import Image, UnidentifiedImageError
+
+from clipmorph.errors import BadInput
+
+VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+# Audio codecs each container takes as-is; anything else is re-encoded (AAC, Opus for WebM).
+AUDIO_COPYABLE = {
+    "mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
+    "mov": {"aac", "mp3", "alac", "ac3", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
+    "matroska": {"aac", "mp3", "ac3", "eac3", "opus", "vorbis", "flac", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
+    "webm": {"opus", "vorbis"},
+}
+IMAGE_KIND, VIDEO_KIND = "image", "video"
+# H.264 encoders: x264 on the CPU, or NVENC, the GPU's video engine (compiled into PyAV's FFmpeg;
+# it opens only where an NVIDIA GPU with an encoder engine and its driver are present).
+H264_ENCODERS = ("libx264", "h264_nvenc")
+ENCODER_CHOICES = ("auto", *H264_ENCODERS)
+
+
+def image_extensions() -> set[str]:
+    """Extensions Pillow can write (lower case, with dot)."""
+    Image.init()
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE}
+
+
+def output_kind(path: Path) -> str:
+    """What an output path asks for, from its extension (the output format is the user's choice)."""
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_CONTAINERS:
+        return VIDEO_KIND
+    if suffix in image_extensions():
+        return IMAGE_KIND
+    raise BadInput(
+        f"cannot tell the output format from {path.name!r}: use an image extension (.jpg, .png, .webp, ...) "
+        f"or a video one ({', '.join(sorted(VIDEO_CONTAINERS))})"
+    )
+
+
+def detect_kind(path: Path) -> str:
+    """Image or video, judged by the file's content rather than its name."""
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file", "missing")
+    if path.stat().st_size == 0:
+        raise BadInput(f"{path}: the file is empty", "empty")
+    try:
+        with Image.open(path) as image:
+            if getattr(image, "n_frames", 1) == 1:
+                return IMAGE_KIND
+    except Image.DecompressionBombError as error:
+        raise BadInput(f"{path}: image too large to decode safely ({error})", "too_large") from error
+    except (UnidentifiedImageError, OSError, ValueError):
+        pass
+    try:
+        with av.open(str(path)) as container:
+            # FFmpeg's still-image demuxers accept any bytes named .png etc.: not a video.
+            still = container.format.name == "image2" or container.format.name.endswith("_pipe")
+            if container.streams.video and not still:
+                next(container.decode(video=0))  # a video must yield a frame, not just a header
+                return VIDEO_KIND
+    except (av.FFmpegError, StopIteration):
+        pass
+    raise BadInput(
+        f"{path}: not an image or video that Pillow or FFmpeg can read (corrupt or unsupported file)",
+        "unsupported_media",
+    )

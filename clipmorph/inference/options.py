@@ -1,0 +1,107 @@
+"""What a caller asks of the engine, as plain data: styles, blends and per-frame options.
+
+Kept free of torch so that the API workers, which only validate and forward requests, never
+load it (the model workers do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from clipmorph.errors import BadInput
+
+DEFAULT_MAX_SIDE = 1920
+MIN_SIDE = 16
+
+
+@dataclass(frozen=True)
+class StyleMix:
+    """One style, or a weighted blend of several styles of the same backbone."""
+
+    weights: tuple[tuple[str, float], ...]
+
+    @classmethod
+    def single(cls, style_id: str) -> StyleMix:
+        return cls(((style_id, 1.0),))
+
+    @classmethod
+    def parse(cls, text: str) -> StyleMix:
+        """``monet`` or ``monet=0.7,scream=0.3`` (weights are normalised to sum to 1)."""
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        if not parts:
+            raise BadInput("no style given")
+        pairs: list[tuple[str, float]] = []
+        for part in parts:
+            name, _, weight = part.partition("=")
+            try:
+                value = float(weight) if weight else 1.0
+            except ValueError:
+                raise BadInput(f"bad blend weight in {part!r}: expected name=number") from None
+            if not value >= 0 or value == float("inf"):
+                raise BadInput(f"blend weight for {name!r} must be a finite number >= 0")
+            pairs.append((name.strip(), value))
+        total = sum(w for _, w in pairs)
+        if total <= 0:
+            raise BadInput("blend weights must not all be zero")
+        return cls(tuple((name, w / total) for name, w in pairs))
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.weights]
+
+    def __str__(self) -> str:
+        if len(self.weights) == 1:
+            return self.weights[0][0]
+        return ",".join(f"{name}={weight:g}" for name, weight in self.weights)
+
+
+@dataclass(frozen=True)
+class StylizeOptions:
+    style: StyleMix
+    strength: float = 1.0  # 0 = the input, 1 = fully stylized
+    preserve_color: bool = False  # keep the input's colours, take only the luminance
+    max_side: int | None = DEFAULT_MAX_SIDE  # run the network at most this large (None: as is)
+    keep_size: bool = True  # upscale back to the input size when max_side shrank it
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:
+            raise BadInput(f"strength must be between 0 and 1, got {self.strength}")
+        if self.max_side is not None and self.max_side < MIN_SIDE:
+            raise BadInput(f"max_side must be at least {MIN_SIDE}, got {self.max_side}")
+
+
+def options_per_frame(
+    frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
+) -> list[StylizeOptions]:
+    """One options object per frame, from shared options or a list of them."""
+    per_frame = [options] * len(frames) if isinstance(options, StylizeOptions) else list(options)
+    if len(per_frame) != len(frames):
+        raise ValueError(f"{len(frames)} frames but {len(per_frame)} options")
+    return per_frame
+
+
+def work_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """The size the network runs at: the input shrunk so its long side fits ``max_side``."""
+    if max_side is None or max(height, width) <= max_side:
+        return height, width
+    scale = max_side / max(height, width)
+    return max(MIN_SIDE, round(height * scale)), max(MIN_SIDE, round(width * scale))
+
+
+class FrameStylizer(Protocol):
+    """What the file pipeline needs: the in-process Engine, or the service's model client."""
+
+    batch_size: int
+
+    def stylize_frames(
+        self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
+    ) -> list[np.ndarray]: ...
+
+
+def dtype_name(dtype: object) -> str:
+    """``torch.bfloat16`` -> ``bfloat16``: how reports, records and metrics name a dtype."""
+    return str(dtype).removeprefix("torch.")

@@ -1,0 +1,121 @@
+"""The child process of a style creation job: ``python -m clipmorph.serving.jobs.style_worker FOLDER``.
+
+It trains (add-a-style on the served backbone), reports progress and a preview into the job
+folder, scores the new style and saves it to the model store, where every model worker picks
+it up without a restart. Run apart from the service so a training never blocks a request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from clipmorph.fsutil import atomic_path
+from clipmorph.serving.jobs.store import Job
+from clipmorph.serving.jobs.style_queue import PREVIEW_FILE, SPEC_FILE, StyleJobSpec, finish_cancelled, preset_config
+
+
+def _save_preview(job: Job, grid) -> None:
+    from PIL import Image
+
+    with atomic_path(job.folder / PREVIEW_FILE) as temporary:
+        Image.fromarray(grid).save(temporary, format="JPEG", quality=85)
+
+
+def run_job(folder: Path) -> int:
+    """The child process: train, evaluate, save to the store, report."""
+    from clipmorph.styles import store
+    from clipmorph.training.config import StyleSource
+    from clipmorph.training.trainer import train
+
+    job = Job(folder.name, folder)
+    spec = StyleJobSpec(**json.loads((folder / SPEC_FILE).read_text()))
+    source = StyleSource(
+        spec.style_id,
+        folder / spec.painting,
+        metadata={
+            "display_name": spec.display_name,
+            "author": spec.author,
+            "user_made": True,
+            "created_at": spec.created_at,
+            "preset": spec.preset,
+        },
+    )
+    config = preset_config(
+        source, spec.preset, [Path(c) for c in spec.content], spec.base, folder / "checkpoint",
+        wandb=spec.wandb, wandb_dir=Path(spec.wandb_dir) if spec.wandb_dir else None,
+    )  # fmt: skip
+    started = time.monotonic()
+    job.write("running", step=0, steps=config.steps)
+
+    def on_progress(step: int, steps: int, losses: dict[str, float], grid) -> None:
+        if grid is not None:
+            _save_preview(job, grid)
+        elapsed = time.monotonic() - started
+        eta = elapsed / step * (steps - step) if step else None
+        shown = {k: round(v, 2) for k, v in losses.items() if "/" not in k}
+        fields = {"step": step, "steps": steps, "losses": shown, "eta_seconds": eta and round(eta, 1)}
+        if (job.folder / PREVIEW_FILE).exists():
+            fields["preview_url"] = f"/jobs/{job.id}/preview?step={step}"
+        job.write("running", **fields)
+
+    try:
+        result = train(config, progress=on_progress, should_stop=lambda: job.cancel_requested, show_bar=False)
+    except Exception as error:
+        job.write("failed", error=str(error))
+        raise
+    if not result.finished:
+        finish_cancelled(job)
+        return 0
+    job.write("running", step=result.step, steps=config.steps, eta_seconds=0, phase="evaluating")
+    library = result.library
+    style = library.styles[spec.style_id]
+    style.metadata["evaluation"] = quick_evaluation(library, spec, folder / spec.painting)
+    preview = (folder / PREVIEW_FILE).read_bytes() if (folder / PREVIEW_FILE).exists() else None
+    style.thumbnail = _thumbnail(preview)
+    saved = store.save_style(style)
+    job.write(
+        "succeeded",
+        result={"style": spec.style_id, "tag": saved.tag, "steps": result.step, "seconds": round(result.seconds, 1)},
+        step=result.step,
+        steps=config.steps,
+        eta_seconds=0,
+    )
+    return 0
+
+
+def quick_evaluation(library, spec: StyleJobSpec, painting: Path) -> dict:
+    """Style and content distances (``clipmorph eval``'s) on a few of the training photos."""
+    from clipmorph.inference.engine import Engine
+    from clipmorph.model.vgg import VGGFeatures
+    from clipmorph.training.data import find_images
+    from clipmorph.training.evaluate import EvalSettings, evaluate_library, scores_metadata
+
+    photos = [p for folder in spec.content for p in find_images(Path(folder))][:4]
+    settings = EvalSettings(photo_side=256)
+    paintings = {spec.style_id: painting}
+    [score], run = evaluate_library(library, Engine(library), VGGFeatures.load(), photos, paintings, None, settings)
+    return scores_metadata(score, run)
+
+
+def _thumbnail(grid_jpeg: bytes | None) -> bytes | None:
+    """The stylized half of the last preview (right column of the first photo)."""
+    if not grid_jpeg:
+        return None
+    import io
+
+    from PIL import Image
+
+    from clipmorph.inference import media
+
+    with Image.open(io.BytesIO(grid_jpeg)) as grid:
+        side = grid.height // 2
+        return media.jpeg_tile(grid.crop((side, 0, 2 * side, side)))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    sys.exit(run_job(Path(sys.argv[1])))

@@ -1,0 +1,94 @@
+"""A video job's life cycle: check the upload, stylize it through the model service, record
+progress, results and the outcome (metrics included), and never keep the upload afterwards.
+
+The synchronous ``/stylize_video`` route runs the same life cycle in a request folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from clipmorph.errors import BadInput
+from clipmorph.inference import media
+from clipmorph.inference.options import StylizeOptions
+from clipmorph.inference.pipeline import stylize_video_file
+from clipmorph.serving import metrics
+from clipmorph.serving.jobs.store import Job, JobCancelled
+from clipmorph.serving.remote import RemoteStylizer
+
+
+def observe_stage(stage: str, seconds: float) -> None:
+    """The pipeline's stage timings as metrics."""
+    metrics.get().stage_seconds.labels(stage).observe(seconds)
+    if stage == "decode":  # once per image request (video jobs sample when they end)
+        metrics.sample_resources("api")
+
+
+def check_video(path: Path, max_seconds: float, max_pixels: int) -> media.VideoInfo:
+    """Refuse what is not a video, or is over the frame size or length limits."""
+    if media.detect_kind(path) != media.VIDEO_KIND:
+        raise BadInput("the upload is an image, not a video: use /stylize", "not_video")
+    reader = media.VideoReader(path)
+    info = reader.info
+    reader.close()
+    if info.width * info.height > max_pixels:
+        raise BadInput(f"video is {info.width}x{info.height}; the limit is {max_pixels / 1e6:.1f} MP", "too_large")
+    if info.seconds > max_seconds:
+        raise BadInput(f"video is {info.seconds:.1f} s long; the limit here is {max_seconds:.0f} s", "too_long")
+    return info
+
+
+def run_video(
+    job: Job,
+    upload: Path,
+    options: StylizeOptions,
+    output_format: str,
+    stylizer: RemoteStylizer,
+    encoding: media.VideoEncoding,
+    max_seconds: float,
+    max_pixels: int,
+) -> dict:
+    """Stylize ``upload`` into the job's result file; returns (and records) the job result.
+    Raises JobCancelled when the job's cancel flag was set, BadInput for a bad upload."""
+    board = metrics.get()
+    started = time.monotonic()
+    source = job.folder / "input"
+    board.jobs_active.labels("running").inc()
+    final_state = "failed"
+    try:
+        shutil.copyfile(upload, source)
+        info = check_video(source, max_seconds, max_pixels)
+        job.write("running", done=0, total=info.frames, width=info.width, height=info.height, fps=0.0)
+        report = stylize_video_file(
+            stylizer.for_video(board.frames_in_flight), source, job.output(f".{output_format}"), options,
+            progress=False, encoding=encoding, on_frames=job.tracker(started), observe=observe_stage,
+        )  # fmt: skip
+        final_state = "succeeded"
+    except JobCancelled:
+        final_state = "cancelled"
+        job.write("cancelled")
+        raise
+    except Exception as error:
+        job.write("failed", error=str(error))
+        raise
+    finally:
+        source.unlink(missing_ok=True)
+        board.jobs_active.labels("running").dec()
+        board.jobs_total.labels(final_state).inc()
+        board.job_seconds.observe(time.monotonic() - started)
+        metrics.sample_resources("api")
+    result = {
+        "job_id": job.id,
+        "frames": report.frames,
+        "width": report.width,
+        "height": report.height,
+        "seconds": round(report.seconds, 2),
+        "fps": round(report.fps, 2),
+        "encoder": report.encoder,
+        "download_url": f"/jobs/{job.id}/result",
+    }
+    job.write("succeeded", done=report.frames, total=report.frames, eta_seconds=0, result=result)
+    board.job_fps.observe(report.fps)
+    return result

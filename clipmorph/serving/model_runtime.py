@@ -1,0 +1,85 @@
+"""The model service's state: every stored style on one device, reloaded when the store changes.
+
+Importing this module loads no torch: the API workers import ``service.py`` too, and only the
+model workers, which build a ``ModelRuntime``, pay for torch and the networks.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from clipmorph.inference.options import dtype_name
+from clipmorph.serving import metrics
+from clipmorph.serving.schema import FrameItem, http_errors
+from clipmorph.serving.settings import ServiceSettings
+from clipmorph.styles import index
+
+if TYPE_CHECKING:
+    from clipmorph.inference.engine import Engine
+
+
+class ModelRuntime:
+    """The engine for the store as it is now: styles created or deleted while the service runs
+    are picked up at the next batch (one stat call per batch when nothing changed)."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self._reload_lock = threading.Lock()
+        self.generation = -1
+        self.engine: Engine
+        self.current()
+        metrics.sample_resources("model")
+
+    def current(self) -> Engine:
+        generation = index.styles_generation()
+        if generation == self.generation:
+            return self.engine
+        with self._reload_lock:
+            if generation != self.generation:
+                self._load(generation)
+        return self.engine
+
+    def _load(self, generation: int) -> None:
+        from clipmorph.inference.engine import Engine  # torch: model workers only
+        from clipmorph.styles import store
+
+        started = time.perf_counter()
+        s = self.settings
+        self.engine = Engine(
+            store.load_library(), device=s.device, batch_size=s.batch_size, compile=s.compile, backend=s.backend
+        )
+        self.load_seconds = time.perf_counter() - started
+        self.known = set(self.engine.style_ids)
+        self.generation = generation
+        board = metrics.get()
+        board.model_load_seconds.set(self.load_seconds)
+        board.styles_loaded.set(len(self.known))
+        board.model_info.labels(str(self.engine.device), dtype_name(self.engine.dtype)).set(1)
+
+    def stylize(self, items: list[FrameItem]) -> list[np.ndarray]:
+        """The batchable call: frames of any styles, sizes and requests in one batch."""
+        board = metrics.get()
+        started = time.perf_counter()
+        engine = self.current()
+        with http_errors():
+            frames = engine.stylize_frames([item.frame() for item in items], [item.options() for item in items])
+        board.stage_seconds.labels("inference").observe(time.perf_counter() - started)
+        board.batch_size.observe(len(items))
+        for item in items:
+            board.frames.labels(metrics.style_label(item.style, self.known), item.kind).inc()
+        metrics.sample_resources("model")
+        return frames
+
+    def info(self) -> dict:
+        engine = self.current()
+        return {
+            "device": str(engine.device),
+            "dtype": dtype_name(engine.dtype),
+            "backend": engine.backend,
+            "styles": engine.style_ids,
+            "load_seconds": round(self.load_seconds, 3),
+        }

@@ -1,0 +1,63 @@
+"""The API side of the model service's batchable method.
+
+``RemoteStylizer`` looks like the in-process Engine to the file pipeline (the FrameStylizer
+protocol), so images and video frames from every request share the model's batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from clipmorph.inference.options import StylizeOptions, options_per_frame
+from clipmorph.serving.schema import FrameItem
+
+
+class RemoteStylizer:
+    """Adapts the model service's batchable method to the pipeline's FrameStylizer protocol.
+
+    A call that finds its pooled keep-alive connection closed by the model server (aiohttp's
+    ServerDisconnectedError, seen under load) is retried: stylizing is idempotent.
+    """
+
+    def __init__(
+        self,
+        call: Callable[[list[FrameItem]], list[np.ndarray]],
+        batch_size: int,
+        attempts: int = 3,
+        kind: str = "image",
+        in_flight: Any = None,
+    ) -> None:
+        self.call = call
+        self.batch_size = batch_size
+        self.attempts = attempts
+        self.kind = kind
+        self.in_flight = in_flight  # a Prometheus gauge of frames awaiting the model, or None
+
+    def for_video(self, in_flight: Any = None) -> RemoteStylizer:
+        return RemoteStylizer(self.call, self.batch_size, self.attempts, "video", in_flight)
+
+    def _call(self, items: list[FrameItem]) -> list[np.ndarray]:
+        from aiohttp import ClientConnectionError
+
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return list(self.call(items))
+            except ClientConnectionError:
+                if attempt == self.attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    def stylize_frames(
+        self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
+    ) -> list[np.ndarray]:
+        items = [FrameItem.of(f, o, self.kind) for f, o in zip(frames, options_per_frame(frames, options), strict=True)]
+        if self.in_flight is None:
+            return self._call(items)
+        self.in_flight.inc(len(items))
+        try:
+            return self._call(items)
+        finally:
+            self.in_flight.dec(len(items))

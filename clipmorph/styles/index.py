@@ -1,0 +1,146 @@
+"""What the model store holds, read from its labels and metadata alone (no weights, no torch).
+
+The API workers list, describe and delete styles and watch for new ones; only the model
+workers and the training code load weights (``clipmorph.styles.store``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import bentoml
+from bentoml.exceptions import NotFound
+
+from clipmorph.errors import BadInput, UnknownStyle
+
+KIND_LABEL = "clipmorph.kind"
+BACKBONE_LABEL = "clipmorph.backbone"
+STYLE_PREFIX = "clipmorph-style-"
+BACKBONE_PREFIX = "clipmorph-backbone-"
+WEIGHTS_FILE = "weights.safetensors"
+THUMBNAIL_FILE = "thumbnail.jpg"
+STAMP_FILE = "clipmorph-styles.stamp"
+
+
+def stamp_path() -> Path:
+    """A file touched whenever styles are added or deleted: running services watch it
+    (one stat per batch) to serve new styles without a restart."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return Path(BentoMLContainer.bentoml_home.get()) / STAMP_FILE
+
+
+def styles_changed() -> None:
+    path = stamp_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{time.time_ns()} {os.getpid()}\n")
+
+
+def styles_generation() -> int:
+    """Changes whenever ``styles_changed`` runs (0 before the first change)."""
+    try:
+        return stamp_path().stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+def style_models() -> dict[str, bentoml.Model]:
+    """The newest store model of every style id."""
+    newest: dict[str, bentoml.Model] = {}
+    for model in bentoml.models.list():
+        if model.info.labels.get(KIND_LABEL) != "style":
+            continue
+        style_id = model.tag.name.removeprefix(STYLE_PREFIX)
+        if style_id not in newest or model.creation_time > newest[style_id].creation_time:
+            newest[style_id] = model
+    return newest
+
+
+def served_tags() -> list[str]:
+    """Tags of the newest version of every style and of the backbones they use."""
+    tags: list[str] = []
+    for model in style_models().values():
+        backbone = str(model.info.metadata["backbone"])
+        if backbone not in tags:
+            tags.append(backbone)
+        tags.append(str(model.tag))
+    return tags
+
+
+def describe_styles() -> list[dict]:
+    """What ``clipmorph styles list`` shows: one entry per style id, newest version."""
+    rows = []
+    for style_id, model in sorted(style_models().items()):
+        meta = dict(model.info.metadata)
+        rows.append(
+            {
+                "id": style_id,
+                "display_name": meta.get("display_name", style_id),
+                "tag": str(model.tag),
+                "backbone": meta.get("backbone"),
+                "style_image_sha256": meta.get("style_image_sha256"),
+                "artist": meta.get("artist"),
+                "title": meta.get("title"),
+                "year": meta.get("year"),
+                "created": model.creation_time.isoformat(),
+                "size_bytes": Path(model.path_of(WEIGHTS_FILE)).stat().st_size,
+            }
+        )
+    return rows
+
+
+def thumbnail_path(style_id: str) -> Path | None:
+    """The stored thumbnail of a style (trained styles carry one), if any."""
+    model = style_models().get(style_id)
+    if model is None:
+        return None
+    path = Path(model.path_of(THUMBNAIL_FILE))
+    return path if path.is_file() else None
+
+
+def delete_style(style_id: str, user_made_only: bool = False) -> list[str]:
+    """Delete every stored version of a style (its backbone stays: other styles may use it).
+    ``user_made_only`` refuses styles that were not created through the service."""
+    try:
+        models = [
+            m for m in bentoml.models.list(f"{STYLE_PREFIX}{style_id}") if m.info.labels.get(KIND_LABEL) == "style"
+        ]
+    except NotFound:
+        models = []
+    if not models:
+        raise UnknownStyle(style_id, list(style_models()))
+    if user_made_only and not all(m.info.metadata.get("user_made") for m in models):
+        raise BadInput(f"style {style_id!r} belongs to the catalogue and cannot be deleted here", "protected")
+    for model in models:
+        bentoml.models.delete(model.tag)
+    styles_changed()
+    return [str(m.tag) for m in models]
+
+
+def backbone_key(reference: str) -> str:
+    """``name:version`` of the backbone that a style id, a backbone name (newest version) or a
+    ``name:version`` names; UnknownStyle when there is none."""
+    models = style_models()
+    if reference in models:
+        return str(models[reference].info.metadata["backbone"]).removeprefix(BACKBONE_PREFIX)
+    try:
+        model = bentoml.models.get(f"{BACKBONE_PREFIX}{reference}")
+    except NotFound:
+        raise UnknownStyle(reference, list(models)) from None
+    if model.info.labels.get(KIND_LABEL) != "backbone":
+        raise UnknownStyle(reference, list(models))
+    return str(model.tag).removeprefix(BACKBONE_PREFIX)
+
+
+_backbone_of: tuple[int, dict[str, str]] = (-1, {})
+
+
+def backbone_of() -> dict[str, str]:
+    """Style id -> its backbone's store tag, re-read only when the styles change."""
+    global _backbone_of
+    generation = styles_generation()
+    if _backbone_of[0] != generation:
+        _backbone_of = (generation, {sid: str(m.info.metadata["backbone"]) for sid, m in style_models().items()})
+    return _backbone_of[1]

@@ -1,0 +1,42 @@
+"""A run's checkpoint: everything needed to resume it exactly (weights, optimiser, step, the
+smoothed losses, the W&B run), written atomically so a crash never spoils the previous one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from clipmorph.errors import BadInput
+from clipmorph.fsutil import atomic_path
+from clipmorph.training.config import TrainConfig
+
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1
+
+
+def checkpoint_path(config: TrainConfig) -> Path:
+    return config.checkpoint_dir / CHECKPOINT_FILE
+
+
+def save_checkpoint(config: TrainConfig, **state) -> Path:
+    """``state``: step, seconds, averages, model, optimizer, wandb_id, earlier."""
+    path = checkpoint_path(config)
+    with atomic_path(path) as partial:
+        torch.save({"format": CHECKPOINT_FORMAT, "config": config.to_dict(), **state}, partial)
+    return path
+
+
+def load_checkpoint(config: TrainConfig, device: torch.device) -> dict:
+    """The saved state, after checking that it belongs to a run like ``config``."""
+    path = checkpoint_path(config)
+    state = torch.load(path, map_location=device, weights_only=False)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise BadInput(f"{path} is not a clipmorph checkpoint of format {CHECKPOINT_FORMAT}")
+    saved, mine = state["config"], config.to_dict()
+    for key in ("width", "add_to", "backbone_name"):
+        if saved[key] != mine[key]:
+            raise BadInput(f"checkpoint was trained with {key}={saved[key]!r}, not {mine[key]!r}")
+    if [s["id"] for s in saved["styles"]] != [s.id for s in config.styles]:
+        raise BadInput("checkpoint holds different styles: " + ", ".join(s["id"] for s in saved["styles"]))
+    return state

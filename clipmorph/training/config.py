@@ -1,0 +1,142 @@
+"""What a training run is asked to do: the styles, the photos, the loss weights, the schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from clipmorph.errors import BadInput
+from clipmorph.model.network import WIDTHS, NetworkSpec
+from clipmorph.styles.library import StyleLibrary
+from clipmorph.styles.names import validate_name
+from clipmorph.training.temporal import MotionRange
+
+
+@dataclass
+class StyleSource:
+    """One style to learn: its id, the painting, and how strongly to weigh its style loss."""
+
+    id: str
+    image: Path
+    style_weight: float = 1.0  # multiplies TrainConfig.style_weight for this style only
+    metadata: dict = field(default_factory=dict)  # display_name, artist, title, year, ...
+
+    def __post_init__(self) -> None:
+        validate_name(self.id)
+        self.image = Path(self.image)
+
+
+@dataclass
+class TrainConfig:
+    styles: list[StyleSource]
+    content: list[Path]  # photo folders, searched recursively
+    checkpoint_dir: Path
+    width: str = "full"
+    backbone_name: str = "custom"
+    add_to: str | None = None  # style id or backbone name in the store: learn only the new styles' vectors
+    init_from: Path | None = None  # a catalogue folder whose backbone (and same-id styles) start a new run
+    steps: int = 4000
+    batch_size: int = 4
+    image_size: int = 256
+    style_size: int = 512  # long side of the painting when its Gram targets are taken
+    lr: float = 1e-3
+    content_weight: float = 1.0
+    style_weight: float = 5.0
+    tv_weight: float = 1e3
+    noise_weight: float = 2e6  # seed's noise-stability term (pixel MSE)
+    noise_sigma: float = 0.04
+    warp_weight: float = 4e6  # warp-consistency term (pixel MSE on the valid region)
+    spike_weight: float = 0.0  # penalty on feature spikes under instance norm (clipmorph.training.spikes): no droplets
+    spike_threshold: float = 6.0
+    norm_clamp: float | None = None  # new backbones: normalised features limited to +-this (NetworkSpec)
+    motion: MotionRange = field(default_factory=MotionRange)
+    temporal_images: int = 2  # images per batch that get the temporal terms (0: all); each costs 2 passes
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # auto (bf16 where native), bfloat16, float16, float32
+    compile: bool = False
+    workers: int = 2
+    checkpoint_every: int = 200
+    sample_every: int = 200
+    log_every: int = 10
+    max_minutes: float | None = None  # stop (with a checkpoint) after this long: train in chunks
+    wandb: bool = True
+    wandb_project: str = "clipmorph"
+    wandb_dir: Path | None = None  # default: the checkpoint folder
+
+    def __post_init__(self) -> None:
+        if not self.styles:
+            raise BadInput("give at least one style image")
+        ids = [s.id for s in self.styles]
+        if len(set(ids)) != len(ids):
+            raise BadInput(f"style ids must be unique: {ids}")
+        if self.width not in WIDTHS:
+            raise BadInput(f"unknown width {self.width!r}; choose from {', '.join(WIDTHS)}")
+        validate_name(self.backbone_name, "backbone name")
+        if self.steps < 1 or self.batch_size < 1 or self.image_size < 32 or self.style_size < 32:
+            raise BadInput("steps and batch size must be >= 1, image and style sizes >= 32")
+        folders = [self.content] if isinstance(self.content, str | Path) else self.content
+        self.content, self.checkpoint_dir = [Path(f) for f in folders], Path(self.checkpoint_dir)
+        if self.init_from is not None:
+            if self.add_to:
+                raise BadInput("--init-from starts a new backbone; --add-to keeps a stored one frozen: pick one")
+            self.init_from = Path(self.init_from)
+
+    @property
+    def spec(self) -> NetworkSpec:
+        """The shape of a backbone this run creates (from scratch or from a catalogue's weights)."""
+        return WIDTHS[self.width].with_clamp(self.norm_clamp)
+
+    def to_dict(self) -> dict:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["styles"] = [{**asdict(s), "image": str(s.image)} for s in self.styles]
+        data["motion"] = asdict(self.motion)
+        data["content"], data["checkpoint_dir"] = [str(f) for f in self.content], str(self.checkpoint_dir)
+        data["wandb_dir"] = str(self.wandb_dir) if self.wandb_dir else None
+        data["init_from"] = str(self.init_from) if self.init_from else None
+        return data
+
+    def hyperparameters(self) -> dict:
+        """What a style's metadata records about how it was trained."""
+        keep = ["width", "batch_size", "image_size", "style_size", "lr", "seed"]
+        keep += ["content_weight", "style_weight", "tv_weight", "noise_weight", "noise_sigma", "warp_weight"]
+        keep += ["temporal_images", "spike_weight", "spike_threshold", "norm_clamp"]
+        # planned_steps: a run may stop early (time budget); the record's `steps` are the ones taken
+        return {k: getattr(self, k) for k in keep} | {"planned_steps": self.steps, "motion": asdict(self.motion)}
+
+
+@dataclass
+class TrainResult:
+    library: StyleLibrary  # the new styles (and the new backbone when trained from scratch)
+    step: int
+    finished: bool  # False when stopped early (time budget, cancel): resume to go on
+    seconds: float
+    losses: dict[str, float]
+    checkpoint: Path
+
+
+ProgressCallback = Callable[[int, int, dict[str, float], np.ndarray | None], None]
+
+
+def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSource]]:
+    """Read a style list (e.g. training/catalogue.toml): its [backbone] table and its styles,
+    whose ``style_file`` names are looked up in ``styles_dir``."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise BadInput(f"cannot read style list {path}: {error}") from error
+    sources = []
+    for entry in data.get("style", []):
+        entry = dict(entry)
+        image = Path(styles_dir) / entry.pop("style_file")
+        if not image.is_file():
+            raise BadInput(f"style image {image} not found (set --styles-dir)")
+        style_id = entry.pop("id")
+        weight = float(entry.pop("style_weight", 1.0))
+        sources.append(StyleSource(style_id, image, weight, entry))
+    return dict(data.get("backbone", {})), sources

@@ -1,0 +1,106 @@
+"""Provenance: what a finished run hands back, as store-ready styles whose metadata says how
+they were trained (steps, device, losses, weights, the runs they continued)."""
+
+from __future__ import annotations
+
+import copy
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from clipmorph.fsutil import sha256_file
+from clipmorph.inference.options import dtype_name
+from clipmorph.styles.library import Style, StyleLibrary
+
+if TYPE_CHECKING:
+    from clipmorph.training.trainer import Trainer
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def total_steps(training: dict) -> int:
+    """All steps behind a training record, counting the runs it was continued from."""
+    return training.get("total_steps", training["steps"])
+
+
+def run_record(trainer: Trainer) -> dict:
+    """How this run trained, with the record of the weights it started from."""
+    cfg = trainer.config
+    trained = {
+        "mode": "add-style" if cfg.add_to else "from-scratch",
+        "steps": trainer.step,
+        "seconds": round(trainer.seconds, 1),
+        "device": describe_device(trainer.device),
+        "precision": dtype_name(trainer.amp_dtype),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "torch": str(torch.__version__),
+        "content_images": trainer.content_images,
+        **cfg.hyperparameters(),
+    }
+    if trainer.earlier:  # steps before this run count too; how they were trained stays on record
+        trained["total_steps"] = total_steps(trainer.earlier) + trainer.step
+        trained["started_from"] = {"catalogue": trainer.started_from, "training": trainer.earlier}
+    return trained
+
+
+def result_library(trainer: Trainer) -> StyleLibrary:
+    """The trained styles (and new backbone) as store-ready data with full metadata."""
+    cfg = trainer.config
+    # A copy in plain layout on the CPU: safetensors stores contiguous tensors only.
+    net = copy.deepcopy(trainer.net).float().cpu().to(memory_format=torch.contiguous_format)
+    trained = run_record(trainer)
+    averages = trainer.averages
+    metas = []
+    for source in cfg.styles:
+        meta = {"display_name": source.id, **source.metadata}
+        meta |= {
+            "style_image": source.image.name,
+            "style_image_sha256": sha256_file(source.image),
+            "style_loss_weight": source.style_weight,
+            "training": refined_record(trainer.base, source.id, trained, trainer.step),
+            "final_losses": {
+                "style": round(averages.get(f"style/{source.id}", float("nan")), 4),
+                **{k: round(v, 4) for k, v in averages.items() if "/" not in k},
+            },
+        }
+        metas.append(meta)
+    if not cfg.add_to:
+        backbone_meta = {"training": trained, "styles": [s.id for s in cfg.styles]}
+        return StyleLibrary.from_network(net, cfg.backbone_name, [s.id for s in cfg.styles], backbone_meta, metas)
+    library = StyleLibrary()
+    (backbone,) = trainer.base.backbones.values()
+    library.add_backbone(backbone)
+    for row, (source, meta) in enumerate(zip(cfg.styles, metas, strict=True)):
+        library.add_style(Style(source.id, backbone.key, net.style_state(row), meta))
+    return library
+
+
+def refined_record(base: StyleLibrary, style_id: str, trained: dict, steps: int) -> dict:
+    """A re-learned style keeps the record of how it was trained before, as a resumed
+    from-scratch run does; its steps count on from there."""
+    known = base.styles.get(style_id)  # base holds styles only when adding to a backbone
+    earlier = known.metadata.get("training") if known else None
+    if not earlier or "steps" not in earlier:
+        return trained
+    return trained | {
+        "mode": "refine",
+        "total_steps": total_steps(earlier) + steps,
+        "started_from": {"style": style_id, "training": earlier},
+    }

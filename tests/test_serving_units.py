@@ -1,0 +1,287 @@
+"""The service's domain pieces without a server: settings, request models, the model runtime's
+reload, a video job's life cycle, style-job submission, GET routes and the bento's requirements."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipmorph.errors import BadInput
+from clipmorph.inference import media
+from clipmorph.serving.get_routes import ReadOnlyGets
+from clipmorph.serving.jobs.store import JobCancelled, JobStore
+from clipmorph.serving.jobs.style_queue import create_style_job
+from clipmorph.serving.jobs.video import check_video, run_video
+from clipmorph.serving.remote import RemoteStylizer
+from clipmorph.serving.requests import BatchRequest, ImageRequest, VideoRequest, safe_stem
+from clipmorph.serving.settings import ServiceSettings, SettingsError, gpu_count
+
+from conftest import REPO, random_library
+from media_factory import gradient_frame, make_video
+
+# --- settings ---
+
+
+def test_default_settings_parse_and_hide_the_token(monkeypatch):
+    monkeypatch.setenv("CLIPMORPH_ADMIN_TOKEN", "secret")
+    settings = ServiceSettings.from_env()
+    assert settings.max_side == 1920 and settings.batch_size is None and settings.backend == "torch"
+    assert settings.describe()["admin_token"] == "set" and "secret" not in json.dumps(settings.describe())
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("CLIPMORPH_MAX_SIDE", "big", "expected a whole number >= 16"),
+        ("CLIPMORPH_MAX_SIDE", "8", "expected a whole number >= 16"),
+        ("CLIPMORPH_MAX_UPLOAD_MB", "-1", "megabytes > 0"),
+        ("CLIPMORPH_COMPILE", "maybe", "1 or 0"),
+        ("CLIPMORPH_BACKEND", "tensorrt", "unknown backend 'tensorrt'"),
+        ("CLIPMORPH_DEVICE", "gpu", "auto, cpu, cuda or cuda:N"),
+        ("CLIPMORPH_TRAIN_NICE", "40", "0-19"),
+    ],
+)
+def test_a_bad_setting_is_refused_with_its_name(monkeypatch, name, value, says):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=re.escape(f"{name}={value!r}")) as raised:
+        ServiceSettings.from_env()
+    assert says in str(raised.value)
+
+
+def test_no_visible_gpus_means_cpu_serving(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert gpu_count() == 0
+
+
+# --- request models ---
+
+
+def test_every_stylizing_request_takes_the_same_blend(tmp_path):
+    upload = tmp_path / "x"
+    for model, field in ((ImageRequest, "image"), (VideoRequest, "video")):
+        request = model(**{field: upload}, style="a", blend_with="b", blend=0.25, strength=0.5)
+        options = request.options(max_side_limit=1024)
+        assert dict(options.style.weights) == {"a": 0.75, "b": 0.25} and options.max_side == 1024
+    with pytest.raises(BadInput, match="over this server's limit"):
+        ImageRequest(image=upload, style="a", max_side=4096).options(max_side_limit=1024)
+
+
+def test_a_batch_is_refused_when_empty_or_over_the_limit(tmp_path):
+    with pytest.raises(BadInput, match="no images"):
+        BatchRequest(images=[], style="a").check_count(4)
+    with pytest.raises(BadInput, match="at most 2"):
+        BatchRequest(images=[tmp_path / "a"] * 3, style="a").check_count(2)
+
+
+def test_download_names_carry_no_path_or_odd_characters():
+    assert safe_stem("../../etc/passwd=0.5,b=0.5", "style") == "passwd"
+    assert safe_stem("monet", "style") == "monet" and safe_stem("", "style") == "style"
+
+
+# --- a video job's life cycle, with an in-process stand-in for the model service ---
+
+
+def inverting_stylizer(calls: list[int]) -> RemoteStylizer:
+    def call(items):
+        calls.append(len(items))
+        return [255 - item.frame() for item in items]
+
+    return RemoteStylizer(call, batch_size=4)
+
+
+class FakeMetric:
+    """Stands in for the metrics board and every metric on it: each call and attribute is a no-op."""
+
+    def __getattr__(self, _name):
+        return self
+
+    def __call__(self, *args, **kwargs):
+        return self
+
+
+@pytest.fixture
+def quiet_metrics(monkeypatch):
+    from clipmorph.serving import metrics
+
+    monkeypatch.setattr(metrics, "get", lambda: FakeMetric())
+    monkeypatch.setattr(metrics, "sample_resources", lambda service: None)
+
+
+def first_frame(path: Path) -> np.ndarray:
+    reader = media.VideoReader(path)
+    try:
+        frame, _ = next(iter(reader))
+        return frame
+    finally:
+        reader.close()
+
+
+def test_a_video_job_records_progress_and_its_result_and_drops_the_upload(tmp_path, quiet_metrics):
+    clip = make_video(tmp_path / "clip.mp4", frames=12, size=(64, 48))
+    job = JobStore(tmp_path / "jobs", 3600).create("job-1")
+    request = VideoRequest(video=clip, style="anything")
+    calls: list[int] = []
+    result = run_video(
+        job, clip, request.options(1920), "mp4", inverting_stylizer(calls), media.DEFAULT_ENCODING, 60, 10**7
+    )
+    record = job.read()
+    assert record["state"] == "succeeded" and record["result"] == result and result["frames"] == 12
+    assert sum(calls) == 12 and not (job.folder / "input").exists()
+    source, painted = first_frame(clip).astype(int), first_frame(job.result_file()).astype(int)
+    assert np.abs(painted - (255 - source)).mean() < 15 < np.abs(painted - source).mean()  # the stand-in inverts
+
+
+def test_a_cancelled_video_job_ends_cancelled(tmp_path, quiet_metrics):
+    clip = make_video(tmp_path / "clip.mp4", frames=12, size=(64, 48))
+    job = JobStore(tmp_path / "jobs", 3600).create("job-2")
+    job.request_cancel()
+    options = VideoRequest(video=clip, style="x").options(1920)
+    with pytest.raises(JobCancelled):
+        run_video(job, clip, options, "mp4", inverting_stylizer([]), media.DEFAULT_ENCODING, 60, 10**7)
+    assert job.read()["state"] == "cancelled" and not (job.folder / "input").exists()
+
+
+def test_video_checks_refuse_images_long_and_large_clips(tmp_path):
+    from PIL import Image
+
+    picture = tmp_path / "still.png"
+    Image.fromarray(gradient_frame(32, 32)).save(picture)
+    with pytest.raises(BadInput, match="image, not a video"):
+        check_video(picture, 60, 10**7)
+    clip = make_video(tmp_path / "clip.mp4", frames=50, size=(64, 48), fps=25)
+    with pytest.raises(BadInput, match="limit here is 1 s"):
+        check_video(clip, 1, 10**7)
+    with pytest.raises(BadInput, match="the limit is"):
+        check_video(clip, 60, 64 * 48 - 1)
+    assert check_video(clip, 60, 10**7).frames == 50
+
+
+# --- style creation: the checks before any training starts ---
+
+
+class RefusingQueue:
+    def submit(self, painting, spec):
+        raise AssertionError("nothing may be queued")
+
+
+def test_style_creation_without_training_photos_says_so(tmp_path, monkeypatch):
+    monkeypatch.delenv("CLIPMORPH_ADMIN_TOKEN", raising=False)
+    monkeypatch.setattr("clipmorph.serving.access.listening_only_on_loopback", lambda: True)
+    from clipmorph.serving.requests import StyleCreationRequest
+
+    settings = ServiceSettings.from_env()
+    request = StyleCreationRequest(painting=tmp_path / "p.png", name="My Style")
+    with pytest.raises(BadInput, match="CLIPMORPH_TRAIN_CONTENT") as raised:
+        create_style_job(RefusingQueue(), request, settings, tmp_path, {})
+    assert raised.value.reason == "unavailable"
+
+
+def test_style_creation_needs_the_token_when_one_is_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIPMORPH_ADMIN_TOKEN", "secret")
+    from clipmorph.serving.requests import StyleCreationRequest
+
+    request = StyleCreationRequest(painting=tmp_path / "p.png", name="x")
+    with pytest.raises(BadInput, match="admin token") as raised:
+        create_style_job(RefusingQueue(), request, ServiceSettings.from_env(), tmp_path, {"authorization": "Bearer no"})
+    assert raised.value.reason == "forbidden"
+
+
+# --- the model runtime picks up styles saved while it runs ---
+
+
+def test_the_model_runtime_serves_new_styles_without_a_restart(stored_styles):
+    from clipmorph.inference.options import StyleMix, StylizeOptions
+    from clipmorph.serving.model_runtime import ModelRuntime
+    from clipmorph.serving.schema import FrameItem
+    from clipmorph.styles import index, store
+
+    runtime = ModelRuntime(ServiceSettings.from_env())
+    frame = gradient_frame(32, 24)
+    [out] = runtime.stylize([FrameItem.of(frame, StylizeOptions(StyleMix.single("rand-0")))])
+    assert out.shape == frame.shape and not np.array_equal(out, frame)
+    assert "reload-0" not in runtime.info()["styles"]
+    store.save_library(random_library("reload", num_styles=1, seed=5))
+    try:
+        assert "reload-0" in runtime.info()["styles"]
+    finally:
+        index.delete_style("reload-0")
+    assert "reload-0" not in runtime.info()["styles"]
+
+
+# --- GET beside POST ---
+
+
+def test_get_of_a_listed_route_reaches_the_app_as_an_empty_json_post():
+    seen = {}
+
+    async def app(scope, receive, send):
+        seen["method"], seen["body"] = scope["method"], (await receive())["body"]
+        seen["type"] = dict(scope["headers"])[b"content-type"]
+
+    wrapped = ReadOnlyGets(app, ["/styles"])
+    scope = {"type": "http", "method": "GET", "path": "/styles", "headers": [(b"accept", b"*/*")]}
+    asyncio.run(wrapped(scope, None, None))
+    assert seen == {"method": "POST", "body": b"{}", "type": b"application/json"}
+    other = {"type": "http", "method": "GET", "path": "/stylize", "headers": []}
+
+    async def untouched(scope, receive, send):
+        seen["other"] = scope["method"]
+
+    asyncio.run(ReadOnlyGets(untouched, ["/styles"])(other, None, None))
+    assert seen["other"] == "GET"
+
+
+# --- one source of dependencies ---
+
+
+def requirement_names(lines: list[str]) -> dict[str, str]:
+    found = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if line:
+            name = re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower().replace("_", "-")
+            found[name] = line.replace(" ", "")
+    return found
+
+
+def test_the_bento_requirements_are_the_projects_runtime_dependencies():
+    """The bento installs requirements-bento.txt: it must hold every runtime dependency of
+    pyproject.toml, pinned alike, so no feature (style creation included) lacks an import."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = requirement_names(project["dependencies"])
+    bento = requirement_names((REPO / "requirements-bento.txt").read_text().splitlines())
+    assert declared == bento
+
+
+def test_every_third_party_import_of_the_served_code_is_declared():
+    """What service.py and the package import at the top of their modules (and the style-job
+    child imports) is in pyproject's runtime dependencies, or in the standard library."""
+    import ast
+    import sys
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = set(requirement_names(project["dependencies"]))
+    provided_by = {"PIL": "pillow", "cv2": "opencv-python-headless", "av": "av", "yaml": "pyyaml"}
+    # BentoML brings these; the optional extras (openvino, training) are imported only behind their flags
+    via_bentoml = {"aiohttp", "psutil", "starlette", "pydantic", "multipart"}
+    optional = {"openvino", "onnx", "skimage"} | via_bentoml
+    missing = set()
+    for path in [REPO / "service.py", *sorted((REPO / "clipmorph").rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("clipmorph", "service", "__future__") or top in optional:
+                    continue
+                package = provided_by.get(top, top).lower().replace("_", "-")
+                if package not in declared:
+                    missing.add(f"{path.relative_to(REPO)}: {top}")
+    assert not missing, sorted(missing)
