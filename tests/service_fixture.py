@@ -48,15 +48,23 @@ class Server:
             return False
 
 
-def start_server(workdir: Path, extra_env: dict | None = None, target: str = "service.py") -> Server:
+def start_server(
+    workdir: Path,
+    extra_env: dict | None = None,
+    target: str = "service.py",
+    python: str = sys.executable,
+    cwd: Path = REPO,
+) -> Server:
+    """``bentoml serve TARGET`` (service.py, or a built bento's tag) by ``python`` (another
+    virtual environment's, to serve a bento with its own requirements) from ``cwd``."""
     port = free_port()
     tmp, jobs = workdir / "tmp", workdir / "jobs"
     tmp.mkdir()
     log = workdir / "serve.log"
     env = {**os.environ, **SERVICE_LIMITS, "TMPDIR": str(tmp), "CLIPMORPH_JOBS_DIR": str(jobs), **(extra_env or {})}
     process = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [python, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=cwd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     server = Server(f"http://127.0.0.1:{port}", process, tmp, jobs, log)
     deadline = time.monotonic() + 180

@@ -69,3 +69,77 @@ def test_built_bento_serves(bento, tmp_path):
         assert Image.open(io.BytesIO(response.content)).size == (64, 48)
     finally:
         stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def bento_environment(bento, tmp_path_factory) -> Path:
+    """A fresh virtual environment holding the bento's own requirements and nothing else: what
+    a container built from the bento gets (no clipmorph install, no test extras)."""
+    _, folder = bento
+    venv = tmp_path_factory.mktemp("bento-env") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    # as the bento's Dockerfile (uv) and `make` do: a current resolver (pip 23's gives up on BentoML's tree)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True, timeout=600)
+    requirements = folder / "env" / "python" / "requirements.txt"
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(requirements)],
+        capture_output=True, text=True, timeout=2400,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    missing = subprocess.run(
+        [str(python), "-c", "import clipmorph"], capture_output=True, cwd=tmp_path_factory.getbasetemp()
+    )
+    assert missing.returncode != 0  # the bento's own source must be what serves
+    return python
+
+
+def test_the_built_bento_runs_every_feature_on_its_own_requirements(
+    bento, bento_environment, vgg_assets, tmp_path_factory
+):
+    """Served from the bento by an environment made from its requirements alone: an image, a
+    video job and style creation (the tiny preset) all work, so no feature lacks an import."""
+    import io
+
+    from PIL import Image
+    from test_style_creation import painting_bytes
+
+    from media_factory import make_video
+    from test_service import wait_for_job
+
+    tag, _ = bento
+    tmp_path = tmp_path_factory.mktemp("bento-run")  # short: BentoML's sockets live under it
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        Image.fromarray(gradient_frame(96, 72, t=i)).save(photos / f"{i}.jpg")
+    env = {"CLIPMORPH_CACHE": str(vgg_assets[1].parent), "CLIPMORPH_TRAIN_CONTENT": str(photos)}
+    env |= {"CLIPMORPH_WANDB_DIR": str(tmp_path / "wandb"), "CLIPMORPH_WANDB": "0"}
+    server = start_server(tmp_path, env, target=tag, python=str(bento_environment), cwd=tmp_path)
+    try:
+        with server.client() as client:
+            buffer = io.BytesIO()
+            Image.fromarray(gradient_frame(64, 48)).save(buffer, format="PNG")
+            image = client.post("/stylize", files={"image": ("x.png", buffer.getvalue())}, data={"style": "rand-0"})
+            assert image.status_code == 200, image.text
+
+            clip = make_video(tmp_path / "clip.mp4", frames=8, size=(64, 48))
+            submitted = client.post("/video_job/submit", files={"video": ("clip.mp4", clip.read_bytes())},
+                                    data={"style": "rand-1"})  # fmt: skip
+            assert submitted.status_code == 200, submitted.text
+            final, _ = wait_for_job(client, submitted.json()["task_id"])
+            assert final["state"] == "succeeded", final
+
+            created = client.post("/create_style", files={"painting": ("p.png", painting_bytes())},
+                                  data={"name": "Bento Stripes", "preset": "tiny"})  # fmt: skip
+            assert created.status_code == 200, created.text
+            final, _ = wait_for_job(client, created.json()["job_id"])
+            assert final["state"] == "succeeded", final
+            try:
+                painted = client.post("/stylize", files={"image": ("x.png", buffer.getvalue())},
+                                      data={"style": "bento-stripes"})  # fmt: skip
+                assert painted.status_code == 200, painted.text
+            finally:
+                assert client.post("/delete_style", json={"style": "bento-stripes"}).status_code == 200
+    finally:
+        stop_server(server)

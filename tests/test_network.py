@@ -114,3 +114,50 @@ def test_blocked_rgb_convolutions_give_the_same_network_output():
     x, styles = torch.rand(2, 3, 36, 52), torch.tensor([[0.2, 0.8], [1.0, 0.0]])
     with torch.no_grad():
         assert torch.allclose(blocked(x, styles), net(x, styles), atol=1e-5)
+
+
+# --- mean-only normalisation (no droplets) ---
+
+
+def test_a_spec_keeps_its_normalisation_and_older_backbones_keep_their_versions():
+    from clipmorph.model.network import NetworkSpec
+    from clipmorph.styles.library import Backbone
+
+    spec = WIDTHS["lite"].with_norm("mean")
+    assert NetworkSpec.from_dict(spec.to_dict()) == spec and "norm" not in WIDTHS["lite"].to_dict()
+    state = TransformerNet(WIDTHS["lite"]).backbone_state()
+    assert Backbone("b", WIDTHS["lite"], state).version != Backbone("b", spec, state).version
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        NetworkSpec(norm="batch")
+
+
+def test_moving_to_mean_norm_keeps_the_output_on_the_photo_it_was_measured_on():
+    from clipmorph.training.renorm import to_mean_norm
+
+    net = random_network("lite", num_styles=3, seed=4)
+    photo = torch.rand(1, 3, 40, 56)
+    moved = to_mean_norm(net, photo)
+    assert moved.spec.norm == "mean" and moved.num_styles == 3
+    with torch.no_grad():
+        for style in range(3):
+            index = torch.tensor([style])
+            torch.testing.assert_close(moved(photo, index), net(photo, index), atol=2e-4, rtol=0)
+    with pytest.raises(ValueError, match="already"):
+        to_mean_norm(moved, photo)
+
+
+def test_under_mean_norm_a_spike_does_not_dim_the_rest_of_its_feature_map():
+    """The droplet mechanism: instance norm divides a map by a spread that one spike inflates,
+    so the rest of the map dims; mean-only norm leaves the rest as it was."""
+    from clipmorph.model.network import ConditionalInstanceNorm2d
+
+    features = torch.randn(1, 4, 32, 32)
+    spiked = features.clone()
+    spiked[0, :, 3, 3] = 300.0
+    one_style = torch.ones(1, 1)
+    away = (slice(None), slice(None), slice(16, None), slice(16, None))  # far from the spike
+    for norm, dims in (("instance", True), ("mean", False)):
+        layer = ConditionalInstanceNorm2d(4, 1, norm=norm)
+        plain, with_spike = layer(features, one_style)[away], layer(spiked, one_style)[away]
+        ratio = (with_spike.std() / plain.std()).item()
+        assert (ratio < 0.5) == dims, (norm, ratio)

@@ -400,3 +400,22 @@ def test_a_misspelt_video_encoder_stops_the_service_at_start():
     env = {**os.environ, "CLIPMORPH_VIDEO_ENCODER": "x265"}
     result = subprocess.run([sys.executable, "-c", "import service"], cwd=REPO, env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "unknown video encoder 'x265'" in result.stderr
+
+
+def test_the_api_worker_never_loads_torch(server):
+    """Only the model worker maps libtorch; the API worker (HTTP, decoding, jobs) stays small."""
+    import psutil
+
+    with server.client() as client:
+        assert stylize(client, png_bytes()).status_code == 200  # the API worker has served a request
+    workers = {}
+    for child in psutil.Process(server.process.pid).children(recursive=True):
+        cmdline = child.cmdline()
+        if "--service-name" in cmdline:
+            workers[cmdline[cmdline.index("--service-name") + 1]] = child
+    assert set(workers) == {"clipmorph", "clipmorph-model"}
+
+    def maps_torch(process) -> bool:
+        return any("libtorch" in mapped.path for mapped in process.memory_maps())
+
+    assert maps_torch(workers["clipmorph-model"]) and not maps_torch(workers["clipmorph"])

@@ -247,7 +247,9 @@ def test_cli_trains_into_the_store_then_adds_a_style_on_the_frozen_backbone(
     for row in rows.values():
         assert row["style_distance_ratio"] > 0 and row["content_distance"] > 0
         assert row["warping_error_ratio"] > 0 and np.isfinite(row["warping_error"])
-    assert "| stripes | 3 | cpu" in (tmp_path / "eval" / "eval.md").read_text()
+        assert isinstance(row["droplets"], int) and row["droplets"] >= 0
+    table = (tmp_path / "eval" / "eval.md").read_text()
+    assert "| stripes | 3 | cpu" in table and "| droplets |" in table
     with Image.open(tmp_path / "eval" / "contact-sheet.jpg") as sheet:
         assert sheet.height == 3 * 256  # photos row + two styles
 

@@ -65,7 +65,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         max_minutes=args.max_minutes,
         wandb=not args.no_wandb,
         spike_weight=args.spike_weight,
-        norm_clamp=args.norm_clamp,
+        norm=args.norm,
         lr=args.lr,
     )
 
@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         "--refine-weights", action="store_true", help="train: apply catalogue.toml's [refine] style weights too"
     )
     parser.add_argument(
-        "--norm-clamp", type=float, help="train: limit normalised features to +-this many standard deviations"
+        "--norm", choices=["instance", "mean"], default="instance", help="train: normalisation of a new backbone"
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="train: Adam learning rate")
     parser.add_argument(

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 # The encoder halves the resolution twice, the decoder doubles it twice.
 SIZE_MULTIPLE = 4
+NORMS = ("instance", "mean")
 
 
 @dataclass(frozen=True)
@@ -23,27 +24,31 @@ class NetworkSpec:
 
     channels: tuple[int, int, int] = (32, 64, 128)
     residual_blocks: int = 5
-    # Normalised features limited to +-this many standard deviations (None: unlimited). Takes
-    # away the instance-norm "droplet" (a local spike that controls a map's statistics).
-    norm_clamp: float | None = None
+    # "instance": each feature map divided by its own spread (Ulyanov et al.), which lets a
+    # network steer the statistics with one local spike: the "droplet". "mean": only the map's
+    # mean is removed and the style's scale sets the spread, so a spike has nothing to steer.
+    norm: str = "instance"
+
+    def __post_init__(self) -> None:
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown normalisation {self.norm!r}; choose from {', '.join(NORMS)}")
 
     def to_dict(self) -> dict:
         data = {"channels": list(self.channels), "residual_blocks": self.residual_blocks}
-        if self.norm_clamp is not None:  # absent in older backbones: their versions stay the same
-            data["norm_clamp"] = self.norm_clamp
+        if self.norm != "instance":  # absent in older backbones: their versions stay the same
+            data["norm"] = self.norm
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> NetworkSpec:
-        clamp = data.get("norm_clamp")
         return cls(
             channels=tuple(int(c) for c in data["channels"]),
             residual_blocks=int(data["residual_blocks"]),
-            norm_clamp=float(clamp) if clamp is not None else None,
+            norm=str(data.get("norm", "instance")),
         )
 
-    def with_clamp(self, norm_clamp: float | None) -> NetworkSpec:
-        return NetworkSpec(self.channels, self.residual_blocks, norm_clamp)
+    def with_norm(self, norm: str) -> NetworkSpec:
+        return NetworkSpec(self.channels, self.residual_blocks, norm)
 
     def describe(self) -> dict:
         return asdict(self)
@@ -62,23 +67,21 @@ class ConditionalInstanceNorm2d(nn.Module):
     selects a row with a one-hot vector or blends rows with any convex weights.
     """
 
-    def __init__(self, channels: int, num_styles: int, eps: float = 1e-5, clamp: float | None = None) -> None:
+    def __init__(self, channels: int, num_styles: int, eps: float = 1e-5, norm: str = "instance") -> None:
         super().__init__()
         self.eps = eps
-        self.clamp = clamp
+        self.mean_only = norm == "mean"
         self.scale = nn.Parameter(torch.ones(num_styles, channels))
         self.shift = nn.Parameter(torch.zeros(num_styles, channels))
 
     def forward(self, x: Tensor, style_weights: Tensor) -> Tensor:
-        # Statistics in float32 even when x is bf16/fp16: variance is precision sensitive.
-        var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, unbiased=False)
         scale = (style_weights @ self.scale.float())[:, :, None, None]
         shift = (style_weights @ self.shift.float())[:, :, None, None]
-        if self.clamp is not None:
-            normalised = ((x - mean.to(x.dtype)) * torch.rsqrt(var + self.eps).to(x.dtype)).clamp(
-                -self.clamp, self.clamp
-            )
-            return torch.addcmul(shift.to(x.dtype), normalised, scale.to(x.dtype))
+        if self.mean_only:
+            mean = x.float().mean(dim=(2, 3), keepdim=True)
+            return torch.addcmul((shift - mean * scale).to(x.dtype), x, scale.to(x.dtype))
+        # Statistics in float32 even when x is bf16/fp16: variance is precision sensitive.
+        var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, unbiased=False)
         # Fold normalisation and affine into a single multiply-add over the big tensor.
         gain = scale * torch.rsqrt(var + self.eps)
         bias = shift - mean * gain
@@ -105,12 +108,12 @@ class UpsampleConvLayer(ConvLayer):
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int, num_styles: int, clamp: float | None = None) -> None:
+    def __init__(self, channels: int, num_styles: int, norm: str = "instance") -> None:
         super().__init__()
         self.conv1 = ConvLayer(channels, channels, 3)
-        self.norm1 = ConditionalInstanceNorm2d(channels, num_styles, clamp=clamp)
+        self.norm1 = ConditionalInstanceNorm2d(channels, num_styles, norm=norm)
         self.conv2 = ConvLayer(channels, channels, 3)
-        self.norm2 = ConditionalInstanceNorm2d(channels, num_styles, clamp=clamp)
+        self.norm2 = ConditionalInstanceNorm2d(channels, num_styles, norm=norm)
 
     def forward(self, x: Tensor, style_weights: Tensor) -> Tensor:
         y = F.relu(self.norm1(self.conv1(x), style_weights))
@@ -126,10 +129,9 @@ class TransformerNet(nn.Module):
             raise ValueError("a backbone needs at least one style")
         self.spec = spec
         c1, c2, c3 = spec.channels
-        clamp = spec.norm_clamp
 
         def norm(channels: int) -> ConditionalInstanceNorm2d:
-            return ConditionalInstanceNorm2d(channels, num_styles, clamp=clamp)
+            return ConditionalInstanceNorm2d(channels, num_styles, norm=spec.norm)
 
         self.conv1 = ConvLayer(3, c1, 9)
         self.norm1 = norm(c1)
@@ -137,7 +139,7 @@ class TransformerNet(nn.Module):
         self.norm2 = norm(c2)
         self.conv3 = ConvLayer(c2, c3, 3, stride=2)
         self.norm3 = norm(c3)
-        self.residuals = nn.ModuleList(ResidualBlock(c3, num_styles, clamp) for _ in range(spec.residual_blocks))
+        self.residuals = nn.ModuleList(ResidualBlock(c3, num_styles, spec.norm) for _ in range(spec.residual_blocks))
         self.up1 = UpsampleConvLayer(c3, c2, 3)
         self.norm4 = norm(c2)
         self.up2 = UpsampleConvLayer(c2, c1, 3)

@@ -51,7 +51,7 @@ class TrainConfig:
     warp_weight: float = 4e6  # warp-consistency term (pixel MSE on the valid region)
     spike_weight: float = 0.0  # penalty on feature spikes under instance norm (clipmorph.training.spikes): no droplets
     spike_threshold: float = 6.0
-    norm_clamp: float | None = None  # new backbones: normalised features limited to +-this (NetworkSpec)
+    norm: str = "instance"  # new backbones: instance, or mean (no droplets; see NetworkSpec)
     motion: MotionRange = field(default_factory=MotionRange)
     temporal_images: int = 2  # images per batch that get the temporal terms (0: all); each costs 2 passes
     seed: int = 0
@@ -88,7 +88,7 @@ class TrainConfig:
     @property
     def spec(self) -> NetworkSpec:
         """The shape of a backbone this run creates (from scratch or from a catalogue's weights)."""
-        return WIDTHS[self.width].with_clamp(self.norm_clamp)
+        return WIDTHS[self.width].with_norm(self.norm)
 
     def to_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -103,7 +103,7 @@ class TrainConfig:
         """What a style's metadata records about how it was trained."""
         keep = ["width", "batch_size", "image_size", "style_size", "lr", "seed"]
         keep += ["content_weight", "style_weight", "tv_weight", "noise_weight", "noise_sigma", "warp_weight"]
-        keep += ["temporal_images", "spike_weight", "spike_threshold", "norm_clamp"]
+        keep += ["temporal_images", "spike_weight", "spike_threshold", "norm"]
         # planned_steps: a run may stop early (time budget); the record's `steps` are the ones taken
         return {k: getattr(self, k) for k in keep} | {"planned_steps": self.steps, "motion": asdict(self.motion)}
 

@@ -58,8 +58,8 @@ def distill(
     amp = pick_dtype(target, "auto")
     teacher = build_network(backbone.spec, backbone.state, [s.params for s in styles]).to(target).eval()
     teacher.requires_grad_(False)
-    # the student takes the teacher's normalisation (its clamp), only narrower
-    student = TransformerNet(WIDTHS[width].with_clamp(backbone.spec.norm_clamp), len(styles)).to(target)
+    # the student takes the teacher's normalisation, only narrower
+    student = TransformerNet(WIDTHS[width].with_norm(backbone.spec.norm), len(styles)).to(target)
     vgg = VGGFeatures.load().to(target)
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
     paths = [p for folder in content for p in find_images(folder)]

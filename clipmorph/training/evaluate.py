@@ -33,6 +33,7 @@ from clipmorph.model.vgg import VGGFeatures
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.training import objective
 from clipmorph.training.data import fit_long_side, load_rgb
+from clipmorph.training.droplets import find_droplets
 from clipmorph.training.record import total_steps
 
 
@@ -44,6 +45,7 @@ class StyleScores:
     content_distance: float
     warping_error: float | None
     warping_error_ratio: float | None  # over the input video's own warping error
+    droplets: int = 0  # droplet artifacts found on the photos (clipmorph.training.droplets)
 
 
 @dataclass
@@ -165,6 +167,7 @@ def evaluate_library(
     for style_id in styles or sorted(library.styles):
         options = StylizeOptions(StyleMix.single(style_id), max_side=None)
         outputs = engine.stylize_frames(photo_arrays, options)  # the engine groups them by size
+        droplets = sum(len(find_droplets(o, p)) for o, p in zip(outputs, photo_arrays, strict=True))
         out_feats = [distances.features(o) for o in outputs]
         content = float(
             np.mean([distances.content_distance(o, p) for o, p in zip(out_feats, photo_feats, strict=True)])
@@ -181,7 +184,7 @@ def evaluate_library(
             stylized = engine.stylize_frames(frames, options)
             error = warping_error(stylized, flows)
             error_ratio = error / input_error if input_error else None
-        results.append(StyleScores(style_id, style_distance, ratio, content, error, error_ratio))
+        results.append(StyleScores(style_id, style_distance, ratio, content, error, error_ratio, droplets))
     run = {
         "photos": len(photo_arrays),
         "video": str(video.name) if video else None,
@@ -219,8 +222,9 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 def markdown_table(scores: Sequence[StyleScores], library: StyleLibrary) -> str:
     lines = [
-        "| style | steps | device | style dist. (ratio to photo) | content dist. | warping error (ratio to input) |",
-        "|---|---|---|---|---|---|",
+        "| style | steps | device | style dist. (ratio to photo) | content dist. | warping error (ratio to input) "
+        "| droplets |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in scores:
         training = library.styles[s.style].metadata.get("training", {}) if s.style in library.styles else {}
@@ -228,7 +232,7 @@ def markdown_table(scores: Sequence[StyleScores], library: StyleLibrary) -> str:
         lines.append(
             f"| {s.style} | {steps} | {training.get('device', 'n/a')} "
             f"| {_fmt(s.style_distance)} ({_fmt(s.style_distance_ratio, 2)}) | {_fmt(s.content_distance)} "
-            f"| {_fmt(s.warping_error)} ({_fmt(s.warping_error_ratio, 3)}) |"
+            f"| {_fmt(s.warping_error)} ({_fmt(s.warping_error_ratio, 3)}) | {s.droplets} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -13,6 +13,7 @@ from clipmorph.errors import BadInput
 from clipmorph.model.network import TransformerNet, build_network
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.training.config import TrainConfig
+from clipmorph.training.renorm import to_mean_norm
 
 
 @dataclass
@@ -68,8 +69,8 @@ def from_catalogue(config: TrainConfig, folder: Path) -> Start:
     from clipmorph.styles.catalogue import read_catalogue
 
     library = read_catalogue(folder)
-    spec = config.spec  # the shape must match; the normalisation may change (norm_clamp)
-    backbones = [b for b in library.backbones.values() if b.spec.with_clamp(spec.norm_clamp) == spec]
+    spec = config.spec  # the shape must match; the normalisation may change (see renorm)
+    backbones = [b for b in library.backbones.values() if b.spec.with_norm(spec.norm) == spec]
     if len(backbones) != 1:
         raise BadInput(f"{folder} holds {len(backbones)} backbones of width {config.width}, need one")
     backbone = backbones[0]
@@ -78,5 +79,17 @@ def from_catalogue(config: TrainConfig, folder: Path) -> Start:
         raise BadInput(f"{folder}: backbone {backbone.name} has no styles")
     mean = mean_style(list(known.values()))
     params = [known.get(source.id, mean) for source in config.styles]
-    net = build_network(spec, backbone.state, [{k: v.float() for k, v in p.items()} for p in params])
+    net = build_network(backbone.spec, backbone.state, [{k: v.float() for k, v in p.items()} for p in params])
+    if backbone.spec.norm != spec.norm:  # instance -> mean: the scales take the typical spreads
+        net = to_mean_norm(net, renorm_photos(config))
     return Start(net, StyleLibrary(), backbone.metadata.get("training"), str(folder))
+
+
+def renorm_photos(config: TrainConfig, count: int = 16) -> Tensor:
+    """Training crops (the first ``count`` samples of the run's own stream) to measure spreads on."""
+    from clipmorph.training.data import RandomCrops, find_images
+
+    crops = RandomCrops(
+        [p for folder in config.content for p in find_images(folder)], config.image_size, seed=config.seed
+    )
+    return torch.stack([crops[i] for i in range(count)])

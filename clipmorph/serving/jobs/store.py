@@ -1,4 +1,4 @@
-"""Video jobs on disk: input, output, progress and a cancel flag per job.
+"""Jobs on disk (video jobs and style creations): input, output, progress and a cancel flag per job.
 
 BentoML tasks report only "in_progress", and the local server cannot cancel a running task.
 Keeping this state in files makes progress and cancel work across every worker process.

@@ -164,7 +164,9 @@ class StyleTrainingQueue:
 
             log_file = (job.folder / "train.log").open("w")
             with log_file:
-                result = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=lower_priority)
+                result = subprocess.run(
+                    command, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=lower_priority, env=child_env()
+                )
             if job.read().get("state") not in ENDED:  # the child died without saying why
                 tail = (job.folder / "train.log").read_text()[-500:]
                 job.write("failed", error=f"training stopped with exit code {result.returncode}: {tail}")
@@ -175,6 +177,16 @@ class StyleTrainingQueue:
             fcntl.flock(slot, fcntl.LOCK_UN)
             slot.close()
             remove_training_files(job)
+
+
+def child_env() -> dict[str, str]:
+    """The training child imports this same package, wherever it was loaded from: inside a
+    built bento that is the bento's source folder, which no installed package points to."""
+    import clipmorph
+
+    root = str(Path(clipmorph.__file__).resolve().parent.parent)
+    paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
 def remove_training_files(job: Job) -> None:
