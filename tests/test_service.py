@@ -419,3 +419,17 @@ def test_the_api_worker_never_loads_torch(server):
         return any("libtorch" in mapped.path for mapped in process.memory_maps())
 
     assert maps_torch(workers["clipmorph-model"]) and not maps_torch(workers["clipmorph"])
+
+
+def test_small_images_beside_normal_ones_fail_alone(server):
+    """Batch poisoning: images under the 16 px minimum sent at the same time as normal ones get
+    their own 400; every normal request in the same batches still succeeds."""
+    normal, small = png_bytes(), png_bytes(8, 8)
+
+    def send(data: bytes) -> int:
+        with server.client() as client:
+            return stylize(client, data).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        codes = list(pool.map(send, [normal, small] * 12))
+    assert codes[0::2] == [200] * 12 and codes[1::2] == [400] * 12

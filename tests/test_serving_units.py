@@ -285,3 +285,52 @@ def test_every_third_party_import_of_the_served_code_is_declared():
                 if package not in declared:
                     missing.add(f"{path.relative_to(REPO)}: {top}")
     assert not missing, sorted(missing)
+
+
+# --- one item's bad input never fails the other items of its batch ---
+
+
+def test_the_model_answers_each_item_of_a_batch_on_its_own(stored_styles):
+    from clipmorph.inference.options import StyleMix, StylizeOptions
+    from clipmorph.serving.model_runtime import ModelRuntime
+    from clipmorph.serving.schema import FrameItem, ItemError
+
+    runtime = ModelRuntime(ServiceSettings.from_env())
+    good = FrameItem.of(gradient_frame(32, 24), StylizeOptions(StyleMix.single("rand-0")))
+    tiny = FrameItem.of(gradient_frame(8, 8), StylizeOptions(StyleMix.single("rand-1")))
+    unknown = FrameItem.of(gradient_frame(32, 24), StylizeOptions(StyleMix.single("no-such-style")))
+    lying = good.model_copy(update={"height": 30})  # its bytes do not fill the size it claims
+    results = runtime.stylize([good, tiny, unknown, lying, good])
+    assert [type(r).__name__ for r in results] == ["ndarray", "ItemError", "ItemError", "ItemError", "ndarray"]
+    assert results[1].reason == "invalid" and "at least 16" in results[1].message
+    assert results[2].reason == "unknown_style"
+    assert np.array_equal(results[0], results[4])
+    with pytest.raises(BadInput, match="unknown style"):
+        results[2].throw()
+    assert isinstance(ItemError("x", "internal"), ItemError)
+
+
+def test_a_bad_frame_fails_its_own_request_before_it_reaches_a_batch():
+    calls: list[int] = []
+    stylizer = inverting_stylizer(calls)
+    from clipmorph.inference.options import StyleMix, StylizeOptions
+
+    options = StylizeOptions(StyleMix.single("x"))
+    with pytest.raises(BadInput, match="at least 16"):
+        stylizer.stylize_frames([gradient_frame(8, 8)], options)
+    assert calls == []  # never sent to the model
+
+
+def test_an_item_error_from_the_model_fails_only_the_request_it_belongs_to():
+    from clipmorph.inference.options import StyleMix, StylizeOptions
+    from clipmorph.serving.schema import ItemError
+
+    def call(items):
+        return [ItemError("image is corrupt", "corrupt") if item.style == "bad" else item.frame() for item in items]
+
+    stylizer = RemoteStylizer(call, batch_size=4)
+    frame = gradient_frame(32, 24)
+    assert stylizer.stylize_frames([frame], StylizeOptions(StyleMix.single("fine")))[0].shape == frame.shape
+    with pytest.raises(BadInput, match="corrupt") as raised:
+        stylizer.stylize_frames([frame], StylizeOptions(StyleMix.single("bad")))
+    assert raised.value.reason == "corrupt"

@@ -65,7 +65,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         max_minutes=args.max_minutes,
         wandb=not args.no_wandb,
         spike_weight=args.spike_weight,
-        norm=args.norm,
+        norm=args.norm or str(backbone.get("norm", "instance")),
         lr=args.lr,
     )
 
@@ -231,8 +231,8 @@ def stage_finish(args: argparse.Namespace) -> None:
     from clipmorph.training.evaluate import contact_sheet, scores_metadata
     from clipmorph.training.trainer import train
 
-    if args.full_from:  # exported by `train --export` (on another machine, say)
-        full = catalogue.read_catalogue(args.full_from)
+    if args.full_from:  # exported by `train --export` (on another machine, say), or a shipped catalogue
+        full = catalogue.read_catalogue(args.full_from).only_backbone(catalogue_config(args).backbone_name)
     else:
         config = catalogue_config(args)
         config = replace(config, steps=checkpoint_step(config), max_minutes=None, wandb=False)
@@ -292,7 +292,9 @@ def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) 
         f"`{run['video']}` at {run['settings']['video_side']} px, whose own warping error is "
         f"{run['input_warping_error']:.4f} (ratio 1.0 = no more flicker than the source).",
         "",
-        "Style distance: Gram distance to the painting (in brackets: relative to the unstylized photo's).",
+        "Style distance: Gram distance to the painting (in brackets: relative to the unstylized photo's). "
+        "Droplets: compact bright blobs the network painted where the photo has none, counted over the "
+        "held-out photos (`clipmorph/training/droplets.py`).",
         "",
         "![contact sheet](contact-sheet.jpg)",
         "",
@@ -317,7 +319,9 @@ def training_history(trained: dict) -> list[str]:
         f"{trained['seconds'] / 3600:.2f} h on {trained['device']}, {trained['precision']} autocast, "
         f"{trained['content_images']} training photos; style weight {trained['style_weight']}, content "
         f"{trained['content_weight']}, TV {trained['tv_weight']}, noise {trained['noise_weight']}, "
-        f"warp {trained['warp_weight']}" + (", starting from the weights above (new optimiser)." if earlier else ".")
+        f"warp {trained['warp_weight']}, learning rate {trained['lr']:g}"
+        + (f", {trained['norm']}-only normalisation" if trained.get("norm", "instance") != "instance" else "")
+        + (", starting from the weights above (new optimiser)." if earlier else ".")
     )
     return [*(training_history(earlier) if earlier else []), line]
 
@@ -383,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         "--refine-weights", action="store_true", help="train: apply catalogue.toml's [refine] style weights too"
     )
     parser.add_argument(
-        "--norm", choices=["instance", "mean"], default="instance", help="train: normalisation of a new backbone"
+        "--norm", choices=["instance", "mean"], help="train: normalisation (default: catalogue.toml's [backbone] norm)"
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="train: Adam learning rate")
     parser.add_argument(

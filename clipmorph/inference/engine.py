@@ -17,9 +17,9 @@ from torch import Tensor
 
 from clipmorph.errors import BadInput
 from clipmorph.inference.options import (
-    MIN_SIDE,
     StyleMix,
     StylizeOptions,
+    check_frame,
     options_per_frame,
     work_size,
 )
@@ -136,7 +136,7 @@ class Engine:
         groups: dict[tuple, list[int]] = defaultdict(list)
         resolved = []
         for index, (frame, opts) in enumerate(zip(frames, per_frame, strict=True)):
-            _check_frame(frame)
+            check_frame(frame)
             key, weights = self.resolve(opts.style)
             resolved.append(weights)
             height, width = frame.shape[:2]
@@ -208,10 +208,3 @@ def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
     shrinking = size[0] < x.shape[-2]
     mode = "bilinear" if shrinking else "bicubic"
     return F.interpolate(x, size=size, mode=mode, antialias=shrinking, align_corners=False).clamp_(0.0, 1.0)
-
-
-def _check_frame(frame: np.ndarray) -> None:
-    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-        raise BadInput("frames must be uint8 arrays of shape (height, width, 3)")
-    if min(frame.shape[:2]) < MIN_SIDE:
-        raise BadInput(f"image is {frame.shape[1]}x{frame.shape[0]}: both sides must be at least {MIN_SIDE} px")

@@ -105,3 +105,11 @@ class FrameStylizer(Protocol):
 def dtype_name(dtype: object) -> str:
     """``torch.bfloat16`` -> ``bfloat16``: how reports, records and metrics name a dtype."""
     return str(dtype).removeprefix("torch.")
+
+
+def check_frame(frame: np.ndarray) -> None:
+    """What every frame must be before it joins a batch (checked where it enters, per frame)."""
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise BadInput("frames must be uint8 arrays of shape (height, width, 3)")
+    if min(frame.shape[:2]) < MIN_SIDE:
+        raise BadInput(f"image is {frame.shape[1]}x{frame.shape[0]}: both sides must be at least {MIN_SIDE} px")

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clipmorph.inference.options import dtype_name
+from clipmorph.errors import ClipMorphError
+from clipmorph.inference.options import check_frame, dtype_name
 from clipmorph.serving import metrics
-from clipmorph.serving.schema import FrameItem, http_errors
+from clipmorph.serving.schema import FrameItem, ItemError
 from clipmorph.serving.settings import ServiceSettings
 from clipmorph.styles import index
 
@@ -60,19 +61,54 @@ class ModelRuntime:
         board.styles_loaded.set(len(self.known))
         board.model_info.labels(str(self.engine.device), dtype_name(self.engine.dtype)).set(1)
 
-    def stylize(self, items: list[FrameItem]) -> list[np.ndarray]:
-        """The batchable call: frames of any styles, sizes and requests in one batch."""
+    def stylize(self, items: list[FrameItem]) -> list[np.ndarray | ItemError]:
+        """The batchable call: frames of any styles, sizes and requests in one batch. Each item
+        is checked on its own first, and fails on its own: an item BentoML batched with others
+        never takes their requests down with it."""
         board = metrics.get()
         started = time.perf_counter()
         engine = self.current()
-        with http_errors():
-            frames = engine.stylize_frames([item.frame() for item in items], [item.options() for item in items])
+        results: list[np.ndarray | ItemError | None] = [None] * len(items)
+        good, frames, options = [], [], []
+        for position, item in enumerate(items):
+            try:
+                frame, option = item.frame(), item.options()
+                check_frame(frame)
+                engine.resolve(option.style)
+            except ClipMorphError as error:
+                results[position] = ItemError.of(error)
+                continue
+            good.append(position)
+            frames.append(frame)
+            options.append(option)
+        for position, result in zip(good, self._run(engine, frames, options), strict=True):
+            results[position] = result
         board.stage_seconds.labels("inference").observe(time.perf_counter() - started)
         board.batch_size.observe(len(items))
         for item in items:
             board.frames.labels(metrics.style_label(item.style, self.known), item.kind).inc()
         metrics.sample_resources("model")
-        return frames
+        return results
+
+    @staticmethod
+    def _run(engine: Engine, frames: list[np.ndarray], options: list) -> list[np.ndarray | ItemError]:
+        """One forward pass for the checked items; if it fails anyway, each item alone."""
+        if not frames:
+            return []
+        try:
+            return list(engine.stylize_frames(frames, options))
+        except Exception:
+            pass
+        results: list[np.ndarray | ItemError] = []
+        for frame, option in zip(frames, options, strict=True):
+            try:
+                [out] = engine.stylize_frames([frame], [option])
+                results.append(out)
+            except ClipMorphError as error:
+                results.append(ItemError.of(error))
+            except Exception as error:  # this item's own failure: a 500 for its request alone
+                results.append(ItemError(f"stylizing failed: {type(error).__name__}", "internal"))
+        return results
 
     def info(self) -> dict:
         engine = self.current()

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from clipmorph.inference.options import StylizeOptions, options_per_frame
-from clipmorph.serving.schema import FrameItem
+from clipmorph.inference.options import StylizeOptions, check_frame, options_per_frame
+from clipmorph.serving.schema import FrameItem, ItemError
 
 
 class RemoteStylizer:
@@ -44,7 +44,11 @@ class RemoteStylizer:
 
         for attempt in range(1, self.attempts + 1):
             try:
-                return list(self.call(items))
+                results = list(self.call(items))
+                for result in results:
+                    if isinstance(result, ItemError):
+                        result.throw()
+                return results
             except ClientConnectionError:
                 if attempt == self.attempts:
                     raise
@@ -53,6 +57,8 @@ class RemoteStylizer:
     def stylize_frames(
         self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
     ) -> list[np.ndarray]:
+        for frame in frames:  # a bad frame fails its own request here, before it can join a batch
+            check_frame(frame)
         items = [FrameItem.of(f, o, self.kind) for f, o in zip(frames, options_per_frame(frames, options), strict=True)]
         if self.in_flight is None:
             return self._call(items)

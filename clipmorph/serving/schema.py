@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http import HTTPStatus
 
 import numpy as np
@@ -60,11 +61,30 @@ class FrameItem(BaseModel):
         )
 
 
+@dataclass(frozen=True)
+class ItemError:
+    """The model's answer for one item it could not stylize: the batch's other items still get
+    their frames, and only the request that sent this item fails (with its own reason)."""
+
+    message: str
+    reason: str
+
+    @classmethod
+    def of(cls, error: ClipMorphError) -> ItemError:
+        return cls(str(error), getattr(error, "reason", "invalid"))
+
+    def throw(self) -> None:
+        if self.reason == "internal":
+            raise RuntimeError(self.message)
+        raise BadInput(self.message, self.reason)
+
+
 REASON_STATUS = {
     "forbidden": HTTPStatus.FORBIDDEN,
     "protected": HTTPStatus.FORBIDDEN,
     "exists": HTTPStatus.CONFLICT,
     "unavailable": HTTPStatus.SERVICE_UNAVAILABLE,
+    "unknown_style": HTTPStatus.NOT_FOUND,
 }
 
 
