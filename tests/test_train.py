@@ -118,6 +118,25 @@ def test_a_run_started_from_an_exported_catalogue_begins_at_its_weights_and_keep
         tiny_config(pictures, tmp_path / "x", steps=1, init_from=tmp_path / "exported", add_to="catalogue-full")
 
 
+def test_a_run_can_move_an_instance_norm_catalogue_to_mean_norm_and_keeps_each_styles_history(
+    pictures, vgg_env, tmp_path, monkeypatch
+):
+    from clipmorph.styles import catalogue
+    from clipmorph.training.trainer import train
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
+    first = train(tiny_config(pictures, tmp_path / "first", steps=2), show_bar=False)
+    catalogue.write_catalogue(first.library, tmp_path / "exported")
+    config = tiny_config(pictures, tmp_path / "second", steps=2, init_from=tmp_path / "exported", norm="mean")
+    second = train(config, show_bar=False)
+    (backbone,) = second.library.backbones.values()
+    assert backbone.spec.norm == "mean" and backbone.metadata["training"]["norm"] == "mean"
+    record = second.library.styles["checks"].metadata["training"]
+    assert record["total_steps"] == 4 and record["started_from"]["training"]["steps"] == 2
+    catalogue.write_catalogue(second.library, tmp_path / "moved")
+    assert catalogue.read_catalogue(tmp_path / "moved").backbones[backbone.key].spec.norm == "mean"
+
+
 def test_a_stopped_run_records_the_steps_it_took_and_a_resume_keeps_where_it_started(
     pictures, vgg_env, tmp_path, monkeypatch
 ):

@@ -326,17 +326,28 @@ def training_history(trained: dict) -> list[str]:
     return [*(training_history(earlier) if earlier else []), line]
 
 
+def own_weight(style, run: dict) -> float:
+    """The style's own loss multiplier in that run (its metadata holds the newest one)."""
+    return float(run.get("style_loss_weight", style.metadata.get("style_loss_weight", 1.0)))
+
+
+def refine_runs(trained: dict) -> list[dict]:
+    """The `refine` runs in a style's record, the one it continued from included."""
+    earlier = trained.get("started_from", {}).get("training")
+    own = [trained] if trained.get("mode") == "refine" else []
+    return own + (refine_runs(earlier) if earlier else [])
+
+
 def refinement_lines(library) -> list[str]:
     """One line per `refine` run: which styles it learned again on the frozen backbone, and how."""
     runs: dict[str, list] = {}
     for style in sorted(library.styles.values(), key=lambda s: s.id):
-        trained = style.metadata.get("training", {})
-        if trained.get("mode") == "refine":
-            runs.setdefault(trained["finished_at"], []).append(style)
+        for run in refine_runs(style.metadata.get("training", {})):
+            runs.setdefault(run["finished_at"], []).append((style, run))
     lines = []
-    for styles in runs.values():
-        t = styles[0].metadata["training"]
-        weights = ", ".join(f"{s.id} {t['style_weight'] * s.metadata['style_loss_weight']:g}" for s in styles)
+    for pairs in sorted(runs.values(), key=lambda p: p[0][1]["finished_at"]):
+        styles, t = [s for s, _ in pairs], pairs[0][1]
+        weights = ", ".join(f"{s.id} {r['style_weight'] * own_weight(s, r):g}" for s, r in pairs)
         lines.append(
             f"- Then {', '.join(s.id for s in styles)} learned again on the frozen backbone (their own "
             f"scale/shift vectors only, no other style moved): {t['steps']} steps of batch {t['batch_size']} at "

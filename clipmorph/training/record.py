@@ -74,7 +74,7 @@ def result_library(trainer: Trainer) -> StyleLibrary:
             "style_image": source.image.name,
             "style_image_sha256": sha256_file(source.image),
             "style_loss_weight": source.style_weight,
-            "training": refined_record(trainer.base, source.id, trained, trainer.step),
+            "training": style_record(trainer, source.id, trained),
             "final_losses": {
                 "style": round(averages.get(f"style/{source.id}", float("nan")), 4),
                 **{k: round(v, 4) for k, v in averages.items() if "/" not in k},
@@ -90,6 +90,18 @@ def result_library(trainer: Trainer) -> StyleLibrary:
     for row, (source, meta) in enumerate(zip(cfg.styles, metas, strict=True)):
         library.add_style(Style(source.id, backbone.key, net.style_state(row), meta))
     return library
+
+
+def style_record(trainer: Trainer, style_id: str, trained: dict) -> dict:
+    """A style's own record: this run, continuing what its vectors went through before (a
+    refinement on a frozen backbone, or the runs of the catalogue a new run started from)."""
+    earlier = trainer.style_records.get(style_id)
+    if earlier and "steps" in earlier:
+        return trained | {
+            "total_steps": total_steps(earlier) + trainer.step,
+            "started_from": {"catalogue": trainer.started_from, "training": earlier},
+        }
+    return refined_record(trainer.base, style_id, trained, trainer.step)
 
 
 def refined_record(base: StyleLibrary, style_id: str, trained: dict, steps: int) -> dict:

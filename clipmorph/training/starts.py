@@ -3,7 +3,7 @@ that goes on from them), or a frozen stored backbone whose new styles alone lear
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ class Start:
     base: StyleLibrary  # the frozen backbone (and its styles) when adding styles, else empty
     earlier: dict | None = None  # training record of the weights the run started from (init_from)
     started_from: str | None = None  # where those weights were read
+    style_records: dict[str, dict] = field(default_factory=dict)  # id -> how its vectors were trained before
 
 
 def mean_style(styles: list[dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -82,7 +83,8 @@ def from_catalogue(config: TrainConfig, folder: Path) -> Start:
     net = build_network(backbone.spec, backbone.state, [{k: v.float() for k, v in p.items()} for p in params])
     if backbone.spec.norm != spec.norm:  # instance -> mean: the scales take the typical spreads
         net = to_mean_norm(net, renorm_photos(config))
-    return Start(net, StyleLibrary(), backbone.metadata.get("training"), str(folder))
+    records = {s.id: s.metadata["training"] for s in library.styles_of(backbone.key) if "training" in s.metadata}
+    return Start(net, StyleLibrary(), backbone.metadata.get("training"), str(folder), records)
 
 
 def renorm_photos(config: TrainConfig, count: int = 16) -> Tensor:

@@ -48,6 +48,7 @@ class Trainer:
         vgg = VGGFeatures.load(vgg_dir).to(self.device)
         start = starting_network(config, base)
         self.base, self.earlier, self.started_from = start.base, start.earlier, start.started_from
+        self.style_records = start.style_records
         self.net = start.net.to(self.device)
         if self.channels_last:
             vgg = vgg.to(memory_format=torch.channels_last)
