@@ -131,13 +131,16 @@ def test_a_spec_keeps_its_normalisation_and_older_backbones_keep_their_versions(
         NetworkSpec(norm="batch")
 
 
-def test_moving_to_mean_norm_keeps_the_output_on_the_photo_it_was_measured_on():
+@pytest.mark.parametrize("norm", ["mean", "mean-after-encoder"])
+def test_moving_to_mean_norm_keeps_the_output_on_the_photo_it_was_measured_on(norm):
     from clipmorph.training.renorm import to_mean_norm
 
     net = random_network("lite", num_styles=3, seed=4)
     photo = torch.rand(1, 3, 40, 56)
-    moved = to_mean_norm(net, photo)
-    assert moved.spec.norm == "mean" and moved.num_styles == 3
+    moved = to_mean_norm(net, photo, norm)
+    assert moved.spec.norm == norm and moved.num_styles == 3
+    encoder_mean_only = [moved.norm1.mean_only, moved.norm2.mean_only, moved.norm3.mean_only]
+    assert encoder_mean_only == [norm == "mean"] * 3 and moved.norm5.mean_only
     with torch.no_grad():
         for style in range(3):
             index = torch.tensor([style])

@@ -398,7 +398,9 @@ def main(argv: list[str] | None = None) -> int:
         "--refine-weights", action="store_true", help="train: apply catalogue.toml's [refine] style weights too"
     )
     parser.add_argument(
-        "--norm", choices=["instance", "mean"], help="train: normalisation (default: catalogue.toml's [backbone] norm)"
+        "--norm",
+        choices=["instance", "mean", "mean-after-encoder"],
+        help="train: normalisation (default: catalogue.toml's [backbone] norm)",
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="train: Adam learning rate")
     parser.add_argument(

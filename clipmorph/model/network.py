@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 # The encoder halves the resolution twice, the decoder doubles it twice.
 SIZE_MULTIPLE = 4
-NORMS = ("instance", "mean")
+NORMS = ("instance", "mean", "mean-after-encoder")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class NetworkSpec:
     # "instance": each feature map divided by its own spread (Ulyanov et al.), which lets a
     # network steer the statistics with one local spike: the "droplet". "mean": only the map's
     # mean is removed and the style's scale sets the spread, so a spike has nothing to steer.
+    # "mean-after-encoder": instance norm in the three encoder layers (they even out the
+    # photo's own contrast), mean-only in the residual blocks and the decoder.
     norm: str = "instance"
 
     def __post_init__(self) -> None:
@@ -130,16 +132,19 @@ class TransformerNet(nn.Module):
         self.spec = spec
         c1, c2, c3 = spec.channels
 
-        def norm(channels: int) -> ConditionalInstanceNorm2d:
-            return ConditionalInstanceNorm2d(channels, num_styles, norm=spec.norm)
+        inner = "mean" if spec.norm == "mean-after-encoder" else spec.norm
+        encoder = "instance" if spec.norm == "mean-after-encoder" else spec.norm
+
+        def norm(channels: int, kind: str = inner) -> ConditionalInstanceNorm2d:
+            return ConditionalInstanceNorm2d(channels, num_styles, norm=kind)
 
         self.conv1 = ConvLayer(3, c1, 9)
-        self.norm1 = norm(c1)
+        self.norm1 = norm(c1, encoder)
         self.conv2 = ConvLayer(c1, c2, 3, stride=2)
-        self.norm2 = norm(c2)
+        self.norm2 = norm(c2, encoder)
         self.conv3 = ConvLayer(c2, c3, 3, stride=2)
-        self.norm3 = norm(c3)
-        self.residuals = nn.ModuleList(ResidualBlock(c3, num_styles, spec.norm) for _ in range(spec.residual_blocks))
+        self.norm3 = norm(c3, encoder)
+        self.residuals = nn.ModuleList(ResidualBlock(c3, num_styles, inner) for _ in range(spec.residual_blocks))
         self.up1 = UpsampleConvLayer(c3, c2, 3)
         self.norm4 = norm(c2)
         self.up2 = UpsampleConvLayer(c2, c1, 3)

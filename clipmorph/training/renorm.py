@@ -38,15 +38,17 @@ def typical_spreads(net: TransformerNet, photos: Tensor) -> dict[str, Tensor]:
     return {name: torch.stack(rows) for name, rows in seen.items()}
 
 
-def to_mean_norm(net: TransformerNet, photos: Tensor) -> TransformerNet:
-    """A mean-only copy of an instance-norm ``net`` (``photos``: (B, 3, H, W) in [0, 1])."""
+def to_mean_norm(net: TransformerNet, photos: Tensor, norm: str = "mean") -> TransformerNet:
+    """A copy of an instance-norm ``net`` whose layers run ``norm`` (``mean``, or
+    ``mean-after-encoder``); ``photos``: (B, 3, H, W) in [0, 1]."""
     if net.spec.norm != "instance":
         raise ValueError(f"the network already uses {net.spec.norm} normalisation")
     spreads = typical_spreads(net, photos)
-    moved = TransformerNet(net.spec.with_norm("mean"), net.num_styles)
+    moved = TransformerNet(net.spec.with_norm(norm), net.num_styles)
     moved.load_state_dict(net.state_dict())
     layers: dict[str, ConditionalInstanceNorm2d] = moved.norm_layers()
     with torch.no_grad():
         for name, layer in layers.items():
-            layer.scale.div_(spreads[name])
+            if layer.mean_only:
+                layer.scale.div_(spreads[name])
     return moved

@@ -82,7 +82,7 @@ def from_catalogue(config: TrainConfig, folder: Path) -> Start:
     params = [known.get(source.id, mean) for source in config.styles]
     net = build_network(backbone.spec, backbone.state, [{k: v.float() for k, v in p.items()} for p in params])
     if backbone.spec.norm != spec.norm:  # instance -> mean: the scales take the typical spreads
-        net = to_mean_norm(net, renorm_photos(config))
+        net = to_mean_norm(net, renorm_photos(config), spec.norm)
     records = {s.id: s.metadata["training"] for s in library.styles_of(backbone.key) if "training" in s.metadata}
     return Start(net, StyleLibrary(), backbone.metadata.get("training"), str(folder), records)
 
