@@ -1,5 +1,15 @@
 """Errors a user can act on. The CLI prints them without a traceback; the service maps them to HTTP."""
 
+import re
+
+# An absolute path: what decoders, encoders and the OS put in their messages (temp files...).
+_PATH = re.compile(r"""(?<![\w.:/])/(?:[^\s'"():,]+/?)+""")
+
+
+def without_paths(message: str) -> str:
+    """A message fit for a client: what went wrong, never where a file lives on the server."""
+    return _PATH.sub("<file>", message)
+
 
 class ClipMorphError(Exception):
     """Base class: something the user can fix (bad input, missing style, missing weights)."""

@@ -75,3 +75,38 @@ def ffmpeg_probe(path) -> tuple[int, str]:
     assert result.returncode == 0, result.stderr
     frames = [line for line in result.stdout.splitlines() if line and not line.startswith("#")]
     return len(frames), result.stderr
+
+
+def exif_block(entries: list[tuple[int, int, int, bytes]]) -> bytes:
+    """A raw little-endian EXIF block: (tag, TIFF type, count, value bytes) per entry, as a
+    camera or an attacker may write it (types and values need not agree)."""
+    import struct
+
+    header = b"II*\x00" + struct.pack("<I", 8)
+    data_offset = 8 + 2 + len(entries) * 12 + 4
+    ifd, extra = struct.pack("<H", len(entries)), b""
+    for tag, kind, count, value in entries:
+        if len(value) <= 4:
+            ifd += struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\x00")
+        else:
+            ifd += struct.pack("<HHII", tag, kind, count, data_offset + len(extra))
+            extra += value
+    return b"Exif\x00\x00" + header + ifd + struct.pack("<I", 0) + extra
+
+
+def jpeg_with_malformed_exif(width: int = 48, height: int = 32, fault: str = "ascii_resolution") -> bytes:
+    """A JPEG rotated by its EXIF orientation (6: turn 90 degrees) plus one mistyped tag that
+    makes Pillow's exif_transpose raise (TypeError or struct.error)."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    orientation = (0x0112, 3, 1, struct.pack("<H", 6))
+    faults = {
+        "ascii_resolution": (0x011A, 2, 4, b"abc\x00"),  # XResolution must be a rational
+        "oversized_short": (0x0128, 4, 1, struct.pack("<I", 70000)),  # ResolutionUnit is a short
+    }
+    buffer = io.BytesIO()
+    Image.fromarray(gradient_frame(width, height)).save(buffer, "JPEG", exif=exif_block([orientation, faults[fault]]))
+    return buffer.getvalue()

@@ -1,4 +1,5 @@
 import io
+import struct
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from clipmorph.errors import BadInput
 from clipmorph.fsutil import atomic_path
 from clipmorph.inference import media
 
-from media_factory import gradient_frame, make_video
+from media_factory import gradient_frame, jpeg_with_malformed_exif, make_video
 
 
 def save(image: Image.Image, path, **kwargs):
@@ -117,3 +118,14 @@ def test_auto_encoding_takes_nvenc_only_where_it_starts(monkeypatch):
 def test_the_probe_opens_x264_and_not_nvenc_without_an_nvidia_gpu():
     assert media.encoder_opens("libx264")
     assert not media.encoder_opens("h264_nvenc")  # compiled into PyAV's FFmpeg, but no GPU here
+
+
+@pytest.mark.parametrize("fault", ["ascii_resolution", "oversized_short"])
+def test_a_malformed_exif_tag_does_not_refuse_the_picture_and_its_orientation_still_counts(fault):
+    from PIL import ImageOps
+
+    data = jpeg_with_malformed_exif(48, 32, fault)
+    with pytest.raises((TypeError, struct.error)):  # what Pillow's own helper does with this file
+        ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    decoded = media.load_image(data)
+    assert decoded.rgb.shape == (48, 32, 3)  # orientation 6: stored 48x32, shown 32 wide and 48 high

@@ -21,7 +21,7 @@ from PIL import Image
 from clipmorph.inference import media
 
 from conftest import REPO, random_library
-from media_factory import ffmpeg_probe, gradient_frame, make_video
+from media_factory import ffmpeg_probe, gradient_frame, jpeg_with_malformed_exif, make_video
 
 pytestmark = pytest.mark.service
 
@@ -433,3 +433,16 @@ def test_small_images_beside_normal_ones_fail_alone(server):
     with ThreadPoolExecutor(max_workers=12) as pool:
         codes = list(pool.map(send, [normal, small] * 12))
     assert codes[0::2] == [200] * 12 and codes[1::2] == [400] * 12
+
+
+def test_pictures_with_malformed_exif_are_stylized_upright(server):
+    """A camera's (or an attacker's) mistyped EXIF tag was a 500: now the picture is served,
+    turned as its orientation says, alone and in a batch."""
+    data = jpeg_with_malformed_exif(48, 32)
+    with server.client() as client:
+        response = stylize(client, data, filename="phone.jpg")
+        assert response.status_code == 200, response.text
+        assert Image.open(io.BytesIO(response.content)).size == (32, 48)
+        batch = client.post("/stylize_batch", files=[("images", ("a.jpg", data)), ("images", ("b.jpg", data))],
+                            data={"style": "rand-1"})  # fmt: skip
+        assert batch.status_code == 200, batch.text

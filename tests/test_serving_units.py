@@ -334,3 +334,35 @@ def test_an_item_error_from_the_model_fails_only_the_request_it_belongs_to():
     with pytest.raises(BadInput, match="corrupt") as raised:
         stylizer.stylize_frames([frame], StylizeOptions(StyleMix.single("bad")))
     assert raised.value.reason == "corrupt"
+
+
+# --- error texts say what was wrong with the upload, never where it lives ---
+
+
+def test_client_messages_never_name_server_paths():
+    from clipmorph.errors import MediaError, without_paths
+    from clipmorph.serving.schema import http_errors
+
+    leaked = "video encoding failed: Invalid argument: '/tmp/clipmorph-request-ab/.result.partial.mp4' returned 22"
+    assert without_paths(leaked) == "video encoding failed: Invalid argument: '<file>' returned 22"
+    assert without_paths("blend monet=0.7,scream=0.3 over 1/2 of http://host/x") == (
+        "blend monet=0.7,scream=0.3 over 1/2 of http://host/x"
+    )
+    for error in (MediaError(leaked), BadInput(f"cannot read {leaked}")):
+        with pytest.raises(Exception) as raised, http_errors():
+            raise error
+        assert "/tmp" not in str(raised.value) and "<file>" in str(raised.value)
+
+
+def test_a_failed_video_job_records_no_server_path(tmp_path, quiet_metrics):
+    clip = make_video(tmp_path / "clip.mp4", frames=4, size=(64, 48))
+    job = JobStore(tmp_path / "jobs", 3600).create("job-3")
+
+    def broken(items):
+        raise RuntimeError(f"cannot write {tmp_path}/jobs/job-3/result.mp4")
+
+    with pytest.raises(RuntimeError):
+        run_video(job, clip, VideoRequest(video=clip, style="x").options(1920), "mp4",
+                  RemoteStylizer(broken, batch_size=4), media.DEFAULT_ENCODING, 60, 10**7)  # fmt: skip
+    record = job.read()
+    assert record["state"] == "failed" and str(tmp_path) not in record["error"] and "<file>" in record["error"]

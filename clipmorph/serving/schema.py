@@ -14,7 +14,7 @@ from http import HTTPStatus
 import numpy as np
 from pydantic import BaseModel
 
-from clipmorph.errors import BadInput, ClipMorphError, MediaError, UnknownStyle
+from clipmorph.errors import BadInput, ClipMorphError, MediaError, UnknownStyle, without_paths
 from clipmorph.inference.options import StyleMix, StylizeOptions
 
 
@@ -99,13 +99,14 @@ def http_errors() -> Iterator[None]:
         from clipmorph.serving import metrics
 
         metrics.rejected(error.reason)
+        message = without_paths(str(error))
         if isinstance(error, UnknownStyle):
-            raise exceptions.NotFound(str(error)) from error
+            raise exceptions.NotFound(message) from error
         status = REASON_STATUS.get(error.reason)
         if status:
-            raise exceptions.BentoMLException(str(error), error_code=status) from error
-        raise exceptions.InvalidArgument(str(error)) from error
+            raise exceptions.BentoMLException(message, error_code=status) from error
+        raise exceptions.InvalidArgument(message) from error
     except MediaError as error:
-        raise exceptions.UnprocessableEntity(str(error)) from error
+        raise exceptions.UnprocessableEntity(without_paths(str(error))) from error
     except ClipMorphError as error:
-        raise exceptions.InvalidArgument(str(error)) from error
+        raise exceptions.InvalidArgument(without_paths(str(error))) from error

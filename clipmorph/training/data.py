@@ -14,6 +14,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from clipmorph.errors import BadInput
+from clipmorph.inference.media.images import upright
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def _hidden(relative: Path) -> bool:
 
 def load_rgb(path: Path) -> Image.Image:
     with Image.open(path) as image:
-        return ImageOps.exif_transpose(image).convert("RGB")
+        return upright(image).convert("RGB")
 
 
 def to_tensor(image: Image.Image) -> Tensor:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from clipmorph.errors import BadInput
+from clipmorph.errors import BadInput, without_paths
 
 
 @dataclass
@@ -35,14 +34,14 @@ def load_image(source: Path | bytes, max_pixels: int | None = None) -> DecodedIm
             if max_pixels is not None and width * height > max_pixels:
                 size = f"{width}x{height} ({width * height / 1e6:.1f} MP)"
                 raise BadInput(f"image is {size}; the limit is {max_pixels / 1e6:.1f} MP", "too_large")
-            image = ImageOps.exif_transpose(image)
+            image = upright(image)
             image.load()
     except Image.DecompressionBombError as error:
         raise BadInput(f"image too large to decode safely: {error}", "too_large") from error
     except UnidentifiedImageError:
         raise BadInput("not an image Pillow can read (unknown format or corrupt header)", "not_image") from None
     except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt pixel data
-        raise BadInput(f"corrupt or truncated image: {_without_paths(str(error))}", "corrupt") from None
+        raise BadInput(f"corrupt or truncated image: {without_paths(str(error))}", "corrupt") from None
     icc = image.info.get("icc_profile")
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     if has_alpha:
@@ -54,9 +53,29 @@ def load_image(source: Path | bytes, max_pixels: int | None = None) -> DecodedIm
     return DecodedImage(np.asarray(image.convert("RGB")).copy(), None, icc)
 
 
-def _without_paths(message: str) -> str:
-    """Decoder messages may name server-side temp files: keep them out of user-facing errors."""
-    return re.sub(r"(/[^\s'\"]+)+", "<file>", message)
+# EXIF orientation -> the transpose that shows the picture upright (as ImageOps.exif_transpose).
+UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+ORIENTATION_TAG = 0x0112
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The picture as its EXIF orientation says it was taken. Only the orientation is read, so a
+    malformed tag elsewhere (which makes Pillow's exif_transpose raise when it rewrites the
+    metadata) does not refuse a good picture; unreadable metadata leaves it as stored."""
+    try:
+        orientation = image.getexif().get(ORIENTATION_TAG)
+    except Exception:  # any malformed EXIF block: Pillow raises many different types here
+        return image
+    method = UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    return image.transpose(method) if method is not None else image
 
 
 def encode_image(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str, icc_profile: bytes | None = None) -> bytes:

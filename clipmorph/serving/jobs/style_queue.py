@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clipmorph.errors import BadInput, UnknownStyle
+from clipmorph.errors import BadInput, UnknownStyle, without_paths
 from clipmorph.serving.jobs.store import ENDED, Job, JobStore
 
 if TYPE_CHECKING:
@@ -169,10 +169,10 @@ class StyleTrainingQueue:
                 )
             if job.read().get("state") not in ENDED:  # the child died without saying why
                 tail = (job.folder / "train.log").read_text()[-500:]
-                job.write("failed", error=f"training stopped with exit code {result.returncode}: {tail}")
+                job.write("failed", error=without_paths(f"training stopped with exit code {result.returncode}: {tail}"))
         except Exception as error:  # never let a job thread die silently
             log.exception("style job %s failed", job.id)
-            job.write("failed", error=str(error))
+            job.write("failed", error=without_paths(str(error)))
         finally:
             fcntl.flock(slot, fcntl.LOCK_UN)
             slot.close()

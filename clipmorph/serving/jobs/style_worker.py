@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from clipmorph.errors import without_paths
 from clipmorph.fsutil import atomic_path
 from clipmorph.serving.jobs.store import Job
 from clipmorph.serving.jobs.style_queue import PREVIEW_FILE, SPEC_FILE, StyleJobSpec, finish_cancelled, preset_config
@@ -65,7 +66,7 @@ def run_job(folder: Path) -> int:
     try:
         result = train(config, progress=on_progress, should_stop=lambda: job.cancel_requested, show_bar=False)
     except Exception as error:
-        job.write("failed", error=str(error))
+        job.write("failed", error=without_paths(str(error)))
         raise
     if not result.finished:
         finish_cancelled(job)

@@ -10,7 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
-from clipmorph.errors import BadInput
+from clipmorph.errors import BadInput, without_paths
 from clipmorph.inference import media
 from clipmorph.inference.options import StylizeOptions
 from clipmorph.inference.pipeline import stylize_video_file
@@ -71,7 +71,7 @@ def run_video(
         job.write("cancelled")
         raise
     except Exception as error:
-        job.write("failed", error=str(error))
+        job.write("failed", error=without_paths(str(error)))
         raise
     finally:
         source.unlink(missing_ok=True)
