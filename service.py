@@ -41,11 +41,13 @@ from clipmorph.serving.requests import (
 )
 from clipmorph.serving.schema import FrameItem, http_errors
 from clipmorph.serving.settings import ServiceSettings, gpu_count
+from clipmorph.serving.uploads import refuse_addresses_in_file_fields
 from clipmorph.serving.web import create_jobs_app, create_web_app
 from clipmorph.styles import index
 from clipmorph.styles.names import backbone_for_mix, validate_name
 
 SETTINGS = ServiceSettings.from_env()  # a bad value stops the service here, with the variable's name
+refuse_addresses_in_file_fields()  # a text value in a file field is never fetched
 JOBS = JobStore(SETTINGS.jobs_dir, SETTINGS.job_ttl_seconds)
 
 

@@ -446,3 +446,16 @@ def test_pictures_with_malformed_exif_are_stylized_upright(server):
         batch = client.post("/stylize_batch", files=[("images", ("a.jpg", data)), ("images", ("b.jpg", data))],
                             data={"style": "rand-1"})  # fmt: skip
         assert batch.status_code == 200, batch.text
+
+
+@pytest.mark.parametrize("value", ["photo.jpg", "/etc/passwd", "http://127.0.0.1:9/x.png", "file:///etc/hostname"])
+def test_a_name_or_address_in_a_file_field_is_refused_and_never_fetched(server, value):
+    """`curl -F image=photo.jpg` (no @) or a URL: a 400 saying to upload the file, not a 500,
+    and the server fetches nothing (BentoML would download it)."""
+    with server.client() as client:
+        for route, field in (("/stylize", "image"), ("/stylize_batch", "images"), ("/stylize_video", "video")):
+            response = client.post(route, data={field: value, "style": "rand-0"}, files={"x": ("x", b"")})
+            assert response.status_code == 400, (route, response.text)
+            assert "send the file itself" in error_of(response)
+        response = client.post("/create_style", data={"painting": value, "name": "x"}, files={"x": ("x", b"")})
+        assert response.status_code == 400 and "send the file itself" in error_of(response)
