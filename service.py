@@ -40,6 +40,7 @@ from clipmorph.serving.requests import (
     safe_stem,
 )
 from clipmorph.serving.schema import FrameItem, http_errors
+from clipmorph.serving.security_headers import SecurityHeaders
 from clipmorph.serving.settings import ServiceSettings, gpu_count
 from clipmorph.serving.uploads import refuse_addresses_in_file_fields
 from clipmorph.serving.web import create_jobs_app, create_web_app
@@ -191,3 +192,4 @@ class ClipMorph:
 
 ClipMorph.add_asgi_middleware(BodySizeLimit, max_bytes=SETTINGS.max_upload_bytes)
 ClipMorph.add_asgi_middleware(ReadOnlyGets, paths=("/styles", "/info"))
+ClipMorph.add_asgi_middleware(SecurityHeaders)

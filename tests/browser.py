@@ -16,18 +16,23 @@ CHROMIUM_FLAGS = [
 
 
 @contextmanager
-def open_page(url: str) -> Iterator:
-    """A page at ``url``; fails the test if the page raised any JavaScript error."""
+def open_page(url: str, enforce_csp: bool = False) -> Iterator:
+    """A page at ``url``; fails the test if the page raised any JavaScript error. Playwright's
+    ``wait_for_function`` evaluates strings in the page, which the page's Content-Security-Policy
+    forbids, so interaction tests bypass the policy; ``enforce_csp`` keeps it, and then any
+    violation the page itself causes fails the test too."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (make test installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        context = browser.new_context(viewport={"width": 1200, "height": 1400})
+        context = browser.new_context(viewport={"width": 1200, "height": 1400}, bypass_csp=not enforce_csp)
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
+        if enforce_csp:
+            page.on("console", lambda m: "Content Security Policy" in m.text and errors.append(m.text))
         page.goto(url)
         yield page
         browser.close()

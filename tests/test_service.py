@@ -70,6 +70,16 @@ def test_health_docs_and_page(server):
         assert client.get("/ui/static/app.js").status_code == 200
 
 
+def test_the_page_cannot_be_framed_sniffed_or_fed_foreign_scripts(server):
+    with server.client() as client:
+        page = client.get("/ui/")
+        policy = page.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        for response in (page, client.get("/styles"), client.get("/healthz")):
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert response.headers["x-frame-options"] == "DENY"
+
+
 def test_styles_list_with_thumbnails(server):
     from clipmorph.styles import index, store
 
