@@ -43,7 +43,12 @@ def test_the_catalogue_lists_the_21_original_styles_with_their_facts():
     public = {s["id"] for s in styles if s["public_domain"]}
     expected = {"ermine", "kanagawa", "kandinsky", "klee", "klimt", "monet", "scream", "starrynight", "turner"}
     assert public == expected  # as listed in ../shared/data/README.md
-    assert data["backbone"] == {"name": "catalogue-full", "width": "full", "style_weight": 1.5, "norm": "mean"}
+    assert data["backbone"] == {
+        "name": "catalogue-full",
+        "width": "full",
+        "style_weight": 1.5,
+        "norm": "mean-after-encoder",
+    }
 
 
 def test_every_catalogue_style_image_is_in_the_shared_data(shared_data):

@@ -64,7 +64,6 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         sample_every=250,
         max_minutes=args.max_minutes,
         wandb=not args.no_wandb,
-        spike_weight=args.spike_weight,
         norm=args.norm or str(backbone.get("norm", "instance")),
         lr=args.lr,
     )
@@ -403,9 +402,6 @@ def main(argv: list[str] | None = None) -> int:
         help="train: normalisation (default: catalogue.toml's [backbone] norm)",
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="train: Adam learning rate")
-    parser.add_argument(
-        "--spike-weight", type=float, default=0.0, help="train: weight of the feature-spike (droplet) penalty"
-    )
     parser.add_argument("--workers", type=int, default=1, help="photo loading processes")
     parser.add_argument(
         "--export",

@@ -1,7 +1,7 @@
 """Counting "droplet" artifacts in stylized pictures.
 
 A droplet is a compact bright blob that the network paints where the photo has none (the
-instance-norm spike of ``clipmorph.training.spikes``, seen from outside). It is found as a
+instance-norm feature spike seen from outside: see ``NetworkSpec.norm``). It is found as a
 connected region whose luminance stands far above its neighbourhood in the output while the
 photo's luminance there does not, of blob size and roughly round: brush strokes are long,
 textures are small, and a lamp in the photo is not the network's doing.

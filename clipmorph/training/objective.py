@@ -4,7 +4,7 @@ evaluation measures, over the same VGG19 features.
 Content is the squared difference of ``relu2_2`` features; style is the squared difference of
 Gram matrices over four layers, against each image's own painting (a batch mixes styles, each
 with its own weight); total variation smooths. Training adds the temporal terms
-(``clipmorph.training.temporal``) and the spike penalty (``clipmorph.training.spikes``).
+(``clipmorph.training.temporal``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ From scratch, every batch deals the styles round-robin over its images, so one b
 learns all of them at once (Dumoulin et al. 2017). Adding a style freezes the backbone and
 learns only that style's scale/shift vectors, which is small and fast. This module is the
 loop; the pieces it wires live where their names say: ``config``, ``starts`` (initial
-weights), ``objective`` (+ ``temporal``, ``spikes``), ``checkpoints``, ``previews``, ``record``.
+weights), ``objective`` (+ ``temporal``), ``checkpoints``, ``previews``, ``record``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from clipmorph.training import checkpoints, previews, record
 from clipmorph.training.config import ProgressCallback, TrainConfig, TrainResult
 from clipmorph.training.data import RandomCrops, SampleStream, find_images, fit_long_side, load_rgb, to_tensor
 from clipmorph.training.objective import LossWeights, PerceptualObjective
-from clipmorph.training.spikes import SpikeMonitor
 from clipmorph.training.starts import starting_network
 from clipmorph.training.temporal import noise_stability_loss, warp_consistency_loss
 from clipmorph.training.tracking import Tracker
@@ -58,7 +57,6 @@ class Trainer:
         weights = torch.tensor([s.style_weight for s in config.styles], device=self.device)
         self.objective = PerceptualObjective.for_paintings(vgg, self._paintings(), weights)
         self.weights = LossWeights(config.content_weight, config.style_weight, config.tv_weight)
-        self.spikes = SpikeMonitor(self.net, config.spike_threshold) if config.spike_weight else None
         self.step, self.seconds, self.content_images = 0, 0.0, 0
         self.averages: dict[str, float] = {}
         self.wandb_id: str | None = None
@@ -105,7 +103,6 @@ class Trainer:
 
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype != torch.float32):
             output = self.forward(content, styles)
-            spikes = self.spikes.penalty() if self.spikes else None
             losses = self.objective.losses(output, content, styles, self.weights)
             self._per_style = losses.pop("per_image_style")
             if cfg.noise_weight:
@@ -114,9 +111,6 @@ class Trainer:
             if cfg.warp_weight:
                 warp = warp_consistency_loss(stylize, content[sub], output[sub], cfg.motion, generator)
                 losses["warp"] = cfg.warp_weight * warp
-            if spikes is not None:
-                losses["spikes"] = cfg.spike_weight * spikes
-                self.spikes.peaks = []  # the temporal passes' records are not penalised twice
         losses["total"] = sum(losses.values())
         return losses
 
