@@ -307,7 +307,8 @@ def test_the_model_answers_each_item_of_a_batch_on_its_own(stored_styles):
     assert np.array_equal(results[0], results[4])
     with pytest.raises(BadInput, match="unknown style"):
         results[2].throw()
-    assert isinstance(ItemError("x", "internal"), ItemError)
+    with pytest.raises(RuntimeError, match="stylizing failed"):  # the model's own failure: a 500 for that request
+        ItemError("stylizing failed: ValueError", "internal").throw()
 
 
 def test_a_bad_frame_fails_its_own_request_before_it_reaches_a_batch():

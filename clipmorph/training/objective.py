@@ -9,7 +9,6 @@ with its own weight); total variation smooths. Training adds the temporal terms
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -100,6 +99,3 @@ class PerceptualObjective:
             "tv": weights.tv * total_variation(output),
             "per_image_style": per_image.detach(),
         }
-
-
-Stylize = Callable[[Tensor], Tensor]
