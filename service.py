@@ -39,7 +39,7 @@ from clipmorph.serving.requests import (
     VideoRequest,
     safe_stem,
 )
-from clipmorph.serving.schema import FrameItem, http_errors
+from clipmorph.serving.schema import FrameItem, Picture, http_errors
 from clipmorph.serving.security_headers import SecurityHeaders
 from clipmorph.serving.settings import ServiceSettings, gpu_count
 from clipmorph.serving.uploads import refuse_addresses_in_file_fields
@@ -61,6 +61,10 @@ class StyleModel:
     @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms)
     def stylize(self, items: list[FrameItem]) -> list[Any]:
         return self.runtime.stylize(items)
+
+    @bentoml.api
+    def instant_preview(self, photo: Picture, painting: Picture) -> Any:
+        return self.runtime.instant_preview(photo, painting)
 
     @bentoml.api
     def info(self) -> dict:
@@ -150,11 +154,15 @@ class ClipMorph:
 
     @bentoml.api(route="/create_style", input_spec=StyleCreationRequest)
     def create_style(self, ctx: bentoml.Context, **fields: Any) -> dict:
-        """Learn a new style from a painting on the served backbone: a training job.
-        Progress and preview: GET /jobs/{job_id}; cancel: POST /jobs/{job_id}/cancel."""
+        """Learn a new style from a painting on the served backbone: a training job. The answer
+        links an instant preview (any-painting network) on ``photo`` (else a sample photo).
+        Progress and training preview: GET /jobs/{job_id}; cancel: POST /jobs/{job_id}/cancel."""
         with http_errors():
             request = StyleCreationRequest(**fields)
-            return create_style_job(self.training, request, SETTINGS, self._scratch(ctx), ctx.request.headers)
+            return create_style_job(
+                self.training, request, SETTINGS, self._scratch(ctx), ctx.request.headers,
+                paint=lambda photo, painting: self.model.instant_preview(photo=photo, painting=painting),
+            )  # fmt: skip
 
     @bentoml.api(route="/delete_style")
     def delete_style(self, ctx: bentoml.Context, style: str) -> dict:

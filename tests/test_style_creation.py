@@ -39,7 +39,10 @@ def serve_with_own_store(workdir, vgg_assets, extra_env=None):
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory, vgg_assets):
+def studio(tmp_path_factory, vgg_assets, arbitrary_wheel):
+    from clipmorph.inference import arbitrary
+
+    arbitrary.fetch(vgg_assets[1].parent, arbitrary_wheel)  # the instant preview's network, in the server's cache
     server = serve_with_own_store(tmp_path_factory.mktemp("studio"), vgg_assets)
     yield server
     stop_server(server)
@@ -62,6 +65,12 @@ def test_a_painting_becomes_a_served_style_without_restart_then_is_deleted(studi
         assert response.status_code == 200, response.text
         job = response.json()
         assert job["style"] == "my-stripes" and job["display_name"] == "My Stripes"
+        instant = client.get(job["instant_preview_url"])  # before any training step: the any-painting network
+        assert instant.status_code == 200 and instant.headers["content-type"] == "image/jpeg", job
+        sample = np.asarray(Image.open(sorted((studio.tmp.parent / "photos").iterdir())[0]).convert("RGB"))
+        painted = np.asarray(Image.open(io.BytesIO(instant.content)).convert("RGB"))
+        assert painted.shape == sample.shape  # the sample photo (none was sent), at its own size
+        assert np.abs(painted.astype(int) - sample).mean() > 20  # painted, not the photo sent back
         final, seen = wait_for_job(client, job["job_id"], timeout=300)
         assert final["state"] == "succeeded", final
         assert any(r["state"] == "running" and r.get("steps") == 4 for r in seen)
@@ -123,6 +132,7 @@ def test_a_cancelled_job_leaves_no_model_and_no_files(studio):
         ("taken name", 409, "already exists"),
         ("long name", 400, "at most"),
         ("unknown preset", 400, ""),
+        ("text photo", 400, "not an image"),
     ],
 )
 def test_bad_paintings_and_names_get_4xx(studio, case, status, message):
@@ -134,9 +144,14 @@ def test_bad_paintings_and_names_get_4xx(studio, case, status, message):
         "taken name": {"name": "rand-0"},
         "long name": {"name": "x" * 61},
         "unknown preset": {"preset": "huge"},
+        "text photo": {"photo": b"a caption, not the photo"},
     }[case]
     with studio.client() as client:
-        response = create(client, **kwargs)
+        if "photo" in kwargs:  # the instant preview's photo is checked like the painting
+            files = {"painting": ("p.png", painting_bytes()), "photo": ("photo.jpg", kwargs.pop("photo"))}
+            response = client.post("/create_style", files=files, data={"name": "Photo Case", "preset": "tiny"})
+        else:
+            response = create(client, **kwargs)
         assert response.status_code == status, response.text
         assert message in response.text
         assert studio.alive()
@@ -182,11 +197,17 @@ def test_the_web_page_turns_a_painting_into_a_style_in_the_gallery(studio, tmp_p
     painting.write_bytes(painting_bytes())
     with open_page(f"{studio.url}/ui/") as page:
         page.wait_for_selector(".style >> nth=1")
+        photo = tmp_path / "photo.png"
+        Image.fromarray(gradient_frame(120, 80, t=3)).save(photo)
+        page.set_input_files("#file", str(photo))  # the user's photo: the instant preview paints it
         page.set_input_files("#painting", str(painting))
         page.fill("#style-name", "Browser Stripes")
         page.select_option("#preset", "tiny")
         page.click("#create")
         page.wait_for_selector("#create-progress", state="visible")
+        page.wait_for_selector("#create-instant", state="visible", timeout=30_000)
+        size = page.eval_on_selector("#create-instant-img", "i => i.complete && [i.naturalWidth, i.naturalHeight]")
+        assert size == [120, 80]  # the user's own photo, painted
         page.wait_for_selector("#create-done", state="visible", timeout=240_000)
         assert "browser-stripes" in page.inner_text("#create-done")
         assert page.locator("#create-preview").is_visible()

@@ -62,6 +62,23 @@ def test_noise_stability_punishes_a_network_that_amplifies_noise():
     assert calm == 0 and jumpy > 0.1
 
 
+def test_temporal_weights_scale_each_styles_own_images():
+    """A busy style's temporal weight raises its images' share of the loss, not its neighbours'."""
+    content = torch.full((2, 3, 16, 16), 0.5)
+
+    def jumpy_second(x):  # the second image amplifies noise, the first is steady
+        return torch.cat([x[:1] * 0 + 0.5, (x[1:] - 0.5) * 10 + 0.5])
+
+    def loss(weights):
+        generator = torch.Generator().manual_seed(3)
+        return temporal.noise_stability_loss(jumpy_second, content, content, 0.05, generator, weights)
+
+    plain = loss(None)
+    assert torch.isclose(loss(torch.tensor([1.0, 1.0])), plain)
+    assert torch.isclose(loss(torch.tensor([1.0, 3.0])), 3 * plain)
+    assert loss(torch.tensor([3.0, 1.0])) == plain  # the steady image's weight changes nothing
+
+
 def _photo(path, seed):
     rng = np.random.default_rng(seed)
     Image.fromarray(rng.integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(path)

@@ -6,6 +6,7 @@ import sys
 import tomllib
 import zipfile
 
+import pytest
 from PIL import Image
 
 from conftest import REPO
@@ -57,6 +58,19 @@ def test_every_catalogue_style_image_is_in_the_shared_data(shared_data):
     _, sources = styles_from_toml(REPO / "training" / "catalogue.toml", shared_data / "styles")
     assert len(sources) == 21 and all(s.image.is_file() for s in sources)
     assert sources[0].metadata["artist"] == "Jean-Michel Basquiat" and "style_file" not in sources[0].metadata
+    temporal = {s.id: s.temporal_weight for s in sources}
+    assert temporal["basquiat"] == 3.0 and temporal["sketch"] == 1.0  # the busy styles weigh flicker more
+    assert "temporal_weight" not in sources[0].metadata
+
+
+def test_a_style_list_refuses_weights_that_are_not_positive(tmp_path):
+    from clipmorph.errors import BadInput
+    from clipmorph.training.config import styles_from_toml
+
+    Image.fromarray(gradient_frame(64, 64)).save(tmp_path / "p.png")
+    (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\ntemporal_weight = -1\n')
+    with pytest.raises(BadInput, match="must be > 0"):
+        styles_from_toml(tmp_path / "list.toml", tmp_path)
 
 
 def test_pack_for_device_shrinks_photos_keeps_paintings_and_halves_the_loss_network(tmp_path, vgg_assets):

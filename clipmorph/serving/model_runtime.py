@@ -15,7 +15,8 @@ import numpy as np
 from clipmorph.errors import ClipMorphError
 from clipmorph.inference.options import check_frame, dtype_name
 from clipmorph.serving import metrics
-from clipmorph.serving.schema import FrameItem, ItemError
+from clipmorph.serving.instant_preview import InstantPainter
+from clipmorph.serving.schema import FrameItem, ItemError, Picture
 from clipmorph.serving.settings import ServiceSettings
 from clipmorph.styles import index
 
@@ -27,12 +28,15 @@ class ModelRuntime:
     """The engine for the store as it is now: styles created or deleted while the service runs
     are picked up at the next batch (one stat call per batch when nothing changed)."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, warm_up: bool = True) -> None:
         self.settings = settings
         self._reload_lock = threading.Lock()
         self.generation = -1
         self.engine: Engine
         self.current()
+        self.instant = InstantPainter()
+        if warm_up:  # compile the instant-preview network now, not at the first style job
+            self.instant.warm_up_in_background()
         metrics.sample_resources("model")
 
     def current(self) -> Engine:
@@ -109,6 +113,13 @@ class ModelRuntime:
             except Exception as error:  # this item's own failure: a 500 for its request alone
                 results.append(ItemError(f"stylizing failed: {type(error).__name__}", "internal"))
         return results
+
+    def instant_preview(self, photo: Picture, painting: Picture) -> np.ndarray | ItemError:
+        """The photo in the manner of any painting, from the arbitrary-style network (no training)."""
+        started = time.perf_counter()
+        answer = self.instant.paint(photo, painting)
+        metrics.get().stage_seconds.labels("instant_preview").observe(time.perf_counter() - started)
+        return answer
 
     def info(self) -> dict:
         engine = self.current()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidatorFunctionWrapHandler, field_validator
 
 from clipmorph.errors import BadInput
 from clipmorph.inference.options import StyleMix, StylizeOptions
@@ -69,6 +69,13 @@ class StyleCreationRequest(BaseModel):
     name: Annotated[str, Field(description="style name (letters, digits, spaces; becomes the style id)")]
     preset: Literal["tiny", "fast", "best"] = "fast"
     author: Annotated[str, Field(max_length=60, description="who made it (shown in the metadata)")] = ""
+    # Path, not Path | None: BentoML turns an upload into a Path only for a plain Path field.
+    photo: Annotated[Path, Field(description="a photo for the instant preview (default: a sample photo)")] = None
+
+    @field_validator("photo", mode="wrap")
+    @classmethod
+    def _photo_may_be_left_out(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Path | None:
+        return None if value is None else handler(value)
 
 
 def parse_options(

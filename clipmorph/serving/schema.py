@@ -61,6 +61,23 @@ class FrameItem(BaseModel):
         )
 
 
+class Picture(BaseModel):
+    """An RGB picture between the services (raw bytes plus shape, like ``FrameItem``)."""
+
+    pixels: bytes
+    height: int
+    width: int
+
+    @classmethod
+    def of(cls, rgb: np.ndarray) -> Picture:
+        return cls(pixels=np.ascontiguousarray(rgb, dtype=np.uint8).tobytes(), height=rgb.shape[0], width=rgb.shape[1])
+
+    def array(self) -> np.ndarray:
+        if len(self.pixels) != self.height * self.width * 3:
+            raise BadInput(f"picture has {len(self.pixels)} bytes, expected {self.height * self.width * 3}")
+        return np.frombuffer(self.pixels, dtype=np.uint8).reshape(self.height, self.width, 3)
+
+
 @dataclass(frozen=True)
 class ItemError:
     """The model's answer for one item it could not stylize: the batch's other items still get

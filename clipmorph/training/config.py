@@ -23,6 +23,7 @@ class StyleSource:
     image: Path
     style_weight: float = 1.0  # multiplies TrainConfig.style_weight for this style only
     metadata: dict = field(default_factory=dict)  # display_name, artist, title, year, ...
+    temporal_weight: float = 1.0  # multiplies the noise and warp weights for this style only (busy styles flicker)
 
     def __post_init__(self) -> None:
         validate_name(self.id)
@@ -136,5 +137,8 @@ def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSour
             raise BadInput(f"style image {image} not found (set --styles-dir)")
         style_id = entry.pop("id")
         weight = float(entry.pop("style_weight", 1.0))
-        sources.append(StyleSource(style_id, image, weight, entry))
+        temporal = float(entry.pop("temporal_weight", 1.0))
+        if weight <= 0 or temporal <= 0:
+            raise BadInput(f"style {style_id}: style_weight and temporal_weight must be > 0")
+        sources.append(StyleSource(style_id, image, weight, entry, temporal_weight=temporal))
     return dict(data.get("backbone", {})), sources

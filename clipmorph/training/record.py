@@ -74,6 +74,7 @@ def result_library(trainer: Trainer) -> StyleLibrary:
             "style_image": source.image.name,
             "style_image_sha256": sha256_file(source.image),
             "style_loss_weight": source.style_weight,
+            "temporal_loss_weight": source.temporal_weight,
             "training": style_record(trainer, source.id, trained),
             "final_losses": {
                 "style": round(averages.get(f"style/{source.id}", float("nan")), 4),

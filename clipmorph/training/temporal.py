@@ -62,9 +62,18 @@ def relight(images: Tensor, motion: MotionRange, generator: torch.Generator | No
     return (images * gain.to(images.device) + noise.to(images.device)).clamp(0, 1)
 
 
-def masked_mse(a: Tensor, b: Tensor, mask: Tensor) -> Tensor:
-    diff = (a.float() - b.float()) ** 2 * mask
-    return diff.sum() / (mask.sum() * a.shape[1]).clamp_min(1.0)
+def weighted_mean(per_image: Tensor, image_weights: Tensor | None) -> Tensor:
+    """Mean over the batch, each image's term scaled by its style's temporal weight (None: all 1)."""
+    if image_weights is None:
+        return per_image.mean()
+    return (per_image * image_weights.to(per_image.device, per_image.dtype)).mean()
+
+
+def masked_mse(a: Tensor, b: Tensor, mask: Tensor, image_weights: Tensor | None = None) -> Tensor:
+    """Per-pixel MSE over the valid region; per image, so each style can weigh its own."""
+    diff = ((a.float() - b.float()) ** 2 * mask).flatten(1).sum(1)
+    per_image = diff / (mask.flatten(1).sum(1) * a.shape[1]).clamp_min(1.0)
+    return weighted_mean(per_image, image_weights)
 
 
 def noise_stability_loss(
@@ -73,9 +82,11 @@ def noise_stability_loss(
     output: Tensor,
     sigma: float,
     generator: torch.Generator | None = None,
+    image_weights: Tensor | None = None,
 ) -> Tensor:
     noisy = (content + torch.randn(content.shape, generator=generator).to(content.device) * sigma).clamp(0, 1)
-    return F.mse_loss(stylize(noisy).float(), output.float())
+    per_image = F.mse_loss(stylize(noisy).float(), output.float(), reduction="none").flatten(1).mean(1)
+    return weighted_mean(per_image, image_weights)
 
 
 def warp_consistency_loss(
@@ -84,9 +95,10 @@ def warp_consistency_loss(
     output: Tensor,
     motion: MotionRange,
     generator: torch.Generator | None = None,
+    image_weights: Tensor | None = None,
 ) -> Tensor:
     theta = random_motion(content.shape[0], motion, generator)
     moved, valid = warp(content, theta)
     next_frame = relight(moved, motion, generator).to(content.dtype)
     expected, _ = warp(output, theta)
-    return masked_mse(stylize(next_frame), expected, valid)
+    return masked_mse(stylize(next_frame), expected, valid, image_weights)

@@ -55,6 +55,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=config.lr)
         self.forward = torch.compile(self.net) if config.compile else self.net
         weights = torch.tensor([s.style_weight for s in config.styles], device=self.device)
+        self.temporal_weights = torch.tensor([s.temporal_weight for s in config.styles], device=self.device)
         self.objective = PerceptualObjective.for_paintings(vgg, self._paintings(), weights)
         self.weights = LossWeights(config.content_weight, config.style_weight, config.tv_weight)
         self.step, self.seconds, self.content_images = 0, 0.0, 0
@@ -105,11 +106,12 @@ class Trainer:
             output = self.forward(content, styles)
             losses = self.objective.losses(output, content, styles, self.weights)
             self._per_style = losses.pop("per_image_style")
+            temporal = self.temporal_weights[styles[sub]]
             if cfg.noise_weight:
-                noise = noise_stability_loss(stylize, content[sub], output[sub], cfg.noise_sigma, generator)
+                noise = noise_stability_loss(stylize, content[sub], output[sub], cfg.noise_sigma, generator, temporal)
                 losses["noise"] = cfg.noise_weight * noise
             if cfg.warp_weight:
-                warp = warp_consistency_loss(stylize, content[sub], output[sub], cfg.motion, generator)
+                warp = warp_consistency_loss(stylize, content[sub], output[sub], cfg.motion, generator, temporal)
                 losses["warp"] = cfg.warp_weight * warp
         losses["total"] = sum(losses.values())
         return losses

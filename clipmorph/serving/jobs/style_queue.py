@@ -28,7 +28,14 @@ from clipmorph.errors import BadInput, UnknownStyle, without_paths
 from clipmorph.serving.jobs.store import ENDED, Job, JobStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
+
+    from clipmorph.serving.schema import ItemError, Picture
     from clipmorph.training.config import StyleSource, TrainConfig
+
+    PaintPreview = Callable[[Picture, Picture], np.ndarray | ItemError]
 
 log = logging.getLogger(__name__)
 
@@ -119,21 +126,35 @@ class StyleTrainingQueue:
         self.nice = nice
         self._submit_lock = threading.Lock()
 
-    def submit(self, painting: Path, spec: StyleJobSpec) -> tuple[Job, str]:
-        """Queue a job; returns it and its owner key (needed to cancel it when a token is set)."""
+    def submit(
+        self,
+        painting: Path,
+        spec: StyleJobSpec,
+        files: dict[str, bytes] | None = None,
+        job_id: str | None = None,
+        **fields,
+    ) -> tuple[Job, str]:
+        """Queue a job (with extra ``files`` in its folder and ``fields`` in its record); returns
+        it and its owner key (needed to cancel it when a token is set)."""
         with self._submit_lock:  # two uploads of one name: the second is refused
             from clipmorph.styles import index
 
             if spec.style_id in index.style_models() or spec.style_id in active_style_ids(self.jobs):
                 raise BadInput(f"a style named {spec.style_id!r} already exists or is being created", "exists")
-            job = self.jobs.create(f"style-{uuid.uuid4().hex}")
+            job = self.jobs.create(job_id or self.new_job_id())
             shutil.copyfile(painting, job.folder / spec.painting)
+            for name, data in (files or {}).items():
+                (job.folder / name).write_bytes(data)
             (job.folder / SPEC_FILE).write_text(json.dumps(asdict(spec)))
             owner_key = secrets.token_urlsafe(24)
             (job.folder / "owner_key").write_text(owner_key)
-            job.write("queued", kind="style", style=spec.style_id, preset=spec.preset, step=0, steps=0)
+            job.write("queued", kind="style", style=spec.style_id, preset=spec.preset, step=0, steps=0, **fields)
         threading.Thread(target=self._run, args=(job,), name=f"train-{job.id}", daemon=True).start()
         return job, owner_key
+
+    @staticmethod
+    def new_job_id() -> str:
+        return f"style-{uuid.uuid4().hex}"
 
     def _acquire_slot(self, job: Job):
         """Hold one of ``max_parallel`` lock files; None when the job was cancelled while waiting."""
@@ -206,17 +227,23 @@ def finish_cancelled(job: Job) -> None:
     job.write("cancelled")
 
 
-def create_style_job(training: StyleTrainingQueue, request, settings, folder: Path, headers) -> dict:
-    """``POST /create_style``: check who asks and what, then queue the training of the
-    request's painting on the served backbone; returns what the client needs to follow the job."""
+def create_style_job(
+    training: StyleTrainingQueue, request, settings, folder: Path, headers, paint: PaintPreview | None = None
+) -> dict:
+    """``POST /create_style``: check who asks and what, paint the instant preview (``paint``: the
+    model worker's arbitrary-style network), then queue the training of the request's painting
+    on the served backbone; returns what the client needs to follow the job."""
     from clipmorph.inference import media
     from clipmorph.serving.access import require_admin, style_id_from_name
+    from clipmorph.serving.instant_preview import INSTANT_FILE, make_instant_preview, preview_photo
 
     require_admin(headers, settings.admin_token)
     style_id, display_name = style_id_from_name(request.name)
     if not settings.train_content:
         raise BadInput("style creation is not configured here: set CLIPMORPH_TRAIN_CONTENT", "unavailable")
     painting = media.load_image(request.painting, settings.max_image_pixels)
+    photo_path = request.photo or preview_photo(settings.train_content)
+    photo = media.load_image(photo_path, settings.max_image_pixels) if photo_path else None  # a bad upload: 4xx
     clean = folder / "painting.png"  # re-encoded: whatever the upload was, the job gets a plain PNG
     clean.write_bytes(media.encode_image(painting.rgb, None, "PNG"))
     spec = StyleJobSpec(
@@ -230,8 +257,16 @@ def create_style_job(training: StyleTrainingQueue, request, settings, folder: Pa
         wandb=settings.wandb,
         wandb_dir=str(settings.wandb_dir),
     )
-    job, owner_key = training.submit(clean, spec)
+    instant, report = None, {}
+    if paint is not None and photo is not None:
+        instant, report = make_instant_preview(paint, photo.rgb, painting.rgb)
+    files = {INSTANT_FILE: instant} if instant else {}
+    job_id = training.new_job_id()
+    if instant:
+        report["instant_preview_url"] = f"/jobs/{job_id}/instant_preview"
+    job, owner_key = training.submit(clean, spec, files, job_id=job_id, **report)
     return {
+        **report,
         "job_id": job.id,
         "style": style_id,
         "display_name": display_name,

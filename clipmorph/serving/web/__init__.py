@@ -50,11 +50,16 @@ def create_jobs_app(store: JobStore, authorize_cancel: Callable[[Job, Headers], 
     def progress(job: Job) -> Response:
         return JSONResponse(job.read())
 
-    def preview(job: Job) -> Response:
-        path = job.folder / "preview.jpg"
-        if not path.is_file():
-            return _error(404, "no preview yet")
-        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    def picture(name: str, missing: str):
+        def handler(job: Job) -> Response:
+            path = job.folder / name
+            if not path.is_file():
+                return _error(404, missing)
+            return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+        return handler
+
+    instant_preview = picture("instant.jpg", "this job has no instant preview")
 
     def result(job: Job) -> Response:
         output = job.result_file()
@@ -73,7 +78,8 @@ def create_jobs_app(store: JobStore, authorize_cancel: Callable[[Job, Headers], 
         routes=[
             Route("/{job_id}", with_job(progress), methods=["GET"]),
             Route("/{job_id}/result", with_job(result), methods=["GET"]),
-            Route("/{job_id}/preview", with_job(preview), methods=["GET"]),
+            Route("/{job_id}/preview", with_job(picture("preview.jpg", "no preview yet")), methods=["GET"]),
+            Route("/{job_id}/instant_preview", with_job(instant_preview), methods=["GET"]),
             Route("/{job_id}/cancel", with_job(cancel), methods=["POST"]),
         ]
     )

@@ -244,7 +244,7 @@ async function pollCreation() {
   $("create-text").textContent = `${job.state}: step ${job.step || 0} / ${job.steps || "?"}${eta}${phase}`;
   if (job.preview_url) {
     $("create-preview").src = job.preview_url;
-    $("create-preview").hidden = false;
+    $("create-training").hidden = false;
   }
   if (["succeeded", "failed", "cancelled"].includes(job.state)) {
     clearInterval(creation.timer);
@@ -253,6 +253,7 @@ async function pollCreation() {
     $("create").disabled = false;
     if (job.state === "succeeded") {
       $("create-done").textContent = `Style "${job.result.style}" is ready: pick it in the gallery.`;
+      $("create-preview-caption").textContent = "Your trained style: photo | new style";
       $("create-done").hidden = false;
       await loadStyles();
       selectStyle(job.result.style);
@@ -267,10 +268,17 @@ $("create-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   $("create-error").hidden = true;
   $("create-done").hidden = true;
-  $("create-preview").hidden = true;
+  $("create-training").hidden = true;
+  $("create-instant").hidden = true;
   $("create").disabled = true;
   try {
-    const job = await (await api("/create_style", new FormData($("create-form")))).json();
+    const form = new FormData($("create-form"));
+    if (state.file && state.kind === "image") form.append("photo", state.file);  // the instant preview's photo
+    const job = await (await api("/create_style", form)).json();
+    if (job.instant_preview_url) {
+      $("create-instant-img").src = job.instant_preview_url;
+      $("create-instant").hidden = false;
+    }
     creation.job = job.job_id;
     creation.ownerKey = job.owner_key;
     $("create-bar").value = 0;
