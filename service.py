@@ -27,7 +27,7 @@ from clipmorph.serving.get_routes import ReadOnlyGets
 from clipmorph.serving.jobs.store import Job, JobCancelled, JobStore
 from clipmorph.serving.jobs.style_queue import StyleTrainingQueue, create_style_job, may_cancel
 from clipmorph.serving.jobs.video import observe_stage, run_video
-from clipmorph.serving.limits import BodySizeLimit
+from clipmorph.serving.limits import BodyLimits
 from clipmorph.serving.model_runtime import ModelRuntime
 from clipmorph.serving.remote import RemoteStylizer
 from clipmorph.serving.requests import (
@@ -198,6 +198,9 @@ class ClipMorph:
             raise bentoml.exceptions.InvalidArgument("the job was cancelled") from None
 
 
-ClipMorph.add_asgi_middleware(BodySizeLimit, max_bytes=SETTINGS.max_upload_bytes)
+ClipMorph.add_asgi_middleware(
+    BodyLimits, max_bytes=SETTINGS.max_upload_bytes, route_bytes=SETTINGS.route_upload_bytes(),
+    idle_seconds=SETTINGS.body_idle_seconds, total_seconds=SETTINGS.body_total_seconds,
+)  # fmt: skip
 ClipMorph.add_asgi_middleware(ReadOnlyGets, paths=("/styles", "/info"))
 ClipMorph.add_asgi_middleware(SecurityHeaders)

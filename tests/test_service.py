@@ -313,6 +313,46 @@ def test_upload_over_the_limit_is_413(server):
     assert server.alive()
 
 
+def test_each_route_has_its_own_body_limit(server):
+    body = b"\0" * int(2.5 * 1024 * 1024)  # over the image limit (2 MB here), under the general one (3 MB)
+    with server.client() as client:
+        one = client.post("/stylize", files={"image": ("big.png", body)}, data={"style": "rand-0"})
+        assert one.status_code == 413 and "/stylize" in one.text
+        batch = client.post("/stylize_batch", files={"images": ("big.png", body)}, data={"style": "rand-0"})
+        assert batch.status_code == 400 and "not an image" in batch.text  # size accepted; content refused
+        small = client.post("/delete_style", content=b'{"style": "' + b"x" * 100_000 + b'"}')
+        assert small.status_code == 413
+
+
+def test_stalled_uploads_get_408_and_do_not_lock_other_clients_out(server):
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(server.url)
+    head = (
+        b"POST /stylize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200000\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n"
+    )
+    stalled = []
+    for _ in range(70):  # more than CLIPMORPH_MAX_CONCURRENCY (64): every slot held by a stalled upload
+        connection = socket.create_connection((address.hostname, address.port))
+        connection.sendall(head)
+        stalled.append(connection)
+    answers = []
+    for connection in stalled:
+        connection.settimeout(30)  # the idle limit is 3 s here; the traffic timeout is 900 s
+        try:
+            answers.append(connection.recv(100).split(b" ")[1])
+        except (TimeoutError, IndexError):
+            answers.append(b"no answer")
+        finally:
+            connection.close()
+    assert set(answers) <= {b"408", b"429"} and b"408" in answers, answers
+    response = stylize(server.client(timeout=60), png_bytes())
+    assert response.status_code == 200  # the slots are free again
+    assert server.alive()
+
+
 def test_path_tricks_in_file_names_are_harmless(server):
     with server.client() as client:
         response = stylize(client, png_bytes(), filename="../../../../etc/passwd.png")

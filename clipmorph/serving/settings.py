@@ -94,9 +94,15 @@ def _positive_number(value: float) -> bool:
     return value > 0
 
 
+JSON_BODY_BYTES = 64 * 1024  # the routes that take a few JSON fields
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
-    max_upload_bytes: int  # CLIPMORPH_MAX_UPLOAD_MB: larger request bodies get 413
+    max_upload_bytes: int  # CLIPMORPH_MAX_UPLOAD_MB: larger request bodies get 413 (videos, batches)
+    max_image_upload_bytes: int  # CLIPMORPH_MAX_IMAGE_UPLOAD_MB: the same for one-image routes
+    body_idle_seconds: float  # CLIPMORPH_BODY_IDLE_SECONDS: an upload that sends nothing this long gets 408
+    body_total_seconds: float  # CLIPMORPH_BODY_TIMEOUT_SECONDS: an upload not complete after this gets 408
     max_image_pixels: int  # CLIPMORPH_MAX_IMAGE_MEGAPIXELS: header dimensions checked before decoding
     max_side: int  # CLIPMORPH_MAX_SIDE: network resolution cap and default
     max_batch_images: int  # CLIPMORPH_MAX_BATCH_IMAGES: images per /stylize_batch request
@@ -127,6 +133,11 @@ class ServiceSettings:
         count, number, size = "a whole number >= 1", "a number > 0", "a number of megabytes > 0"
         return cls(
             max_upload_bytes=_read("CLIPMORPH_MAX_UPLOAD_MB", "200", _scaled(1024 * 1024), size, _positive_number),
+            max_image_upload_bytes=_read(
+                "CLIPMORPH_MAX_IMAGE_UPLOAD_MB", "50", _scaled(1024 * 1024), size, _positive_number
+            ),
+            body_idle_seconds=_read("CLIPMORPH_BODY_IDLE_SECONDS", "20", float, number, _positive_number),
+            body_total_seconds=_read("CLIPMORPH_BODY_TIMEOUT_SECONDS", "300", float, number, _positive_number),
             max_image_pixels=_read("CLIPMORPH_MAX_IMAGE_MEGAPIXELS", "50", _scaled(1e6), number, _positive_number),
             max_side=_read("CLIPMORPH_MAX_SIDE", "1920", int, "a whole number >= 16", lambda v: v >= 16),
             max_batch_images=_read("CLIPMORPH_MAX_BATCH_IMAGES", "32", int, count, lambda v: v >= 1),
@@ -152,6 +163,12 @@ class ServiceSettings:
             wandb=_read("CLIPMORPH_WANDB", "1", _flag, "1 or 0", lambda _: True),
             wandb_dir=Path(_read("CLIPMORPH_WANDB_DIR", _temp("clipmorph-wandb"), str, "a folder")),
         )
+
+    def route_upload_bytes(self) -> dict[str, int]:
+        """Body limits per route: one image is image-sized; batches, videos and the rest get the general limit."""
+        image = min(self.max_image_upload_bytes, self.max_upload_bytes)
+        small = min(JSON_BODY_BYTES, self.max_upload_bytes)
+        return {"/stylize": image, "/create_style": image} | dict.fromkeys(("/styles", "/info", "/delete_style"), small)
 
     def describe(self) -> dict:
         """For /info: every setting except secrets."""
