@@ -42,6 +42,7 @@ from clipmorph.serving.requests import (
 from clipmorph.serving.schema import FrameItem, Picture, http_errors
 from clipmorph.serving.security_headers import SecurityHeaders
 from clipmorph.serving.settings import ServiceSettings, gpu_count
+from clipmorph.serving.state_guard import StateChangeGuard
 from clipmorph.serving.uploads import refuse_addresses_in_file_fields
 from clipmorph.serving.web import create_jobs_app, create_web_app
 from clipmorph.styles import index
@@ -204,3 +205,6 @@ ClipMorph.add_asgi_middleware(
 )  # fmt: skip
 ClipMorph.add_asgi_middleware(ReadOnlyGets, paths=("/styles", "/info"))
 ClipMorph.add_asgi_middleware(SecurityHeaders)
+ClipMorph.add_asgi_middleware(
+    StateChangeGuard, token_configured=bool(SETTINGS.admin_token), allowed_origins=SETTINGS.allowed_origins
+)

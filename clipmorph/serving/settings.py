@@ -120,6 +120,7 @@ class ServiceSettings:
     max_latency_ms: int  # CLIPMORPH_MAX_LATENCY_MS: batch queue budget; a fuller queue answers 503 at once
     max_concurrency: int  # CLIPMORPH_MAX_CONCURRENCY: requests in the API at once; more get 429 at once
     admin_token: str  # CLIPMORPH_ADMIN_TOKEN: required by style create/delete (unset: loopback-only servers)
+    allowed_origins: list[str]  # CLIPMORPH_ALLOWED_ORIGINS: other sites' pages that may change state (comma list)
     train_content: list[Path]  # CLIPMORPH_TRAIN_CONTENT: photo folders for style creation (os.pathsep list)
     train_base: str  # CLIPMORPH_TRAIN_BASE: backbone (or style id) new styles are added to
     max_trainings: int  # CLIPMORPH_MAX_TRAININGS: style trainings at once on this device
@@ -156,6 +157,9 @@ class ServiceSettings:
             max_latency_ms=_read("CLIPMORPH_MAX_LATENCY_MS", "20000", int, count, lambda v: v >= 1),
             max_concurrency=_read("CLIPMORPH_MAX_CONCURRENCY", "64", int, count, lambda v: v >= 1),
             admin_token=os.environ.get("CLIPMORPH_ADMIN_TOKEN", ""),
+            allowed_origins=[
+                o.strip() for o in os.environ.get("CLIPMORPH_ALLOWED_ORIGINS", "").split(",") if o.strip()
+            ],
             train_content=[Path(p) for p in os.environ.get("CLIPMORPH_TRAIN_CONTENT", "").split(os.pathsep) if p],
             train_base=_read("CLIPMORPH_TRAIN_BASE", "catalogue-full", str, "a backbone name or style id"),
             max_trainings=_read("CLIPMORPH_MAX_TRAININGS", "1", int, count, lambda v: v >= 1),
