@@ -24,9 +24,11 @@ from clipmorph.inference import media
 from clipmorph.inference.pipeline import VIDEO_GROUP, stylize_images
 from clipmorph.serving.access import require_admin
 from clipmorph.serving.get_routes import ReadOnlyGets
+from clipmorph.serving.jobs.recovery import recover_orphans, start_sweeper
 from clipmorph.serving.jobs.store import Job, JobCancelled, JobStore
 from clipmorph.serving.jobs.style_queue import StyleTrainingQueue, create_style_job, may_cancel
-from clipmorph.serving.jobs.video import observe_stage, run_video
+from clipmorph.serving.jobs.video import check_video, observe_stage, run_video
+from clipmorph.serving.jobs.video_queue import AnyioSpawner, VideoJobQueue
 from clipmorph.serving.limits import BodyLimits
 from clipmorph.serving.model_runtime import ModelRuntime
 from clipmorph.serving.remote import RemoteStylizer
@@ -96,9 +98,14 @@ class ClipMorph:
     model = bentoml.depends(StyleModel)
 
     def __init__(self) -> None:
+        recover_orphans(JOBS)  # jobs an earlier run left unfinished: failed, cleaned, children stopped
+        start_sweeper(JOBS, min(SETTINGS.job_ttl_seconds / 4, 600))
         # Resolved at start: a misspelt or unavailable encoder stops the service, not every video job.
         self.video_encoding = media.VideoEncoding(encoder=media.pick_h264_encoder(SETTINGS.video_encoder))
         self.training = StyleTrainingQueue(JOBS, SETTINGS.max_trainings, SETTINGS.train_nice)
+        self.video_jobs = VideoJobQueue(
+            JOBS, SETTINGS.max_video_jobs, SETTINGS.max_queued_video_jobs, AnyioSpawner(SETTINGS.max_video_jobs)
+        )
         # Looked up per call: the proxy resolves remote methods lazily.
         self.stylizer = RemoteStylizer(lambda items: self.model.stylize(items), SETTINGS.batch_size or VIDEO_GROUP)
 
@@ -172,13 +179,17 @@ class ClipMorph:
             require_admin(ctx.request.headers, SETTINGS.admin_token)
             return {"deleted": index.delete_style(validate_name(style), user_made_only=True)}
 
-    @bentoml.task(route="/video_job", input_spec=VideoRequest)
-    def video_job(self, ctx: bentoml.Context, **fields: Any) -> dict:
-        """Stylize a clip as a long-running job. Progress: GET /jobs/{task_id}; cancel: POST /jobs/{task_id}/cancel."""
-        job = JOBS.create(ctx.request.state.task_id)
+    @bentoml.api(route="/video_job/submit", input_spec=VideoRequest)
+    def video_job(self, **fields: Any) -> dict:
+        """Stylize a clip as a queued job, checked now. Progress (and queue position): GET /jobs/{job_id};
+        result: GET /jobs/{job_id}/result; cancel: POST /jobs/{job_id}/cancel."""
         with http_errors():
             request = VideoRequest(**fields)
-            return self._video(job, request, SETTINGS.max_video_seconds)
+            options = self._options(request)
+            check_video(request.video, SETTINGS.max_video_seconds, SETTINGS.max_video_pixels)
+            return self.video_jobs.submit(request.video, lambda job, source: self._run_video(
+                job, source, options, request.output_format, SETTINGS.max_video_seconds, remove_source=True
+            ))  # fmt: skip
 
     @bentoml.api(route="/stylize_video", input_spec=VideoRequest)
     def stylize_video(self, ctx: bentoml.Context, **fields: Any) -> Annotated[Path, ContentType("video/*")]:
@@ -186,15 +197,21 @@ class ClipMorph:
         with http_errors():
             request = VideoRequest(**fields)
             job = Job("sync", self._scratch(ctx))
-            self._video(job, request, SETTINGS.max_sync_video_seconds)
+            options = self._options(request)
+            self._video(job, request.video, options, request.output_format, SETTINGS.max_sync_video_seconds)
             return job.result_file()
 
-    def _video(self, job: Job, request: VideoRequest, max_seconds: float) -> dict:
+    def _run_video(
+        self, job: Job, source: Path, options, output_format: str, max_seconds: float, remove_source: bool = False
+    ) -> dict:
+        return run_video(
+            job, source, options, output_format, self.stylizer, self.video_encoding, max_seconds,
+            SETTINGS.max_video_pixels, remove_source,
+        )  # fmt: skip
+
+    def _video(self, job: Job, source: Path, options, output_format: str, max_seconds: float) -> dict:
         try:
-            return run_video(
-                job, request.video, self._options(request), request.output_format, self.stylizer,
-                self.video_encoding, max_seconds, SETTINGS.max_video_pixels,
-            )  # fmt: skip
+            return self._run_video(job, source, options, output_format, max_seconds)
         except JobCancelled:
             raise bentoml.exceptions.InvalidArgument("the job was cancelled") from None
 

@@ -37,9 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         fields["max_side"] = str(args.max_side)
     with args.video.open("rb") as handle:
         submitted = client.post("/video_job/submit", files={"video": (args.video.name, handle)}, data=fields)
-    submitted.raise_for_status()
-    task_id = submitted.json()["task_id"]
-    print(f"job {task_id} submitted", file=sys.stderr)
+    if submitted.status_code != 200:  # a bad clip or a full queue: the server says why
+        print(f"refused ({submitted.status_code}): {submitted.text}", file=sys.stderr)
+        return 1
+    task_id = submitted.json()["job_id"]
+    print(f"job {task_id} submitted (position {submitted.json().get('position')} in the queue)", file=sys.stderr)
 
     bar = tqdm(unit="frame", desc=args.video.name)
     try:
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bar.close()
     if record.get("state") != "succeeded":
-        print(f"job {record.get('state')}: {record.get('error') or failure(client, task_id)}", file=sys.stderr)
+        print(f"job {record.get('state')}: {record.get('error', '')}", file=sys.stderr)
         return 1
     with client.stream("GET", f"/jobs/{task_id}/result") as response, output.open("wb") as target:
         response.raise_for_status()
@@ -63,26 +65,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def follow(client: httpx.Client, task_id: str, bar: tqdm) -> dict:
-    """Poll the job's progress until it ends (or the task fails before the job starts)."""
+    """Poll the job's progress until it ends."""
     while True:
         response = client.get(f"/jobs/{task_id}")
-        if response.status_code == 200:
-            record = response.json()
-            if record.get("total"):
-                bar.total = record["total"]
-            bar.n = record.get("done", 0)
-            bar.set_postfix(fps=record.get("fps"), eta=record.get("eta_seconds"))
-            bar.refresh()
-            if record.get("state") in ("succeeded", "failed", "cancelled"):
-                return record
-        status = client.get("/video_job/status", params={"task_id": task_id}).json().get("status")
-        if status in ("failed", "canceled") and response.status_code != 200:
-            return {"state": "failed"}
+        response.raise_for_status()
+        record = response.json()
+        if record.get("total"):
+            bar.total = record["total"]
+        bar.n = record.get("done", 0)
+        bar.set_postfix(fps=record.get("fps"), eta=record.get("eta_seconds"))
+        bar.refresh()
+        if record.get("state") == "queued" and record.get("position"):
+            bar.set_description(f"queued, position {record['position']}")
+        if record.get("state") in ("succeeded", "failed", "cancelled"):
+            return record
         time.sleep(0.5)
-
-
-def failure(client: httpx.Client, task_id: str) -> str:
-    return client.get("/video_job/get", params={"task_id": task_id}).text
 
 
 if __name__ == "__main__":

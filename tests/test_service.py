@@ -12,6 +12,7 @@ import sys
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import av
 import numpy as np
@@ -171,8 +172,8 @@ def test_video_job_with_progress_and_audio(server, tmp_path):
         assert final["state"] == "succeeded", final
         assert final["total"] == 24 and final["result"]["frames"] == 24
         assert final["result"]["encoder"] == media.pick_h264_encoder("auto")
-        assert client.get("/video_job/status", params={"task_id": task_id}).json()["status"] == "completed"
-        assert client.get("/video_job/get", params={"task_id": task_id}).json()["frames"] == 24
+        for method, path in [("POST", "/video_job/retry"), ("POST", "/video_job"), ("GET", "/video_job/status")]:
+            assert client.request(method, path, params={"task_id": task_id}).status_code in (404, 405), path
         download = client.get(f"/jobs/{task_id}/result")
     assert download.status_code == 200 and download.headers["content-type"] == "video/mp4"
     result = tmp_path / "result.mp4"
@@ -181,6 +182,37 @@ def test_video_job_with_progress_and_audio(server, tmp_path):
     assert frames == 24 and "Audio: aac" in report and re.search(r"\b12 fps\b", report)
     job_files = sorted(p.name for p in (server.jobs / task_id).iterdir())
     assert job_files == ["progress.json", "result.mp4"]  # the upload copy is gone
+    store = Path(os.environ["BENTOML_HOME"]) / "task_result.db"  # BentoML's task store kept every request body
+    if store.exists():
+        import sqlite3
+
+        with sqlite3.connect(store) as db:
+            assert db.execute("SELECT count(*) FROM result").fetchone()[0] == 0
+
+
+def test_video_jobs_are_checked_at_submission_and_queued_with_a_bounded_depth(server, shared_data, tmp_path):
+    with server.client() as client:
+        text = client.post("/video_job/submit", data={"video": "clip.mp4", "style": "rand-0"})
+        assert text.status_code == 400 and "upload" in text.text  # before: 200, then a failed job
+        still = client.post("/video_job/submit", files={"video": ("p.png", png_bytes())}, data={"style": "rand-0"})
+        assert still.status_code == 400 and "not a video" in still.text
+        clip = (shared_data / "videos" / "ski.mov").read_bytes()
+        submitted = []
+        for _ in range(3):  # 1 runs, 2 wait (CLIPMORPH_MAX_VIDEO_JOBS=1, CLIPMORPH_MAX_QUEUED_VIDEO_JOBS=2 here)
+            answer = client.post("/video_job/submit", files={"video": ("ski.mov", clip)}, data={"style": "rand-0"})
+            assert answer.status_code == 200, answer.text
+            submitted.append(answer.json()["job_id"])
+        full = client.post("/video_job/submit", files={"video": ("ski.mov", clip)}, data={"style": "rand-0"})
+        assert full.status_code == 429 and "queue is full" in full.text
+        last = client.get(f"/jobs/{submitted[-1]}").json()
+        assert last["state"] == "queued" and last["position"] == 2, last
+        for job_id in reversed(submitted):
+            assert client.post(f"/jobs/{job_id}/cancel").status_code == 202
+        for job_id in submitted:
+            final, _ = wait_for_job(client, job_id, timeout=120)
+            assert final["state"] == "cancelled"
+            assert not list((server.jobs / job_id).glob("input*"))
+    assert server.alive()
 
 
 def test_sync_video_endpoint(server, tmp_path):
@@ -391,20 +423,19 @@ def test_bad_video_requests(server, shared_data, tmp_path, case, status, message
     assert server.alive()
 
 
-def test_failed_video_job_reports_why(server, tmp_path):
+def test_a_video_job_that_cannot_be_run_is_refused_at_once_and_leaves_nothing(server, tmp_path):
+    before = set(server.jobs.iterdir()) if server.jobs.exists() else set()
     with server.client() as client:
-        task_id = client.post(
+        response = client.post(
             "/video_job/submit", files={"video": ("x.mp4", b"garbage" * 100)}, data={"style": "rand-0"}
-        ).json()["task_id"]
-        final, _ = wait_for_job(client, task_id, timeout=60)
-        assert final["state"] == "failed" and "not an image or video" in final["error"]
-        deadline = time.monotonic() + 30
-        while client.get("/video_job/status", params={"task_id": task_id}).json()["status"] != "failed":
-            assert time.monotonic() < deadline, "task status never became failed"
-            time.sleep(0.2)
-        assert client.get(f"/jobs/{task_id}/result").status_code == 404
+        )
+        assert response.status_code == 400 and "not an image or video" in response.text  # before: 200, then failed
+        assert str(server.tmp) not in response.text and "/tmp" not in response.text
+        clip = make_video(tmp_path / "c.mp4").read_bytes()
+        unknown = client.post("/video_job/submit", files={"video": ("c.mp4", clip)}, data={"style": "no-such-style"})
+        assert unknown.status_code == 404
         assert client.get("/jobs/..%2F..%2Fetc").status_code in (400, 404)
-    assert sorted(p.name for p in (server.jobs / task_id).iterdir()) == ["progress.json"]
+    assert (set(server.jobs.iterdir()) if server.jobs.exists() else set()) == before  # no job was made
 
 
 def test_stylize_batch_returns_a_zip_in_order(server):
@@ -509,3 +540,34 @@ def test_a_name_or_address_in_a_file_field_is_refused_and_never_fetched(server, 
             assert "send the file itself" in error_of(response)
         response = client.post("/create_style", data={"painting": value, "name": "x"}, files={"x": ("x", b"")})
         assert response.status_code == 400 and "send the file itself" in error_of(response)
+
+
+def test_a_restarted_server_fails_the_jobs_it_left_and_stops_their_training(stored_styles, tmp_path_factory):
+    """A crash leaves records in running/queued with their uploads and, for a style job, the
+    training child: the next start marks them failed, removes the files and stops the child."""
+    from clipmorph.serving.jobs.recovery import CHILD_MODULE, CHILD_PID_FILE
+    from clipmorph.serving.jobs.store import JobStore
+
+    from service_fixture import start_server, stop_server
+
+    workdir = tmp_path_factory.mktemp("restart")
+    store = JobStore(workdir / "jobs", 3600)
+    video, style = store.create("video-left-running"), store.create("style-left-training")
+    video.write("running", kind="video", done=10, total=250)
+    (video.folder / "input.mov").write_bytes(b"someone's clip")
+    style.write("running", kind="style", style="half-done")
+    (style.folder / "painting.png").write_bytes(b"someone's painting")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", CHILD_MODULE, str(style.folder)])
+    (style.folder / CHILD_PID_FILE).write_text(str(child.pid))
+    server = start_server(workdir)
+    try:
+        assert child.wait(timeout=30) != 0  # stopped by the new server
+        with server.client() as client:
+            for job in (video, style):
+                record = client.get(f"/jobs/{job.id}").json()
+                assert record["state"] == "failed" and "submit it again" in record["error"], record
+                assert sorted(p.name for p in job.folder.iterdir()) == ["progress.json"]
+    finally:
+        child.kill()
+        child.wait()
+        stop_server(server)

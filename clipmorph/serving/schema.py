@@ -101,6 +101,7 @@ REASON_STATUS = {
     "protected": HTTPStatus.FORBIDDEN,
     "exists": HTTPStatus.CONFLICT,
     "unavailable": HTTPStatus.SERVICE_UNAVAILABLE,
+    "busy": HTTPStatus.TOO_MANY_REQUESTS,  # a 4xx: BentoML shows its message (it hides every 5xx's)
     "unknown_style": HTTPStatus.NOT_FOUND,
 }
 

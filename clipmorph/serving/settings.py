@@ -110,6 +110,8 @@ class ServiceSettings:
     max_sync_video_seconds: float  # CLIPMORPH_MAX_SYNC_VIDEO_SECONDS: the synchronous video endpoint
     max_video_pixels: int  # CLIPMORPH_MAX_VIDEO_MEGAPIXELS: per frame
     jobs_dir: Path  # CLIPMORPH_JOBS_DIR: video job inputs, outputs and progress
+    max_video_jobs: int  # CLIPMORPH_MAX_VIDEO_JOBS: video jobs running at once
+    max_queued_video_jobs: int  # CLIPMORPH_MAX_QUEUED_VIDEO_JOBS: jobs waiting; more get 503
     job_ttl_seconds: float  # CLIPMORPH_JOB_TTL_SECONDS: finished jobs are swept after this
     video_encoder: str  # CLIPMORPH_VIDEO_ENCODER: auto (NVENC where it starts, else x264), libx264, h264_nvenc
     device: str  # CLIPMORPH_DEVICE: auto, cpu, cuda, cuda:N
@@ -146,6 +148,10 @@ class ServiceSettings:
             max_sync_video_seconds=_read("CLIPMORPH_MAX_SYNC_VIDEO_SECONDS", "10", float, number, _positive_number),
             max_video_pixels=_read("CLIPMORPH_MAX_VIDEO_MEGAPIXELS", "8.3", _scaled(1e6), number, _positive_number),
             jobs_dir=Path(_read("CLIPMORPH_JOBS_DIR", _temp("clipmorph-jobs"), str, "a folder")),
+            max_video_jobs=_read("CLIPMORPH_MAX_VIDEO_JOBS", "2", int, count, lambda v: v >= 1),
+            max_queued_video_jobs=_read(
+                "CLIPMORPH_MAX_QUEUED_VIDEO_JOBS", "16", int, "a whole number >= 0", lambda v: v >= 0
+            ),
             job_ttl_seconds=_read("CLIPMORPH_JOB_TTL_SECONDS", "3600", float, number, _positive_number),
             video_encoder=_read("CLIPMORPH_VIDEO_ENCODER", "auto", _one_of("video encoder", ENCODERS), ""),
             device=_read("CLIPMORPH_DEVICE", "auto", _device, "auto, cpu, cuda or cuda:N"),

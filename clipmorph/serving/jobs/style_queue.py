@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clipmorph.errors import BadInput, UnknownStyle, without_paths
+from clipmorph.serving.jobs.recovery import CHILD_PID_FILE
 from clipmorph.serving.jobs.store import ENDED, Job, JobStore
 
 if TYPE_CHECKING:
@@ -185,12 +186,15 @@ class StyleTrainingQueue:
 
             log_file = (job.folder / "train.log").open("w")
             with log_file:
-                result = subprocess.run(
+                child = subprocess.Popen(
                     command, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=lower_priority, env=child_env()
                 )
+                (job.folder / CHILD_PID_FILE).write_text(str(child.pid))  # a restarted service stops it
+                returncode = child.wait()
+            (job.folder / CHILD_PID_FILE).unlink(missing_ok=True)
             if job.read().get("state") not in ENDED:  # the child died without saying why
                 tail = (job.folder / "train.log").read_text()[-500:]
-                job.write("failed", error=without_paths(f"training stopped with exit code {result.returncode}: {tail}"))
+                job.write("failed", error=without_paths(f"training stopped with exit code {returncode}: {tail}"))
         except Exception as error:  # never let a job thread die silently
             log.exception("style job %s failed", job.id)
             job.write("failed", error=without_paths(str(error)))

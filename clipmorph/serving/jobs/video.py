@@ -1,12 +1,12 @@
 """A video job's life cycle: check the upload, stylize it through the model service, record
-progress, results and the outcome (metrics included), and never keep the upload afterwards.
+progress, results and the outcome (metrics included).
 
-The synchronous ``/stylize_video`` route runs the same life cycle in a request folder.
+Queued jobs (``video_queue``) and the synchronous ``/stylize_video`` route (in a request
+folder) run the same life cycle; whoever owns the input removes it afterwards.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -42,23 +42,30 @@ def check_video(path: Path, max_seconds: float, max_pixels: int) -> media.VideoI
 
 def run_video(
     job: Job,
-    upload: Path,
+    source: Path,
     options: StylizeOptions,
     output_format: str,
     stylizer: RemoteStylizer,
     encoding: media.VideoEncoding,
     max_seconds: float,
     max_pixels: int,
+    remove_source: bool = False,
 ) -> dict:
-    """Stylize ``upload`` into the job's result file; returns (and records) the job result.
-    Raises JobCancelled when the job's cancel flag was set, BadInput for a bad upload."""
+    """Stylize ``source`` into the job's result file; returns (and records) the job result.
+    Raises JobCancelled when the job's cancel flag was set, BadInput for a bad upload.
+    ``remove_source``: the input is gone before the final state is written (readers that see
+    the job ended never find its upload)."""
     board = metrics.get()
     started = time.monotonic()
-    source = job.folder / "input"
     board.jobs_active.labels("running").inc()
     final_state = "failed"
+
+    def end(state: str, **fields) -> None:
+        if remove_source:
+            source.unlink(missing_ok=True)
+        job.write(state, **fields)
+
     try:
-        shutil.copyfile(upload, source)
         info = check_video(source, max_seconds, max_pixels)
         job.write("running", done=0, total=info.frames, width=info.width, height=info.height, fps=0.0)
         report = stylize_video_file(
@@ -68,13 +75,12 @@ def run_video(
         final_state = "succeeded"
     except JobCancelled:
         final_state = "cancelled"
-        job.write("cancelled")
+        end("cancelled")
         raise
     except Exception as error:
-        job.write("failed", error=without_paths(str(error)))
+        end("failed", error=without_paths(str(error)))
         raise
     finally:
-        source.unlink(missing_ok=True)
         board.jobs_active.labels("running").dec()
         board.jobs_total.labels(final_state).inc()
         board.job_seconds.observe(time.monotonic() - started)
@@ -89,6 +95,6 @@ def run_video(
         "encoder": report.encoder,
         "download_url": f"/jobs/{job.id}/result",
     }
-    job.write("succeeded", done=report.frames, total=report.frames, eta_seconds=0, result=result)
+    end("succeeded", done=report.frames, total=report.frames, eta_seconds=0, result=result)
     board.job_fps.observe(report.fps)
     return result

@@ -48,7 +48,11 @@ def create_jobs_app(store: JobStore, authorize_cancel: Callable[[Job, Headers], 
         return endpoint
 
     def progress(job: Job) -> Response:
-        return JSONResponse(job.read())
+        from clipmorph.serving.jobs.video_queue import queue_position
+
+        record = job.read()
+        position = queue_position(store, job)
+        return JSONResponse(record | ({"position": position} if position else {}))
 
     def picture(name: str, missing: str):
         def handler(job: Job) -> Response:

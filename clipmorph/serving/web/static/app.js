@@ -112,7 +112,7 @@ async function stylizeImage() {
 
 async function stylizeVideo() {
   const submitted = await (await api("/video_job/submit", form("video"))).json();
-  state.job = submitted.task_id;
+  state.job = submitted.job_id;
   $("progress").hidden = false;
   $("bar").value = 0;
   $("progress-text").textContent = "queued…";
@@ -133,8 +133,9 @@ async function pollJob() {
   const job = await response.json();
   if (job.total) $("bar").value = job.done / job.total;
   const eta = job.eta_seconds != null ? `, ${Math.ceil(job.eta_seconds)} s left` : "";
-  $("progress-text").textContent =
-    `${job.state}: ${job.done || 0} / ${job.total || "?"} frames, ${job.fps || 0} frames/s${eta}`;
+  $("progress-text").textContent = job.state === "queued" && job.position
+    ? `queued: ${job.position === 1 ? "next" : `number ${job.position}`} in line`
+    : `${job.state}: ${job.done || 0} / ${job.total || "?"} frames, ${job.fps || 0} frames/s${eta}`;
   if (job.state === "succeeded") {
     $("progress").hidden = true;
     const url = `/jobs/${state.job}/result`;
