@@ -55,6 +55,10 @@ refuse_addresses_in_file_fields()  # a text value in a file field is never fetch
 JOBS = JobStore(SETTINGS.jobs_dir, SETTINGS.job_ttl_seconds)
 
 
+def video_limits(max_seconds: float) -> media.DecodeLimits:
+    return media.DecodeLimits(max_seconds, SETTINGS.max_video_pixels, SETTINGS.max_video_fps)
+
+
 class StyleModel:
     """Every stored style, loaded once; one batchable forward for all of them."""
 
@@ -186,9 +190,10 @@ class ClipMorph:
         with http_errors():
             request = VideoRequest(**fields)
             options = self._options(request)
-            check_video(request.video, SETTINGS.max_video_seconds, SETTINGS.max_video_pixels)
+            limits = video_limits(SETTINGS.max_video_seconds)
+            check_video(request.video, limits)
             return self.video_jobs.submit(request.video, lambda job, source: self._run_video(
-                job, source, options, request.output_format, SETTINGS.max_video_seconds, remove_source=True
+                job, source, options, request.output_format, limits, remove_source=True
             ))  # fmt: skip
 
     @bentoml.api(route="/stylize_video", input_spec=VideoRequest)
@@ -198,20 +203,19 @@ class ClipMorph:
             request = VideoRequest(**fields)
             job = Job("sync", self._scratch(ctx))
             options = self._options(request)
-            self._video(job, request.video, options, request.output_format, SETTINGS.max_sync_video_seconds)
+            self._video(
+                job, request.video, options, request.output_format, video_limits(SETTINGS.max_sync_video_seconds)
+            )
             return job.result_file()
 
-    def _run_video(
-        self, job: Job, source: Path, options, output_format: str, max_seconds: float, remove_source: bool = False
-    ) -> dict:
+    def _run_video(self, job: Job, source: Path, options, output_format: str, limits, remove_source=False) -> dict:
         return run_video(
-            job, source, options, output_format, self.stylizer, self.video_encoding, max_seconds,
-            SETTINGS.max_video_pixels, remove_source,
+            job, source, options, output_format, self.stylizer, self.video_encoding, limits, remove_source
         )  # fmt: skip
 
-    def _video(self, job: Job, source: Path, options, output_format: str, max_seconds: float) -> dict:
+    def _video(self, job: Job, source: Path, options, output_format: str, limits) -> dict:
         try:
-            return self._run_video(job, source, options, output_format, max_seconds)
+            return self._run_video(job, source, options, output_format, limits)
         except JobCancelled:
             raise bentoml.exceptions.InvalidArgument("the job was cancelled") from None
 

@@ -571,3 +571,57 @@ def test_a_restarted_server_fails_the_jobs_it_left_and_stops_their_training(stor
         child.kill()
         child.wait()
         stop_server(server)
+
+
+def _piped_matroska(source: Path, target: Path) -> Path:
+    """What a browser's MediaRecorder writes: Matroska with no duration and no frame count
+    (FFmpeg writing to a pipe cannot go back to fill them in)."""
+    import imageio_ffmpeg
+
+    with target.open("wb") as out:
+        command = [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-v",
+            "error",
+            "-i",
+            str(source),
+            "-c",
+            "copy",
+            "-f",
+            "matroska",
+            "-",
+        ]
+        subprocess.run(command, stdout=out, check=True)
+    return target
+
+
+def test_limits_hold_while_decoding_whatever_the_container_says(server, tmp_path):
+    eight_seconds = make_video(tmp_path / "eight.mp4", frames=96, size=(64, 48), fps=12)
+    unknown_length = _piped_matroska(eight_seconds, tmp_path / "recorded.mkv")
+    assert media.VideoReader(unknown_length).info.seconds == 0  # the header says nothing: only decoding can tell
+    fast = make_video(tmp_path / "fast.mp4", frames=200, size=(64, 48), fps=1000, audio_codec=None)
+    small = make_video(tmp_path / "a.ts", frames=10, size=(64, 64), fps=10, audio_codec=None, container="mpegts")
+    larger = make_video(tmp_path / "b.ts", frames=5, size=(128, 128), fps=10, audio_codec=None, container="mpegts")
+    huge = make_video(tmp_path / "c.ts", frames=2, size=(3200, 3200), fps=10, audio_codec=None, container="mpegts")
+    growing = tmp_path / "growing.ts"  # 64x64, then 128x128: a size change mid-clip
+    growing.write_bytes(small.read_bytes() + larger.read_bytes())
+    bomb = tmp_path / "bomb.ts"  # 64x64 in the header, then 10 MP frames (the limit is 8.3)
+    bomb.write_bytes(small.read_bytes() + huge.read_bytes())
+    cases = [
+        (unknown_length, 400, "longer than the limit here of 5 s"),
+        (fast, 400, "1000 frames/s; the limit is 120"),
+        (bomb, 400, "frame 11 is 3200x3200"),
+    ]
+    with server.client() as client:
+        for clip, status, message in cases:
+            response = client.post(
+                "/stylize_video", files={"video": (clip.name, clip.read_bytes())}, data={"style": "rand-0"}
+            )
+            assert response.status_code == status and message in response.text, (clip.name, response.text)
+        grown = client.post("/stylize_video", files={"video": ("g.ts", growing.read_bytes())}, data={"style": "rand-0"})
+        assert grown.status_code == 200, grown.text
+    out = tmp_path / "grown.mp4"
+    out.write_bytes(grown.content)
+    frames, report = ffmpeg_probe(out)
+    assert frames == 15 and "64x64" in report  # every frame, at the clip's size
+    assert server.alive()

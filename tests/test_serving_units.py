@@ -14,6 +14,7 @@ import pytest
 
 from clipmorph.errors import BadInput
 from clipmorph.inference import media
+from clipmorph.inference.media import DecodeLimits
 from clipmorph.serving.get_routes import ReadOnlyGets
 from clipmorph.serving.jobs.store import JobCancelled, JobStore
 from clipmorph.serving.jobs.style_queue import create_style_job
@@ -127,12 +128,15 @@ def test_a_video_job_records_progress_and_its_result_and_drops_the_upload(tmp_pa
     job = JobStore(tmp_path / "jobs", 3600).create("job-1")
     request = VideoRequest(video=clip, style="anything")
     calls: list[int] = []
+    source = job.folder / "input.mp4"
+    source.write_bytes(clip.read_bytes())
+    limits = DecodeLimits(60, 10**7)
     result = run_video(
-        job, clip, request.options(1920), "mp4", inverting_stylizer(calls), media.DEFAULT_ENCODING, 60, 10**7
+        job, source, request.options(1920), "mp4", inverting_stylizer(calls), media.DEFAULT_ENCODING, limits, True
     )
     record = job.read()
     assert record["state"] == "succeeded" and record["result"] == result and result["frames"] == 12
-    assert sum(calls) == 12 and not (job.folder / "input").exists()
+    assert sum(calls) == 12 and not source.exists()
     source, painted = first_frame(clip).astype(int), first_frame(job.result_file()).astype(int)
     assert np.abs(painted - (255 - source)).mean() < 15 < np.abs(painted - source).mean()  # the stand-in inverts
 
@@ -143,7 +147,7 @@ def test_a_cancelled_video_job_ends_cancelled(tmp_path, quiet_metrics):
     job.request_cancel()
     options = VideoRequest(video=clip, style="x").options(1920)
     with pytest.raises(JobCancelled):
-        run_video(job, clip, options, "mp4", inverting_stylizer([]), media.DEFAULT_ENCODING, 60, 10**7)
+        run_video(job, clip, options, "mp4", inverting_stylizer([]), media.DEFAULT_ENCODING, DecodeLimits(60, 10**7))
     assert job.read()["state"] == "cancelled" and not (job.folder / "input").exists()
 
 
@@ -153,13 +157,28 @@ def test_video_checks_refuse_images_long_and_large_clips(tmp_path):
     picture = tmp_path / "still.png"
     Image.fromarray(gradient_frame(32, 32)).save(picture)
     with pytest.raises(BadInput, match="image, not a video"):
-        check_video(picture, 60, 10**7)
+        check_video(picture, DecodeLimits(60, 10**7))
     clip = make_video(tmp_path / "clip.mp4", frames=50, size=(64, 48), fps=25)
     with pytest.raises(BadInput, match="limit here is 1 s"):
-        check_video(clip, 1, 10**7)
+        check_video(clip, DecodeLimits(1, 10**7))
     with pytest.raises(BadInput, match="the limit is"):
-        check_video(clip, 60, 64 * 48 - 1)
-    assert check_video(clip, 60, 10**7).frames == 50
+        check_video(clip, DecodeLimits(60, 64 * 48 - 1))
+    with pytest.raises(BadInput, match="frames/s; the limit is 20"):
+        check_video(clip, DecodeLimits(60, 10**7, max_fps=20))
+    assert check_video(clip, DecodeLimits(60, 10**7)).frames == 50
+
+
+def test_decoding_enforces_the_limits_whatever_the_header_says(tmp_path):
+    clip = make_video(tmp_path / "two-seconds.mp4", frames=50, size=(64, 48), fps=25, audio_codec=None)
+    frames = list(media.VideoReader(clip, DecodeLimits(max_seconds=5, max_pixels=10**7, max_fps=30)))
+    assert len(frames) == 50
+    with pytest.raises(BadInput, match="longer than the limit here of 1 s") as by_time:
+        list(media.VideoReader(clip, DecodeLimits(max_seconds=1)))  # by timestamps
+    assert by_time.value.reason == "too_long"
+    with pytest.raises(BadInput, match="more than 11 frames"):
+        list(media.VideoReader(clip, DecodeLimits(max_seconds=1, max_fps=10)))  # by count, at the frame-rate cap
+    with pytest.raises(BadInput, match="frame 1 is 64x48"):
+        list(media.VideoReader(clip, DecodeLimits(max_pixels=64 * 48 - 1)))
 
 
 # --- style creation: the checks before any training starts ---
@@ -364,6 +383,6 @@ def test_a_failed_video_job_records_no_server_path(tmp_path, quiet_metrics):
 
     with pytest.raises(RuntimeError):
         run_video(job, clip, VideoRequest(video=clip, style="x").options(1920), "mp4",
-                  RemoteStylizer(broken, batch_size=4), media.DEFAULT_ENCODING, 60, 10**7)  # fmt: skip
+                  RemoteStylizer(broken, batch_size=4), media.DEFAULT_ENCODING, DecodeLimits(60, 10**7))  # fmt: skip
     record = job.read()
     assert record["state"] == "failed" and str(tmp_path) not in record["error"] and "<file>" in record["error"]

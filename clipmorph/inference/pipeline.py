@@ -124,11 +124,13 @@ def stylize_video_file(
     encoding: media.VideoEncoding = media.DEFAULT_ENCODING,
     on_frames: Callable[[int, int], None] | None = None,
     observe: StageObserver = _no_observer,
+    limits: media.DecodeLimits | None = None,
 ) -> Report:
     """Stream a video through the engine; ``on_frames(done, total)`` reports progress and may
-    raise to stop the work (the partial output is removed)."""
+    raise to stop the work (the partial output is removed). ``limits`` are checked on every
+    decoded frame, whatever the header said."""
     start = time.perf_counter()
-    reader = media.VideoReader(source)
+    reader = media.VideoReader(source, limits)
     info = reader.info
     done = 0
     try:

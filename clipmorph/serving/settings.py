@@ -109,6 +109,7 @@ class ServiceSettings:
     max_video_seconds: float  # CLIPMORPH_MAX_VIDEO_SECONDS: video jobs
     max_sync_video_seconds: float  # CLIPMORPH_MAX_SYNC_VIDEO_SECONDS: the synchronous video endpoint
     max_video_pixels: int  # CLIPMORPH_MAX_VIDEO_MEGAPIXELS: per frame
+    max_video_fps: float  # CLIPMORPH_MAX_VIDEO_FPS: frame rate; frames are capped at seconds x this
     jobs_dir: Path  # CLIPMORPH_JOBS_DIR: video job inputs, outputs and progress
     max_video_jobs: int  # CLIPMORPH_MAX_VIDEO_JOBS: video jobs running at once
     max_queued_video_jobs: int  # CLIPMORPH_MAX_QUEUED_VIDEO_JOBS: jobs waiting; more get 503
@@ -147,6 +148,7 @@ class ServiceSettings:
             max_video_seconds=_read("CLIPMORPH_MAX_VIDEO_SECONDS", "300", float, number, _positive_number),
             max_sync_video_seconds=_read("CLIPMORPH_MAX_SYNC_VIDEO_SECONDS", "10", float, number, _positive_number),
             max_video_pixels=_read("CLIPMORPH_MAX_VIDEO_MEGAPIXELS", "8.3", _scaled(1e6), number, _positive_number),
+            max_video_fps=_read("CLIPMORPH_MAX_VIDEO_FPS", "120", float, number, _positive_number),
             jobs_dir=Path(_read("CLIPMORPH_JOBS_DIR", _temp("clipmorph-jobs"), str, "a folder")),
             max_video_jobs=_read("CLIPMORPH_MAX_VIDEO_JOBS", "2", int, count, lambda v: v >= 1),
             max_queued_video_jobs=_read(

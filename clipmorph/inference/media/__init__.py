@@ -23,6 +23,7 @@ from clipmorph.inference.media.kinds import (
 )
 from clipmorph.inference.media.video import (
     DEFAULT_ENCODING,
+    DecodeLimits,
     VideoEncoding,
     VideoInfo,
     VideoReader,
@@ -33,8 +34,27 @@ from clipmorph.inference.media.video import (
 )
 
 __all__ = [
-    "AUDIO_COPYABLE", "DEFAULT_ENCODING", "ENCODER_CHOICES", "H264_ENCODERS", "IMAGE_KIND", "VIDEO_CONTAINERS",
-    "VIDEO_KIND", "DecodedImage", "VideoEncoding", "VideoInfo", "VideoReader", "VideoWriter", "detect_kind",
-    "encode_image", "encoder_opens", "h264_options", "image_extensions", "image_format_for", "jpeg_tile",
-    "load_image", "output_kind", "pick_h264_encoder",
+    "AUDIO_COPYABLE",
+    "DEFAULT_ENCODING",
+    "ENCODER_CHOICES",
+    "H264_ENCODERS",
+    "IMAGE_KIND",
+    "VIDEO_CONTAINERS",
+    "VIDEO_KIND",
+    "DecodeLimits",
+    "DecodedImage",
+    "VideoEncoding",
+    "VideoInfo",
+    "VideoReader",
+    "VideoWriter",
+    "detect_kind",
+    "encode_image",
+    "encoder_opens",
+    "h264_options",
+    "image_extensions",
+    "image_format_for",
+    "jpeg_tile",
+    "load_image",
+    "output_kind",
+    "pick_h264_encoder",
 ]  # fmt: skip

@@ -30,10 +30,53 @@ class VideoInfo:
         return self.frames / float(self.fps) if self.fps else 0.0
 
 
-class VideoReader:
-    """Decode a video's frames as RGB arrays with their timestamps, one at a time."""
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What a clip may be, checked on every decoded frame: a container's header may say 1 frame,
+    or nothing about its length (an AVI without index, a browser's Matroska), and the frame size
+    may change mid-clip. None: no limit."""
 
-    def __init__(self, path: Path) -> None:
+    max_seconds: float | None = None  # by the frames' timestamps (and their count at max_fps)
+    max_pixels: int | None = None  # per frame
+    max_fps: float | None = None  # the header's frame rate; also caps frames at max_seconds x max_fps
+
+    @property
+    def max_frames(self) -> int | None:
+        if self.max_seconds is None or self.max_fps is None:
+            return None
+        return int(self.max_seconds * self.max_fps) + 1
+
+    def check_header(self, info: VideoInfo) -> None:
+        if self.max_pixels is not None and info.width * info.height > self.max_pixels:
+            limit = self.max_pixels / 1e6
+            raise BadInput(f"video is {info.width}x{info.height}; the limit is {limit:.1f} MP", "too_large")
+        if self.max_fps is not None and float(info.fps) > self.max_fps:
+            raise BadInput(f"video is {float(info.fps):.0f} frames/s; the limit is {self.max_fps:g}", "bad_value")
+        if self.max_seconds is not None and info.seconds > self.max_seconds:
+            limit = self.max_seconds
+            raise BadInput(f"video is {info.seconds:.1f} s long; the limit here is {limit:.0f} s", "too_long")
+
+    def check_frame(self, index: int, frame: av.VideoFrame) -> None:
+        if self.max_pixels is not None and frame.width * frame.height > self.max_pixels:
+            raise BadInput(
+                f"frame {index + 1} is {frame.width}x{frame.height}; the limit is {self.max_pixels / 1e6:.1f} MP",
+                "too_large",
+            )
+        if self.max_seconds is None:
+            return
+        too_long = f"the video is longer than the limit here of {self.max_seconds:.0f} s"
+        if frame.time is not None and frame.time > self.max_seconds + 0.5:
+            raise BadInput(f"{too_long} (a frame at {frame.time:.1f} s)", "too_long")
+        if self.max_frames is not None and index + 1 > self.max_frames:
+            raise BadInput(f"{too_long} (more than {self.max_frames} frames)", "too_long")
+
+
+class VideoReader:
+    """Decode a video's frames as RGB arrays with their timestamps, one at a time; every frame
+    comes out at the stream's size (a clip whose size changes mid-way is scaled to it)."""
+
+    def __init__(self, path: Path, limits: DecodeLimits | None = None) -> None:
+        self.limits = limits or DecodeLimits()
         try:
             self.container = av.open(str(path))
         except av.FFmpegError as error:
@@ -57,9 +100,14 @@ class VideoReader:
         )
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
+        size = (self.info.width, self.info.height)  # what the writer is set up for
         try:
-            for frame in self.container.decode(self.stream):
-                yield frame.to_ndarray(format="rgb24"), frame.pts
+            for index, frame in enumerate(self.container.decode(self.stream)):
+                self.limits.check_frame(index, frame)
+                if (frame.width, frame.height) == size:
+                    yield frame.to_ndarray(format="rgb24"), frame.pts
+                else:
+                    yield frame.to_ndarray(format="rgb24", width=size[0], height=size[1]), frame.pts
         except av.FFmpegError as error:
             raise BadInput(f"video decoding failed: {error}", "corrupt") from error
 
@@ -139,12 +187,31 @@ class VideoWriter:
         self.video.width, self.video.height, self.video.pix_fmt = self.width, self.height, "yuv420p"
         self.video.codec_context.time_base = info.time_base
         self.frames_written = 0
+        self._last_pts: int | None = None
+        self._offset = 0  # added to source timestamps after they jumped back
         self._audio = _AudioCopier(audio_source, self.container, self.format) if audio_source else None
+
+    def _timestamp(self, pts: int | None) -> int:
+        """The source's timestamp when it moves forward; the next frame's slot when it is missing,
+        repeated or goes back (concatenated streams, packets without timestamps): the encoder and
+        the muxer refuse timestamps that do not increase."""
+        step = max(1, round(1 / (self.fps * self.time_base))) if self.fps else 1
+        if self._last_pts is None:
+            chosen = pts if pts is not None else 0
+        elif pts is None:
+            chosen = self._last_pts + step
+        else:
+            chosen = pts + self._offset
+            if chosen <= self._last_pts:  # a jump back: later frames keep their spacing from here
+                self._offset += self._last_pts + step - chosen
+                chosen = self._last_pts + step
+        self._last_pts = chosen
+        return chosen
 
     def write(self, rgb: np.ndarray, pts: int | None) -> None:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: self.height, : self.width]), format="rgb24")
         frame.time_base = self.time_base
-        frame.pts = pts if pts is not None else round(self.frames_written / (self.fps * self.time_base))
+        frame.pts = self._timestamp(pts)
         self._mux(self.video.encode(frame))
         self.frames_written += 1
         if self._audio:

@@ -26,17 +26,15 @@ def observe_stage(stage: str, seconds: float) -> None:
         metrics.sample_resources("api")
 
 
-def check_video(path: Path, max_seconds: float, max_pixels: int) -> media.VideoInfo:
-    """Refuse what is not a video, or is over the frame size or length limits."""
+def check_video(path: Path, limits: media.DecodeLimits) -> media.VideoInfo:
+    """Refuse what is not a video, or whose header is already over the limits (the frames are
+    checked again as they are decoded: headers can lie)."""
     if media.detect_kind(path) != media.VIDEO_KIND:
         raise BadInput("the upload is an image, not a video: use /stylize", "not_video")
     reader = media.VideoReader(path)
     info = reader.info
     reader.close()
-    if info.width * info.height > max_pixels:
-        raise BadInput(f"video is {info.width}x{info.height}; the limit is {max_pixels / 1e6:.1f} MP", "too_large")
-    if info.seconds > max_seconds:
-        raise BadInput(f"video is {info.seconds:.1f} s long; the limit here is {max_seconds:.0f} s", "too_long")
+    limits.check_header(info)
     return info
 
 
@@ -47,8 +45,7 @@ def run_video(
     output_format: str,
     stylizer: RemoteStylizer,
     encoding: media.VideoEncoding,
-    max_seconds: float,
-    max_pixels: int,
+    limits: media.DecodeLimits,
     remove_source: bool = False,
 ) -> dict:
     """Stylize ``source`` into the job's result file; returns (and records) the job result.
@@ -66,11 +63,11 @@ def run_video(
         job.write(state, **fields)
 
     try:
-        info = check_video(source, max_seconds, max_pixels)
+        info = check_video(source, limits)
         job.write("running", done=0, total=info.frames, width=info.width, height=info.height, fps=0.0)
         report = stylize_video_file(
             stylizer.for_video(board.frames_in_flight), source, job.output(f".{output_format}"), options,
-            progress=False, encoding=encoding, on_frames=job.tracker(started), observe=observe_stage,
+            progress=False, encoding=encoding, on_frames=job.tracker(started), observe=observe_stage, limits=limits,
         )  # fmt: skip
         final_state = "succeeded"
     except JobCancelled:
