@@ -110,3 +110,64 @@ def jpeg_with_malformed_exif(width: int = 48, height: int = 32, fault: str = "as
     buffer = io.BytesIO()
     Image.fromarray(gradient_frame(width, height)).save(buffer, "JPEG", exif=exif_block([orientation, faults[fault]]))
     return buffer.getvalue()
+
+
+PIXEL_FORMATS = {"mjpeg": "yuvj420p"}
+AUDIO_RATES = {"ac3": 48000, "libopus": 48000, "pcm_s16le": 48000, "aac": 44100, "libmp3lame": 44100}
+
+
+def make_clip(
+    path: Path,
+    video_codec: str,
+    audio_codec: str | None,
+    size: tuple[int, int] = (64, 48),
+    rate: Fraction = Fraction(30000, 1001),
+    frames: int = 30,
+    variable_rate: bool = False,
+    container: str | None = None,
+) -> Path:
+    """A clip of any container x video codec x audio codec PyAV's FFmpeg can write (stereo
+    audio); ``variable_rate``: frame gaps of one and two frame durations, as phones record."""
+    width, height = size
+    with av.open(str(path), "w", format=container) as out:
+        video = out.add_stream(video_codec, rate=rate)
+        video.width, video.height = width, height
+        video.pix_fmt = PIXEL_FORMATS.get(video_codec, "yuv420p")
+        time_base = Fraction(1, 1000) if variable_rate else 1 / rate
+        video.codec_context.time_base = time_base
+        audio = None
+        if audio_codec:
+            audio = out.add_stream(audio_codec, rate=AUDIO_RATES.get(audio_codec, 48000))
+            audio.layout = "stereo"
+        pts = 0
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(gradient_frame(width, height, index / 3), format="rgb24")
+            frame.pts, frame.time_base = pts, time_base
+            pts += round((1 + (index % 2 if variable_rate else 0)) / rate / time_base)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        if audio is not None:
+            sample_rate = audio.codec_context.sample_rate
+            fmt = audio.codec_context.format.name
+            step = audio.codec_context.frame_size or 1024
+            total = int(sample_rate * float(pts * time_base))
+            for start in range(0, total - step, step):
+                t = (np.arange(start, start + step) / sample_rate).astype(np.float32)
+                wave = np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 2)
+                if fmt.startswith("s16"):
+                    data = (wave * 32767).astype(np.int16)
+                elif fmt.startswith("s32"):
+                    data = (wave * 2**31 * 0.99).astype(np.int32)
+                else:
+                    data = wave.astype(np.float32)
+                if not fmt.endswith("p"):  # interleaved: one row of L R L R ...
+                    data = data.T.reshape(1, -1)
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt, layout="stereo")
+                frame.sample_rate, frame.pts, frame.time_base = sample_rate, start, Fraction(1, sample_rate)
+                for packet in audio.encode(frame):
+                    out.mux(packet)
+            for packet in audio.encode(None):
+                out.mux(packet)
+    return path

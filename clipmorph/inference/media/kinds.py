@@ -11,6 +11,9 @@ from clipmorph.errors import BadInput
 
 VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 # Audio codecs each container takes as-is; anything else is re-encoded (AAC, Opus for WebM).
+# Decoder names -> the codec's own name (what AUDIO_COPYABLE lists): FFmpeg decodes MP3 with
+# "mp3float", so a copyable MP3 track looked like something to transcode.
+CODEC_ALIASES = {"mp3float": "mp3", "mp2float": "mp2", "ac3_fixed": "ac3", "aac_fixed": "aac", "eac3_core": "eac3"}
 AUDIO_COPYABLE = {
     "mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
     "mov": {"aac", "mp3", "alac", "ac3", "pcm_s16le", "pcm_s24le", "pcm_f32le"},

@@ -13,7 +13,13 @@ import av
 import numpy as np
 
 from clipmorph.errors import BadInput
-from clipmorph.inference.media.kinds import AUDIO_COPYABLE, ENCODER_CHOICES, H264_ENCODERS, VIDEO_CONTAINERS
+from clipmorph.inference.media.kinds import (
+    AUDIO_COPYABLE,
+    CODEC_ALIASES,
+    ENCODER_CHOICES,
+    H264_ENCODERS,
+    VIDEO_CONTAINERS,
+)
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,17 @@ class VideoWriter:
         self.container.close()
 
 
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def named_layout(layout: av.AudioLayout, channels: int) -> av.AudioLayout:
+    """A layout encoders accept: PCM in AVI often says only "2 channels" (no order), which
+    AAC and Opus refuse; FFmpeg's default order for that many channels is what players assume."""
+    if layout.name.endswith("channels") and channels in DEFAULT_LAYOUTS:
+        return av.AudioLayout(DEFAULT_LAYOUTS[channels])
+    return layout
+
+
 class _AudioCopier:
     """Moves the first audio track of a source file into an output container, in time order."""
 
@@ -249,7 +266,8 @@ class _AudioCopier:
         self.finished = self.stream is None
         if self.stream is None:
             return
-        self.transcode = self.stream.codec_context.name not in AUDIO_COPYABLE[fmt]
+        codec_name = CODEC_ALIASES.get(self.stream.codec_context.name, self.stream.codec_context.name)
+        self.transcode = codec_name not in AUDIO_COPYABLE[fmt]
         if not self.transcode:
             self.out_stream = output.add_stream_from_template(self.stream)
         else:  # the container cannot hold the source codec
@@ -257,13 +275,15 @@ class _AudioCopier:
                 ("libopus", 48000) if fmt == "webm" else ("aac", self.stream.codec_context.sample_rate or 48000)
             )
             self.out_stream = output.add_stream(codec, rate=rate)
-            self.out_stream.layout = self.stream.codec_context.layout
+            layout = named_layout(self.stream.codec_context.layout, self.stream.codec_context.channels)
+            self.out_stream.layout = layout
             self.resampler = av.AudioResampler(
                 format=self.out_stream.codec_context.format or "fltp",
-                layout=self.stream.codec_context.layout,
+                layout=layout,
                 rate=self.out_stream.codec_context.sample_rate,
                 frame_size=self.out_stream.codec_context.frame_size or None,
             )
+            self.samples_out = 0  # the encoded audio's own timeline: source timestamps may be odd or absent
 
     def copy_until(self, seconds: float) -> None:
         while not self.finished:
@@ -287,7 +307,11 @@ class _AudioCopier:
                     self._encode(frame)
 
     def _encode(self, frame: av.AudioFrame | None) -> None:
+        if frame is not None:
+            frame.pts = None  # the resampler keeps its own count
         for resampled in self.resampler.resample(frame):
+            resampled.pts, resampled.time_base = self.samples_out, Fraction(1, resampled.sample_rate)
+            self.samples_out += resampled.samples
             for packet in self.out_stream.encode(resampled):
                 self.output.mux(packet)
         if frame is None:

@@ -1,0 +1,65 @@
+"""Real clips of every common kind come out with all their frames and their audio: a matrix
+of containers x video codecs x audio codecs written by PyAV's own FFmpeg, NTSC and variable
+frame rates, odd sizes, run through the same file pipeline as the CLI and the service."""
+
+from fractions import Fraction
+
+import av
+import pytest
+
+from clipmorph.inference.options import StyleMix, StylizeOptions
+from clipmorph.inference.pipeline import stylize_video_file
+
+from media_factory import ffmpeg_probe, make_clip
+
+NTSC = Fraction(30000, 1001)
+
+
+class Inverting:
+    """A stand-in for the engine: the pipeline around it is what is tested."""
+
+    batch_size = 4
+
+    def stylize_frames(self, frames, options):
+        return [255 - frame for frame in frames]
+
+
+CLIPS = [  # (file, video codec, audio codec, size, frame rate, variable rate)
+    ("ntsc.avi", "mpeg4", "ac3", (64, 48), NTSC, False),  # the reported failure: MPEG-4 Part 2 + AC-3 in AVI
+    ("mp3.avi", "mpeg4", "libmp3lame", (64, 48), Fraction(25), False),
+    ("mjpeg.avi", "mjpeg", "pcm_s16le", (64, 48), Fraction(24), False),
+    ("h264.avi", "libx264", None, (64, 48), NTSC, False),
+    ("h264.mkv", "libx264", "libopus", (64, 48), NTSC, False),
+    ("odd.mkv", "mjpeg", "libopus", (65, 49), NTSC, False),  # an odd size (4:2:0 output needs even: cropped)
+    ("mpeg4.mkv", "mpeg4", "aac", (64, 48), Fraction(25), False),
+    ("vfr.mkv", "libx264", "aac", (64, 48), Fraction(30), True),  # variable frame rate, as phones record
+    ("vp9.mkv", "libvpx-vp9", "ac3", (64, 48), Fraction(24), False),
+    ("h264.mov", "libx264", "aac", (64, 48), NTSC, False),
+    ("mjpeg.mov", "mjpeg", "pcm_s16le", (64, 48), Fraction(30), False),
+    ("vfr.mov", "libx264", "aac", (66, 50), Fraction(30), True),
+    ("h264.mp4", "libx264", "aac", (64, 48), Fraction(60000, 1001), False),
+    ("mpeg4.mp4", "mpeg4", "libmp3lame", (64, 48), NTSC, False),
+    ("vp8.webm", "libvpx", "libopus", (64, 48), Fraction(30), False),
+    ("vp9.webm", "libvpx-vp9", None, (63, 47), Fraction(25), False),
+]
+
+
+def audio_seconds(path) -> float:
+    """Seconds of stereo audio in a file, by decoding it (some containers record no duration)."""
+    with av.open(str(path)) as container:
+        [stream] = container.streams.audio
+        assert stream.channels == 2
+        return sum(frame.samples for frame in container.decode(stream)) / stream.sample_rate
+
+
+@pytest.mark.parametrize(("name", "video_codec", "audio_codec", "size", "rate", "variable"), CLIPS)
+def test_every_frame_and_the_audio_come_out(tmp_path, name, video_codec, audio_codec, size, rate, variable):
+    source = make_clip(tmp_path / name, video_codec, audio_codec, size, rate, frames=30, variable_rate=variable)
+    decoded, _ = ffmpeg_probe(source)  # what FFmpeg itself reads from the clip
+    for suffix in (".mp4", ".webm"):
+        target = tmp_path / f"out{suffix}"
+        report = stylize_video_file(Inverting(), source, target, StylizeOptions(StyleMix.parse("x")), progress=False)
+        frames, streams = ffmpeg_probe(target)
+        assert report.frames == decoded and frames == decoded, (suffix, streams)
+        if audio_codec:
+            assert audio_seconds(target) > 0.8 * audio_seconds(source), suffix
