@@ -145,7 +145,7 @@ class ClipMorph:
             request.check_count(SETTINGS.max_batch_images)
             results = stylize_images(
                 self.stylizer, request.images, self._options(request), IMAGE_FORMATS[request.output_format],
-                SETTINGS.max_image_pixels, observe=observe_stage,
+                SETTINGS.max_image_pixels, observe=observe_stage, max_total_pixels=SETTINGS.max_batch_pixels,
             )  # fmt: skip
             target = self._scratch(ctx) / f"stylized-{safe_stem(request.style, 'style')}.zip"
             with zipfile.ZipFile(target, "w") as archive:

@@ -455,6 +455,17 @@ def test_stylize_batch_returns_a_zip_in_order(server):
         assert bad.status_code == 400 and "image 4:" in bad.text
 
 
+def test_a_batch_over_its_pixel_budget_is_refused_before_any_image_is_decoded(server):
+    # 4 headers of 16 MP each: under the per-image limit (20 MP here), 64 MP together (the budget is 60)
+    files = [("images", (f"big{i}.png", bomb_png(4000, 4000))) for i in range(4)]
+    with server.client() as client:
+        response = client.post("/stylize_batch", files=files, data={"style": "rand-1"})
+        assert response.status_code == 400 and "add up to 64 MP" in response.text, response.text
+        fits = client.post("/stylize_batch", files=files[:3], data={"style": "rand-1"})
+        assert fits.status_code == 400 and "image 1:" in fits.text  # within budget: decoded, found truncated
+    assert server.alive()
+
+
 def test_load_generator_reports_throughput_and_latency(server, tmp_path):
     report = tmp_path / "load.json"
     result = subprocess.run(

@@ -82,13 +82,17 @@ def stylize_images(
     fmt: str,
     max_pixels: int | None = None,
     observe: StageObserver = _no_observer,
+    max_total_pixels: int | None = None,
 ) -> list[tuple[bytes, int, int]]:
     """Decode, stylize (all in one engine call, so they batch) and encode images.
 
     Returns each encoded image with its output width and height. A bad image fails the call
-    with its position in the list.
+    with its position in the list. ``max_total_pixels``: every header is read first, and a
+    request over that budget is refused before anything is decoded.
     """
     started = time.perf_counter()
+    if max_total_pixels is not None:
+        media.check_total_pixels(sources, max_total_pixels)
     images = []
     for index, source in enumerate(sources):
         try:

@@ -106,6 +106,7 @@ class ServiceSettings:
     max_image_pixels: int  # CLIPMORPH_MAX_IMAGE_MEGAPIXELS: header dimensions checked before decoding
     max_side: int  # CLIPMORPH_MAX_SIDE: network resolution cap and default
     max_batch_images: int  # CLIPMORPH_MAX_BATCH_IMAGES: images per /stylize_batch request
+    max_batch_pixels: int  # CLIPMORPH_MAX_BATCH_MEGAPIXELS: all of a request's images together, by their headers
     max_video_seconds: float  # CLIPMORPH_MAX_VIDEO_SECONDS: video jobs
     max_sync_video_seconds: float  # CLIPMORPH_MAX_SYNC_VIDEO_SECONDS: the synchronous video endpoint
     max_video_pixels: int  # CLIPMORPH_MAX_VIDEO_MEGAPIXELS: per frame
@@ -144,6 +145,7 @@ class ServiceSettings:
             body_total_seconds=_read("CLIPMORPH_BODY_TIMEOUT_SECONDS", "300", float, number, _positive_number),
             max_image_pixels=_read("CLIPMORPH_MAX_IMAGE_MEGAPIXELS", "50", _scaled(1e6), number, _positive_number),
             max_side=_read("CLIPMORPH_MAX_SIDE", "1920", int, "a whole number >= 16", lambda v: v >= 16),
+            max_batch_pixels=_read("CLIPMORPH_MAX_BATCH_MEGAPIXELS", "100", _scaled(1e6), number, _positive_number),
             max_batch_images=_read("CLIPMORPH_MAX_BATCH_IMAGES", "32", int, count, lambda v: v >= 1),
             max_video_seconds=_read("CLIPMORPH_MAX_VIDEO_SECONDS", "300", float, number, _positive_number),
             max_sync_video_seconds=_read("CLIPMORPH_MAX_SYNC_VIDEO_SECONDS", "10", float, number, _positive_number),

@@ -5,6 +5,7 @@ One facade over three modules: ``kinds`` (what a file is), ``images`` and ``vide
 
 from clipmorph.inference.media.images import (
     DecodedImage,
+    check_total_pixels,
     encode_image,
     image_format_for,
     jpeg_tile,
@@ -47,6 +48,7 @@ __all__ = [
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
+    "check_total_pixels",
     "detect_kind",
     "encode_image",
     "encoder_opens",

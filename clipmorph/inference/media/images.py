@@ -21,6 +21,27 @@ class DecodedImage:
     icc_profile: bytes | None
 
 
+def header_pixels(source: Path | bytes) -> int:
+    """Width x height from the image header alone (no pixel decoded); 0 when it is unreadable
+    (``load_image`` then says why)."""
+    try:
+        with Image.open(source if isinstance(source, Path) else io.BytesIO(source)) as image:
+            return image.size[0] * image.size[1]
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return 0
+
+
+def check_total_pixels(sources: list[Path | bytes], max_total_pixels: int) -> None:
+    """Refuse a request whose images, by their headers, add up to more than the budget, before
+    any of them is decoded: many small uploads can claim gigapixels."""
+    total = sum(header_pixels(source) for source in sources)
+    if total > max_total_pixels:
+        raise BadInput(
+            f"the images add up to {total / 1e6:.0f} MP; the limit for one request is {max_total_pixels / 1e6:.0f} MP",
+            "too_large",
+        )
+
+
 def load_image(source: Path | bytes, max_pixels: int | None = None) -> DecodedImage:
     """Decode any image Pillow reads, applying EXIF orientation and keeping alpha aside.
 
