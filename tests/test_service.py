@@ -636,3 +636,33 @@ def test_limits_hold_while_decoding_whatever_the_container_says(server, tmp_path
     frames, report = ffmpeg_probe(out)
     assert frames == 15 and "64x64" in report  # every frame, at the clip's size
     assert server.alive()
+
+
+def test_malformed_multipart_bodies_get_4xx(server):
+    """What broken clients and fuzzers send: every one a 4xx, and the server keeps serving."""
+    boundary = "b0undary"
+    many_parts = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nx\r\n' for i in range(1001)
+    )
+    cases = {
+        "no boundary": ("multipart/form-data", b"--x\r\n\r\nhello\r\n--x--\r\n"),
+        "garbage": (f"multipart/form-data; boundary={boundary}", os.urandom(4096)),
+        "1001 parts": (f"multipart/form-data; boundary={boundary}", (many_parts + f"--{boundary}--\r\n").encode()),
+        "a 1.2 MB text field": (
+            f"multipart/form-data; boundary={boundary}",
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="style"\r\n\r\n'
+                + "x" * 1_200_000
+                + f"\r\n--{boundary}--\r\n"
+            ).encode(),
+        ),  # fmt: skip
+        "unterminated": (f"multipart/form-data; boundary={boundary}", f"--{boundary}\r\nContent-Dis".encode()),
+        "json to a file route": ("application/json", b'{"image": "x", "style": "rand-0"}'),
+        "not json": ("application/json", b"{nope"),
+    }
+    with server.client() as client:
+        for case, (content_type, body) in cases.items():
+            for path in ("/stylize", "/stylize_batch", "/video_job/submit"):
+                response = client.post(path, content=body, headers={"content-type": content_type})
+                assert 400 <= response.status_code < 500, (case, path, response.status_code, response.text[:200])
+    assert server.alive()
