@@ -63,3 +63,17 @@ def test_every_frame_and_the_audio_come_out(tmp_path, name, video_codec, audio_c
         assert report.frames == decoded and frames == decoded, (suffix, streams)
         if audio_codec:
             assert audio_seconds(target) > 0.8 * audio_seconds(source), suffix
+
+
+def test_a_clip_whose_audio_codec_has_no_decoder_comes_out_without_that_track(tmp_path):
+    clip = make_clip(tmp_path / "opus.mkv", "libx264", "libopus", frames=20, rate=Fraction(25))
+    unknown = tmp_path / "unknown-audio.mkv"  # the same clip with an audio codec id FFmpeg does not know
+    unknown.write_bytes(clip.read_bytes().replace(b"A_OPUS", b"A_ZZZZ"))
+    with av.open(str(unknown)) as container:
+        assert container.streams.audio[0].codec_context is None
+    target = tmp_path / "out.mp4"
+    report = stylize_video_file(Inverting(), unknown, target, StylizeOptions(StyleMix.parse("x")), progress=False)
+    frames, _ = ffmpeg_probe(target)
+    assert report.frames == frames == 20
+    with av.open(str(target)) as out:
+        assert not out.streams.audio

@@ -644,18 +644,13 @@ def test_malformed_multipart_bodies_get_4xx(server):
     many_parts = "".join(
         f'--{boundary}\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nx\r\n' for i in range(1001)
     )
+    big_field = f'--{boundary}\r\nContent-Disposition: form-data; name="style"\r\n\r\n{"x" * 1_200_000}\r\n'
+    big_field += f"--{boundary}--\r\n"
     cases = {
         "no boundary": ("multipart/form-data", b"--x\r\n\r\nhello\r\n--x--\r\n"),
         "garbage": (f"multipart/form-data; boundary={boundary}", os.urandom(4096)),
         "1001 parts": (f"multipart/form-data; boundary={boundary}", (many_parts + f"--{boundary}--\r\n").encode()),
-        "a 1.2 MB text field": (
-            f"multipart/form-data; boundary={boundary}",
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="style"\r\n\r\n'
-                + "x" * 1_200_000
-                + f"\r\n--{boundary}--\r\n"
-            ).encode(),
-        ),  # fmt: skip
+        "a 1.2 MB text field": (f"multipart/form-data; boundary={boundary}", big_field.encode()),
         "unterminated": (f"multipart/form-data; boundary={boundary}", f"--{boundary}\r\nContent-Dis".encode()),
         "json to a file route": ("application/json", b'{"image": "x", "style": "rand-0"}'),
         "not json": ("application/json", b"{nope"),

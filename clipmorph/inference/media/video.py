@@ -102,7 +102,7 @@ class VideoReader:
             fps=Fraction(rate),
             time_base=Fraction(self.stream.time_base or Fraction(1, 90000)),
             frames=int(frames or 0),
-            has_audio=bool(self.container.streams.audio),
+            has_audio=bool(decodable_audio(self.container)),
         )
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
@@ -243,6 +243,12 @@ class VideoWriter:
         self.container.close()
 
 
+def decodable_audio(container: av.container.InputContainer) -> av.AudioStream | None:
+    """The first audio track FFmpeg can decode: one whose codec it does not know can be neither
+    copied nor transcoded, so the video comes out without it rather than not at all."""
+    return next((s for s in container.streams.audio if s.codec_context is not None), None)
+
+
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
@@ -259,7 +265,7 @@ class _AudioCopier:
 
     def __init__(self, source: Path, output: av.container.OutputContainer, fmt: str) -> None:
         self.input = av.open(str(source))
-        self.stream = self.input.streams.audio[0] if self.input.streams.audio else None
+        self.stream = decodable_audio(self.input)
         self.packets = self.input.demux(self.stream) if self.stream else iter(())
         self.pending: av.Packet | None = None
         self.output = output
