@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--sections model,video,service,peer]`."""
+"""`python -m bench [--quick] [--sections model,video,service,peer]` (also: creation, soak, gpu...)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bench import report
 
 SECTIONS = ["model", "video", "service", "peer"]
 # creation: slow, needs the trained catalogue; gpu*: need CUDA. Asked for by name.
-EXTRA_SECTIONS = ["creation", "gpu", "gpu_video", "gpu_service"]
+EXTRA_SECTIONS = ["creation", "gpu", "gpu_video", "gpu_service", "soak"]
 HERE = Path(__file__).parent
 
 

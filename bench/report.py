@@ -19,6 +19,10 @@ SERVICE_COLUMNS = [
 GPU_MODEL_COLUMNS = ["gpu", "width", "size", "batch", "backend", "fps", "megapixels_per_s", "median_s", "runs"]
 
 
+SOAK_COLUMNS = ["seconds", "requests", "good_ok", "bad_4xx", "5xx", "connection_errors", "good_p50_s", "good_p99_s"]
+SOAK_COLUMNS += ["rss_mib_warm", "rss_mib_end"]
+
+
 def table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     cell = lambda value: f"{value:.4g}" if isinstance(value, float) else str(value)  # noqa: E731
@@ -185,6 +189,14 @@ def write(info: dict, rows: list[dict], out: Path) -> None:
         "Image requests (clients/load.py, 2 clients, 512 px, mixed styles) idle and while a style trains:",
         "",
         table(section("creation-load"), ["when", "throughput_rps", "latency_p50_s", "latency_p95_s", "errors"]),
+        "",
+        "## Soak (`python -m bench --sections soak --merge`)",
+        "",
+        "16 clients on `/stylize` for 10 minutes, random `lite` styles and mixes at 64-512 px, one request in ten "
+        "a bad input (corrupt, text, 8x8, unknown style, a name in the file field, path tricks, out-of-range "
+        "values, garbage multipart). RSS of the API and model workers after the first fifth (warm) and at the end.",
+        "",
+        table(section("soak"), SOAK_COLUMNS),
         "",
         "## GPU (`python -m bench --sections gpu --merge` on a CUDA machine)",
         table(section("gpu-model"), GPU_MODEL_COLUMNS),
