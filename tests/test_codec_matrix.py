@@ -77,3 +77,31 @@ def test_a_clip_whose_audio_codec_has_no_decoder_comes_out_without_that_track(tm
     assert report.frames == frames == 20
     with av.open(str(target)) as out:
         assert not out.streams.audio
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_phone_clip_comes_out_upright_as_players_show_it(tmp_path, degrees):
+    """Phones store frames as the sensor saw them plus a display rotation; FFmpeg's own player
+    rotates them. The output has no rotation to carry, so its frames must already stand upright."""
+    import subprocess
+
+    import imageio_ffmpeg
+    import numpy as np
+    from PIL import Image
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    stored = make_clip(tmp_path / "stored.mp4", "libx264", "aac", size=(64, 48), frames=10, rate=Fraction(30))
+    phone = tmp_path / "phone.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-display_rotation", str(degrees), "-i", str(stored), "-c", "copy",
+                    str(phone)], check=True)  # fmt: skip
+    shown = tmp_path / "shown.png"  # the first frame as FFmpeg displays it (autorotate)
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(phone), "-frames:v", "1", str(shown)], check=True)
+    target = tmp_path / "out.mp4"
+    stylize_video_file(Inverting(), phone, target, StylizeOptions(StyleMix.parse("x")), progress=False)
+    with av.open(str(target)) as out:
+        first = next(out.decode(video=0))
+        assert first.rotation == 0
+        painted = first.to_ndarray(format="rgb24").astype(int)
+    upright = np.asarray(Image.open(shown).convert("RGB")).astype(int)
+    assert painted.shape == upright.shape == ((64, 48, 3) if degrees % 180 else (48, 64, 3))
+    assert np.abs(painted - (255 - upright)).mean() < 12  # the stand-in inverts the upright frame

@@ -4,6 +4,7 @@ folder of JPEGs; audio packets copied into the output when its container can hol
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -78,8 +79,9 @@ class DecodeLimits:
 
 
 class VideoReader:
-    """Decode a video's frames as RGB arrays with their timestamps, one at a time; every frame
-    comes out at the stream's size (a clip whose size changes mid-way is scaled to it)."""
+    """Decode a video's frames as RGB arrays with their timestamps, one at a time. Every frame
+    comes out upright (a phone's display rotation applied, so the output needs none) and at the
+    stream's size (a clip whose size changes mid-way is scaled to it)."""
 
     def __init__(self, path: Path, limits: DecodeLimits | None = None) -> None:
         self.limits = limits or DecodeLimits()
@@ -96,26 +98,39 @@ class VideoReader:
         frames = self.stream.frames
         if not frames and self.stream.duration and self.stream.time_base:
             frames = round(float(self.stream.duration * self.stream.time_base * rate))
+        self._decoded = self._decode()
+        self._first = next(self._decoded, None)  # its display rotation says how the clip stands
+        self.quarter_turns = round((self._first.rotation if self._first is not None else 0) / 90) % 4
+        width, height = self.stream.codec_context.width, self.stream.codec_context.height
+        self.stored_size = (width, height)
         self.info = VideoInfo(
-            width=self.stream.codec_context.width,
-            height=self.stream.codec_context.height,
+            width=height if self.quarter_turns % 2 else width,
+            height=width if self.quarter_turns % 2 else height,
             fps=Fraction(rate),
             time_base=Fraction(self.stream.time_base or Fraction(1, 90000)),
             frames=int(frames or 0),
             has_audio=bool(decodable_audio(self.container)),
         )
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
-        size = (self.info.width, self.info.height)  # what the writer is set up for
+    def _decode(self) -> Iterator[av.VideoFrame]:
         try:
-            for index, frame in enumerate(self.container.decode(self.stream)):
-                self.limits.check_frame(index, frame)
-                if (frame.width, frame.height) == size:
-                    yield frame.to_ndarray(format="rgb24"), frame.pts
-                else:
-                    yield frame.to_ndarray(format="rgb24", width=size[0], height=size[1]), frame.pts
+            yield from self.container.decode(self.stream)
         except av.FFmpegError as error:
             raise BadInput(f"video decoding failed: {error}", "corrupt") from error
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
+        frames = self._decoded if self._first is None else itertools.chain([self._first], self._decoded)
+        self._first = None
+        width, height = self.stored_size  # what the writer is set up for (before the rotation)
+        for index, frame in enumerate(frames):
+            self.limits.check_frame(index, frame)
+            if (frame.width, frame.height) == (width, height):
+                rgb = frame.to_ndarray(format="rgb24")
+            else:
+                rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+            if self.quarter_turns:  # counter-clockwise, as FFmpeg's display matrix means it
+                rgb = np.ascontiguousarray(np.rot90(rgb, self.quarter_turns))
+            yield rgb, frame.pts
 
     def close(self) -> None:
         self.container.close()
