@@ -41,7 +41,7 @@ from clipmorph.serving.requests import (
     VideoRequest,
     safe_stem,
 )
-from clipmorph.serving.schema import FrameItem, Picture, http_errors
+from clipmorph.serving.schema import FrameItem, Picture, answers_errors, http_errors
 from clipmorph.serving.security_headers import SecurityHeaders
 from clipmorph.serving.settings import ServiceSettings, gpu_count
 from clipmorph.serving.state_guard import StateChangeGuard
@@ -125,6 +125,7 @@ class ClipMorph:
         return folder
 
     @bentoml.api(route="/stylize", input_spec=ImageRequest)
+    @answers_errors
     def stylize(self, ctx: bentoml.Context, **fields: Any) -> Annotated[Path, ContentType("image/*")]:
         """Stylize one image (adaptive batching underneath)."""
         with http_errors():
@@ -138,6 +139,7 @@ class ClipMorph:
             return target
 
     @bentoml.api(route="/stylize_batch", input_spec=BatchRequest)
+    @answers_errors
     def stylize_batch(self, ctx: bentoml.Context, **fields: Any) -> Annotated[Path, ContentType("application/zip")]:
         """Stylize several images in one request (one batch); returns a zip in upload order."""
         with http_errors():
@@ -165,6 +167,7 @@ class ClipMorph:
         return {"model": self.model.info(), "limits": SETTINGS.describe()}
 
     @bentoml.api(route="/create_style", input_spec=StyleCreationRequest)
+    @answers_errors
     def create_style(self, ctx: bentoml.Context, **fields: Any) -> dict:
         """Learn a new style from a painting on the served backbone: a training job. The answer
         links an instant preview (any-painting network) on ``photo`` (else a sample photo).
@@ -177,6 +180,7 @@ class ClipMorph:
             )  # fmt: skip
 
     @bentoml.api(route="/delete_style")
+    @answers_errors
     def delete_style(self, ctx: bentoml.Context, style: str) -> dict:
         """Delete a user-made style (catalogue styles are protected)."""
         with http_errors():
@@ -184,6 +188,7 @@ class ClipMorph:
             return {"deleted": index.delete_style(validate_name(style), user_made_only=True)}
 
     @bentoml.api(route="/video_job/submit", input_spec=VideoRequest)
+    @answers_errors
     def video_job(self, **fields: Any) -> dict:
         """Stylize a clip as a queued job, checked now. Progress (and queue position): GET /jobs/{job_id};
         result: GET /jobs/{job_id}/result; cancel: POST /jobs/{job_id}/cancel."""
@@ -197,6 +202,7 @@ class ClipMorph:
             ))  # fmt: skip
 
     @bentoml.api(route="/stylize_video", input_spec=VideoRequest)
+    @answers_errors
     def stylize_video(self, ctx: bentoml.Context, **fields: Any) -> Annotated[Path, ContentType("video/*")]:
         """Stylize a short clip synchronously (length-limited; use /video_job for longer ones)."""
         with http_errors():
