@@ -331,3 +331,14 @@ def test_distilling_a_backbone_gives_a_lite_student_with_its_own_record(pictures
         [np.zeros((40, 48, 3), np.uint8)], StylizeOptions(StyleMix.single("checks-lite"))
     )
     assert out.shape == (40, 48, 3)
+
+    # A later distillation goes on from this student (the shipped lite), not from scratch.
+    frame = np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8)
+    options = StylizeOptions(StyleMix.single("checks-lite"))
+    again = rename_styles(distill(teacher, [pictures / "photos"], steps=0, workers=0, start=lite).library, "-lite")
+    assert np.array_equal(
+        Engine(again).stylize_frames([frame], options)[0], Engine(lite).stylize_frames([frame], options)[0]
+    )
+    more = distill(teacher, [pictures / "photos"], steps=2, batch_size=2, image_size=32, workers=0, start=lite)
+    record = next(iter(more.library.backbones.values())).metadata["training"]
+    assert record["continued_from_steps"] == 3 and total_steps(record) == 5

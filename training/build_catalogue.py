@@ -237,6 +237,9 @@ def stage_finish(args: argparse.Namespace) -> None:
         config = replace(config, steps=checkpoint_step(config), max_minutes=None, wandb=False)
         full = train(config, resume=True, show_bar=False).library
     data = data_root(args)
+    earlier_lite = None
+    if args.lite_from:  # go on from an earlier student (the shipped lite) instead of from scratch
+        earlier_lite = catalogue.read_catalogue(args.lite_from).only_backbone("catalogue-lite")
     lite = distill(
         full,
         [data / "content" / f for f in TRAIN_FOLDERS],
@@ -244,6 +247,7 @@ def stage_finish(args: argparse.Namespace) -> None:
         steps=100_000,
         max_minutes=args.lite_minutes,
         image_size=args.image_size,
+        start=earlier_lite,
     )
     print(f"distilled lite: {lite.steps} steps in {lite.seconds / 60:.1f} min, loss {lite.loss:.4f}")
     libraries = {"full": full, "lite": rename_styles(lite.library, "-lite")}
@@ -269,6 +273,12 @@ def stage_finish(args: argparse.Namespace) -> None:
     print(f"wrote {models}")
 
 
+def lite_continuation(library) -> str:
+    (backbone,) = library.backbones.values()
+    earlier = backbone.metadata.get("training", {}).get("continued_from_steps")
+    return f", going on from the earlier lite student ({earlier} steps of distillation before)" if earlier else ""
+
+
 def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) -> None:
     from clipmorph.training.evaluate import markdown_table
     from clipmorph.training.record import total_steps
@@ -284,8 +294,9 @@ def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) 
         f"- Backbone `{backbone.name}` (`full` width), {total_steps(trained)} steps in all:",
         *training_history(trained),
         *refinement_lines(libraries["full"]),
-        f"- `lite` backbone: distilled from it, {lite.steps} steps in {lite.seconds / 60:.1f} min "
-        "(ids end in `-lite`).",
+        f"- `lite` backbone: distilled from it, {lite.steps} steps in {lite.seconds / 60:.1f} min"
+        + lite_continuation(libraries["lite"])
+        + " (ids end in `-lite`).",
         f"- Distances on {run['photos']} held-out photos ({HELD_OUT}, never trained on) at "
         f"{run['settings']['photo_side']} px; warping error on the first {run['video_frames']} frames of "
         f"`{run['video']}` at {run['settings']['video_side']} px, whose own warping error is "
@@ -388,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=192)
     parser.add_argument("--max-minutes", type=float, help="train: stop (with a checkpoint) after this long")
     parser.add_argument("--lite-minutes", type=float, default=10.0, help="finish: distillation time budget")
+    parser.add_argument("--lite-from", type=Path, help="finish: an earlier catalogue whose lite student to go on from")
     parser.add_argument("--eval-photos", type=int, default=16)
     parser.add_argument("--eval-frames", type=int, default=48)
     parser.add_argument("--no-wandb", action="store_true")

@@ -49,8 +49,10 @@ def distill(
     seed: int = 0,
     device: str = "auto",
     workers: int = 1,
+    start: StyleLibrary | None = None,
 ) -> DistillResult:
-    """Train a ``width`` student of the (single) backbone in ``teacher_library``."""
+    """Train a ``width`` student of the (single) backbone in ``teacher_library``; ``start``: an
+    earlier student of the same styles (a shipped lite catalogue) to go on from, when it fits."""
     (backbone,) = teacher_library.backbones.values()
     styles = teacher_library.styles_of(backbone.key)
     torch.manual_seed(seed)
@@ -59,7 +61,9 @@ def distill(
     teacher = build_network(backbone.spec, backbone.state, [s.params for s in styles]).to(target).eval()
     teacher.requires_grad_(False)
     # the student takes the teacher's normalisation, only narrower
-    student = TransformerNet(WIDTHS[width].with_norm(backbone.spec.norm), len(styles)).to(target)
+    spec = WIDTHS[width].with_norm(backbone.spec.norm)
+    earlier = earlier_student(start, spec, [s.id for s in styles])
+    student = (earlier[0] if earlier else TransformerNet(spec, len(styles))).to(target)
     vgg = VGGFeatures.load().to(target)
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
     paths = [p for folder in content for p in find_images(folder)]
@@ -101,12 +105,30 @@ def distill(
         "width": width,
         "final_loss": round(smoothed or float("nan"), 5),
     }
+    if earlier:
+        trained["continued_from_steps"] = earlier[1]
+        trained["total_steps"] = earlier[1] + step
     # The student's own record (its steps, device); how the teacher was trained stays beside it.
     metas = [{**s.metadata, "training": trained | {"teacher_training": s.metadata.get("training", {})}} for s in styles]
     library = StyleLibrary.from_network(
         student, name or f"{backbone.name}-{width}", [s.id for s in styles], {"training": trained}, metas
     )
     return DistillResult(library, step, seconds, smoothed or float("nan"))
+
+
+def earlier_student(start: StyleLibrary | None, spec, style_ids: list[str]) -> tuple[TransformerNet, int] | None:
+    """The network of an earlier student with this shape and these styles (by their full ids),
+    and its steps; None when there is none that fits."""
+    if start is None or len(start.backbones) != 1:
+        return None
+    (backbone,) = start.backbones.values()
+    by_full_id = {s.metadata.get("full_id", s.id): s for s in start.styles_of(backbone.key)}
+    if backbone.spec != spec or not all(i in by_full_id for i in style_ids):
+        print(f"not continuing from {backbone.name}: its shape or styles differ", flush=True)
+        return None
+    net = build_network(spec, backbone.state, [by_full_id[i].params for i in style_ids])
+    record = backbone.metadata.get("training", {})
+    return net, int(record.get("total_steps", record.get("steps", 0)))
 
 
 def rename_styles(library: StyleLibrary, suffix: str) -> StyleLibrary:
