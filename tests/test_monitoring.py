@@ -133,10 +133,13 @@ def send_traffic(server, tmp_path) -> None:
             == 413
         )
         clip = make_video(tmp_path / "clip.mp4", frames=12, size=(64, 48))
-        for data in (clip.read_bytes(), b"garbage" * 50):  # one job succeeds, one fails
-            task = client.post("/video_job/submit", files={"video": ("v.mp4", data)}, data={"style": "rand-1"}).json()
+        # A clip that passes the checks at submission and fails while decoding: 64x64, then frames over the limit.
+        small = make_video(tmp_path / "a.ts", frames=4, size=(64, 64), audio_codec=None, container="mpegts")
+        huge = make_video(tmp_path / "b.ts", frames=1, size=(3200, 3200), audio_codec=None, container="mpegts")
+        for data in (clip.read_bytes(), small.read_bytes() + huge.read_bytes()):  # one job succeeds, one fails
+            task = client.post("/video_job/submit", files={"video": ("v.ts", data)}, data={"style": "rand-1"}).json()
             deadline = time.monotonic() + 120
-            while client.get(f"/jobs/{task['task_id']}").json().get("state") not in ("succeeded", "failed"):
+            while client.get(f"/jobs/{task['job_id']}").json().get("state") not in ("succeeded", "failed"):
                 assert time.monotonic() < deadline
                 time.sleep(0.2)  # fmt: skip
 
