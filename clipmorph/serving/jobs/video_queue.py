@@ -96,7 +96,6 @@ class VideoJobQueue:
         with self._lock:
             active = self.active()
             if active >= self.max_running + self.max_queued:
-                metrics.rejected("video_queue_full")
                 raise BadInput(f"the video queue is full ({active} jobs running or waiting): try again later", "busy")
             job = self.store.create(f"video-{uuid.uuid4().hex}")
             source = job.folder / f"input{upload.suffix.lower()[:10]}"
