@@ -28,6 +28,7 @@ from bench.video import random_library
 from clipmorph.styles.catalogue import write_catalogue
 
 CLIENTS = 16
+REQUEST_TIMEOUT = 60  # seconds; a request unanswered this long counts as a connection error
 SIZES = [64, 128, 256, 384, 512]
 
 
@@ -86,7 +87,7 @@ def soak(url: str, root_pid: int, seconds: float, clients: int = CLIENTS) -> dic
 
     def worker(index: int) -> None:
         rng = random.Random(index)
-        with httpx.Client(base_url=url, timeout=300) as client:
+        with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT) as client:
             while time.monotonic() < deadline:
                 is_bad = rng.random() < 0.1
                 case = rng.choice(list(bad)) if is_bad else None
@@ -138,6 +139,17 @@ def soak(url: str, root_pid: int, seconds: float, clients: int = CLIENTS) -> dic
     }
 
 
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if the server has not stopped in 30 s (the soak's numbers are already in)."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        print("the server did not stop within 30 s of SIGTERM: killed", flush=True)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+
+
 def run(quick: bool = False) -> list[dict]:
     seconds = 60 if quick else 600
     with tempfile.TemporaryDirectory(prefix="clipmorph-bench-soak-") as tmp:
@@ -151,8 +163,7 @@ def run(quick: bool = False) -> list[dict]:
         try:
             result = soak(f"http://127.0.0.1:{port}", process.pid, seconds)
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(30)
+            stop(process)
     print(
         f"soak {result['clients']} clients {result['seconds']} s: {result['requests']} requests, "
         f"{result['good_ok']} good ok, {result['bad_4xx']} bad -> 4xx, 5xx {result['5xx']}, "

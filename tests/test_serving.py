@@ -45,6 +45,29 @@ def test_remote_stylizer_retries_a_dropped_connection_then_gives_up():
         RemoteStylizer(always_down, batch_size=4).stylize_frames(frames, StylizeOptions(StyleMix.single("a")))
 
 
+def test_an_answer_cut_off_mid_read_is_retried_and_other_errors_are_not():
+    frames = [gradient_frame(20, 20)]
+    calls = []
+
+    def cut_off_once(items):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Connection closed.")  # aiohttp, when the model server closed mid-answer
+        return [item.frame() for item in items]
+
+    out = RemoteStylizer(cut_off_once, batch_size=4).stylize_frames(frames, StylizeOptions(StyleMix.single("a")))
+    assert len(calls) == 2 and np.array_equal(out[0], frames[0])
+
+    def broken(items):
+        calls.append(1)
+        raise RuntimeError("the model crashed")
+
+    calls.clear()
+    with pytest.raises(RuntimeError, match="crashed"):
+        RemoteStylizer(broken, batch_size=4).stylize_frames(frames, StylizeOptions(StyleMix.single("a")))
+    assert len(calls) == 1  # not a transport failure: not retried
+
+
 def test_parse_options_applies_the_server_cap():
     assert parse_options("a", 1.0, False, None, 1024).max_side == 1024
     with pytest.raises(BadInput, match="limit of 1024"):

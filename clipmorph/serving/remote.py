@@ -14,12 +14,15 @@ import numpy as np
 from clipmorph.inference.options import StylizeOptions, check_frame, options_per_frame
 from clipmorph.serving.schema import FrameItem, ItemError
 
+CONNECTION_CLOSED = "Connection closed."  # aiohttp's StreamReader, when the peer closed mid-answer
+
 
 class RemoteStylizer:
     """Adapts the model service's batchable method to the pipeline's FrameStylizer protocol.
 
     A call that finds its pooled keep-alive connection closed by the model server (aiohttp's
-    ServerDisconnectedError, seen under load) is retried: stylizing is idempotent.
+    ServerDisconnectedError, seen under load; or "Connection closed." while the answer was
+    being read, seen once in 22,750 soak requests) is retried: stylizing is idempotent.
     """
 
     def __init__(
@@ -49,8 +52,9 @@ class RemoteStylizer:
                     if isinstance(result, ItemError):
                         result.throw()
                 return results
-            except ClientConnectionError:
-                if attempt == self.attempts:
+            except (ClientConnectionError, RuntimeError) as error:
+                transport = isinstance(error, ClientConnectionError) or str(error) == CONNECTION_CLOSED
+                if not transport or attempt == self.attempts:
                     raise
         raise AssertionError("unreachable")
 
