@@ -194,7 +194,8 @@ def write(info: dict, rows: list[dict], out: Path) -> None:
         "",
         "16 clients on `/stylize` for 10 minutes, random `lite` styles and mixes at 64-512 px, one request in ten "
         "a bad input (corrupt, text, 8x8, unknown style, a name in the file field, path tricks, out-of-range "
-        "values, garbage multipart). RSS of the API and model workers after the first fifth (warm) and at the end.",
+        "values, garbage multipart). RSS of the API and model workers after the first fifth (warm) and at the end. "
+        "What must hold: 5xx 0, connection errors 0 (a request unanswered for 60 s counts as one), RSS flat.",
         "",
         table(section("soak"), SOAK_COLUMNS),
         "",
