@@ -19,16 +19,31 @@ from clipmorph.errors import BadInput, ClipMorphError, MediaError, UnknownStyle,
 from clipmorph.inference.options import StyleMix, StylizeOptions
 
 
-class FrameItem(BaseModel):
+class Picture(BaseModel):
+    """An RGB picture between the services, as raw bytes plus shape (``FrameItem`` adds the options)."""
+
+    pixels: bytes
+    height: int
+    width: int
+
+    @classmethod
+    def of(cls, rgb: np.ndarray) -> Picture:
+        return cls(pixels=np.ascontiguousarray(rgb, dtype=np.uint8).tobytes(), height=rgb.shape[0], width=rgb.shape[1])
+
+    def array(self) -> np.ndarray:
+        if len(self.pixels) != self.height * self.width * 3:
+            expected = self.height * self.width * 3
+            raise BadInput(f"frame has {len(self.pixels)} bytes, expected {expected} for {self.width}x{self.height}")
+        return np.frombuffer(self.pixels, dtype=np.uint8).reshape(self.height, self.width, 3)
+
+
+class FrameItem(Picture):
     """One frame to stylize and its options (each item may use a different style).
 
     Pixels travel as raw bytes plus shape: BentoML pickles internal calls, so this costs no
     base64, and pydantic can describe it (it cannot describe an ndarray field).
     """
 
-    pixels: bytes  # (height, width, 3) uint8, C order
-    height: int
-    width: int
     kind: str = "image"  # or "video": a metric label
     style: str  # StyleMix text: "monet" or "monet=0.7,scream=0.3"
     strength: float = 1.0
@@ -51,32 +66,12 @@ class FrameItem(BaseModel):
         )
 
     def frame(self) -> np.ndarray:
-        expected = self.height * self.width * 3
-        if len(self.pixels) != expected:
-            raise BadInput(f"frame has {len(self.pixels)} bytes, expected {expected} for {self.width}x{self.height}")
-        return np.frombuffer(self.pixels, dtype=np.uint8).reshape(self.height, self.width, 3)
+        return self.array()
 
     def options(self) -> StylizeOptions:
         return StylizeOptions(
             StyleMix.parse(self.style), self.strength, self.preserve_color, self.max_side, self.keep_size
         )
-
-
-class Picture(BaseModel):
-    """An RGB picture between the services (raw bytes plus shape, like ``FrameItem``)."""
-
-    pixels: bytes
-    height: int
-    width: int
-
-    @classmethod
-    def of(cls, rgb: np.ndarray) -> Picture:
-        return cls(pixels=np.ascontiguousarray(rgb, dtype=np.uint8).tobytes(), height=rgb.shape[0], width=rgb.shape[1])
-
-    def array(self) -> np.ndarray:
-        if len(self.pixels) != self.height * self.width * 3:
-            raise BadInput(f"picture has {len(self.pixels)} bytes, expected {self.height * self.width * 3}")
-        return np.frombuffer(self.pixels, dtype=np.uint8).reshape(self.height, self.width, 3)
 
 
 @dataclass(frozen=True)
