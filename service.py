@@ -55,6 +55,9 @@ refuse_addresses_in_file_fields()  # a text value in a file field is never fetch
 JOBS = JobStore(SETTINGS.jobs_dir, SETTINGS.job_ttl_seconds)
 
 
+RUNNER_CONNECTION = {"max_requests": 2**62, "max_age": 1e12}
+
+
 def video_limits(max_seconds: float) -> media.DecodeLimits:
     return media.DecodeLimits(max_seconds, SETTINGS.max_video_pixels, SETTINGS.max_video_fps)
 
@@ -88,6 +91,10 @@ StyleModel = bentoml.service(
     resources={"gpu": 1} if gpu_count() else {"cpu": "1"},
     workers=1,
     traffic={"timeout": 600},
+    # BentoML's client to this service replaces its session every 100 requests or 5 minutes and
+    # closes the old one with requests still in flight on it: those fail ("Connection closed.") or,
+    # now and then, wait for an answer that never comes. One session for the worker's lifetime.
+    runner_connection=RUNNER_CONNECTION,
 )(StyleModel)
 
 

@@ -98,7 +98,7 @@ def soak(url: str, root_pid: int, seconds: float, clients: int = CLIENTS) -> dic
                 try:
                     status = client.post("/stylize", **request).status_code
                 except httpx.HTTPError as error:
-                    note("connection_errors", type(error).__name__)
+                    note("connection_errors", f"{case or 'good'}: {type(error).__name__}")
                     continue
                 if status >= 500:
                     note("5xx", f"{case or 'good'}: {status}")

@@ -162,6 +162,31 @@ def test_concurrent_mixed_styles_form_batches(server):
     assert frames >= 48 and frames / batches > 1.0, f"{frames} frames in {batches} batches: no batching"
 
 
+def model_calls(log: Path) -> int:
+    """Requests the model worker answered, by its access log."""
+    return log.read_text().count("[service:clipmorph-model:1] _ (scheme=http,method=POST,path=/stylize,")
+
+
+def test_no_request_to_the_model_is_lost_or_sent_twice_across_client_session_refreshes(server):
+    """BentoML's client to the model replaces its session every 100 requests by default, closing the one
+    requests are still in flight on: they failed and were retried (a second model call), or waited for
+    an answer that never came (the soak's 60 s timeouts). 240 requests, 12 at a time: one call each."""
+    before = model_calls(server.log)
+
+    def one(i: int) -> int:
+        with server.client(timeout=60) as client:
+            return stylize(client, png_bytes(48 + 4 * (i % 3), 32), style=f"rand-{i % 2}").status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(one, range(240)))
+    assert codes == [200] * 240
+    deadline = time.monotonic() + 20  # the access log reaches the file through the server's own pipe
+    while model_calls(server.log) - before < 240 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1)
+    assert model_calls(server.log) - before == 240
+
+
 def test_video_job_with_progress_and_audio(server, tmp_path):
     source = make_video(tmp_path / "clip.mp4", frames=24, size=(96, 64), fps=12)
     with server.client() as client, source.open("rb") as handle:
