@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from clipmorph.inference import media
@@ -40,6 +41,22 @@ def test_the_openvino_backend_from_the_command_line(stored_styles, tmp_path):
         assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1
     refused = run_cli("stylize", str(source), str(tmp_path / "x.png"), "--style", "rand-0", "--backend", "onnx")
     assert refused.returncode == 1 and "unknown backend 'onnx'" in refused.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="auto picks PyTorch on a GPU")
+def test_without_flags_a_video_runs_on_openvino_and_a_photo_on_pytorch(stored_styles, tmp_path):
+    """The default (`--backend auto`) on the CPU: a clip amortises OpenVINO's per-shape export, one photo does not;
+    `--compile` still means torch.compile."""
+    clip = make_video(tmp_path / "a.mp4", frames=6, size=(64, 48), fps=6)
+    photo = tmp_path / "p.png"
+    Image.fromarray(gradient_frame(64, 48)).save(photo)
+    video = run_cli("stylize", str(clip), str(tmp_path / "out.mp4"), "--style", "rand-0", "-q")
+    image = run_cli("stylize", str(photo), str(tmp_path / "out.png"), "--style", "rand-0")
+    compiled = run_cli("stylize", str(clip), str(tmp_path / "c.mp4"), "--style", "rand-0", "-q", "--compile")
+    assert video.returncode == image.returncode == compiled.returncode == 0, video.stderr + image.stderr
+    assert re.search(r"on cpu \w+ openvino", video.stdout), video.stdout
+    assert re.search(r"on cpu \w+ torch\)", image.stdout) and re.search(r"on cpu \w+ torch", compiled.stdout)
+    assert "6 frame(s)" in video.stdout
 
 
 def test_stylize_a_shared_photo_with_blend_and_colour(stored_styles, shared_data, tmp_path):

@@ -164,3 +164,60 @@ def test_openvino_serves_mixed_sizes_and_style_mixes_like_the_fp32_network(libra
         assert got.shape == want.shape and np.abs(got.astype(int) - want.astype(int)).max() <= 1
     (network,) = engine._compiled.values()
     assert len(network._requests) == 2  # two shapes, each compiled once
+
+
+OPENVINO_RUN = """
+import sys
+from pathlib import Path
+import numpy as np
+from clipmorph.inference.engine import Engine
+from clipmorph.inference.options import StyleMix, StylizeOptions
+from clipmorph.styles.catalogue import read_catalogue
+from media_factory import gradient_frame
+engine = Engine(read_catalogue(Path(sys.argv[1])), device="cpu", dtype="float32", backend="openvino")
+[out] = engine.stylize_frames([gradient_frame(48, 40)], StylizeOptions(StyleMix.single("rand-0")))
+np.save(sys.argv[2], out)
+(network,) = engine._compiled.values()
+print("exports", network.exports)
+"""
+
+
+def test_a_second_process_takes_the_openvino_model_from_the_cache_without_exporting(library, tmp_path):
+    """The per-shape export is paid once per machine, not once per process (CLI runs, restarts)."""
+    import os
+    import subprocess
+    import sys
+
+    from clipmorph.styles.catalogue import write_catalogue
+
+    from conftest import REPO
+
+    write_catalogue(library, tmp_path / "catalogue")
+    env = {**os.environ, "CLIPMORPH_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO / "tests")}
+    printed = []
+    for run in ("first", "second"):
+        result = subprocess.run(
+            [sys.executable, "-c", OPENVINO_RUN, str(tmp_path / "catalogue"), str(tmp_path / f"{run}.npy")],
+            capture_output=True, text=True, timeout=300, env=env,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        printed.append(result.stdout.split()[-1])
+    assert printed == ["1", "0"]  # exported by the first process only
+    assert np.array_equal(np.load(tmp_path / "first.npy"), np.load(tmp_path / "second.npy"))
+    assert len(list((tmp_path / "cache" / "openvino").glob("*.xml"))) == 1
+    assert list((tmp_path / "cache" / "openvino" / "compiled").glob("*.blob"))  # OpenVINO's own compiled cache
+
+
+def test_the_openvino_cache_keeps_the_most_recently_used_shapes(tmp_path):
+    import os
+
+    from clipmorph.inference.openvino import prune
+
+    (tmp_path / "compiled").mkdir()
+    for age, name in enumerate(["new", "mid", "old"]):
+        for path in (tmp_path / f"{name}.xml", tmp_path / f"{name}.bin", tmp_path / "compiled" / f"{name}.blob"):
+            path.write_text(name)
+            os.utime(path, (1000 - age, 1000 - age))
+    prune(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["mid.bin", "mid.xml", "new.bin", "new.xml"]
+    assert sorted(p.name for p in (tmp_path / "compiled").iterdir()) == ["mid.blob", "new.blob"]

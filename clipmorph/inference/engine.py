@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from clipmorph.environment import cache_dir
 from clipmorph.errors import BadInput
 from clipmorph.inference.options import (
     StyleMix,
@@ -30,6 +31,24 @@ from clipmorph.styles.names import backbone_for_mix
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BACKENDS = ("torch", "openvino")  # what runs the networks: PyTorch (eager or compiled) or OpenVINO
+AUTO = "auto"
+
+
+def pick_backend(requested: str, device: torch.device, video: bool) -> str:
+    """``auto``: OpenVINO for videos on the CPU (its per-shape export is paid once per machine,
+    kept in the cache folder, and a clip has one shape for all its frames), PyTorch otherwise
+    (one photo does not amortise an export; GPUs run PyTorch). bench/RESULTS.md has the figures."""
+    if requested != AUTO:
+        return requested
+    if video and device.type == "cpu" and _openvino_installed():
+        return "openvino"
+    return "torch"
+
+
+def _openvino_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("openvino", "onnx"))
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -191,7 +210,9 @@ class Engine:
             if key not in self._compiled:
                 from clipmorph.inference.openvino import OpenVinoNetwork
 
-                self._compiled[key] = OpenVinoNetwork(self.networks[key], bf16=self.dtype == torch.bfloat16)
+                self._compiled[key] = OpenVinoNetwork(
+                    self.networks[key], bf16=self.dtype == torch.bfloat16, cache=cache_dir() / "openvino"
+                )
             return self._compiled[key]
         if not self.compile:
             return self.networks[key]
