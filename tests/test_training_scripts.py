@@ -147,3 +147,83 @@ def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_
         capture_output=True, text=True, timeout=300, env={**os.environ, "CLIPMORPH_CACHE": str(vgg_assets[1].parent)},
     )  # fmt: skip
     assert unknown.returncode != 0 and "nosuch not in the catalogue" in unknown.stderr
+
+
+def test_finish_can_learn_the_distilled_lite_styles_again_against_the_paintings(tmp_path, vgg_assets, monkeypatch):
+    """`finish --lite-refine-minutes`: every lite style's vectors move on the frozen student, whose
+    backbone stays as distilled, and each style's record says it was refined after distillation."""
+    import argparse
+    import importlib.util
+
+    import torch
+
+    from clipmorph.model.network import WIDTHS, TransformerNet
+    from clipmorph.styles.library import StyleLibrary
+
+    spec = importlib.util.spec_from_file_location("build_catalogue", REPO / "training" / "build_catalogue.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    data = tmp_path / "data"
+    for folder in build.TRAIN_FOLDERS:
+        (data / "content" / folder).mkdir(parents=True)
+        Image.fromarray(gradient_frame(96, 72, t=1)).save(data / "content" / folder / "0.png")
+    (data / "styles").mkdir()
+    entries = tomllib.loads((REPO / "training" / "catalogue.toml").read_text())["style"]
+    for i, entry in enumerate(entries):
+        Image.fromarray(gradient_frame(80, 64, t=i)).save(data / "styles" / entry["style_file"])
+    ids = [entry["id"] for entry in entries]
+    torch.manual_seed(0)
+    distilled = {"mode": "distilled", "steps": 5, "seconds": 1.0}
+    lite = StyleLibrary.from_network(
+        TransformerNet(WIDTHS["lite"], len(ids)), "catalogue-lite", ids, {"training": distilled},
+        [{"training": distilled} for _ in ids],
+    )  # fmt: skip
+    before = {i: {k: v.clone() for k, v in lite.styles[i].params.items()} for i in ids}
+    (backbone,) = lite.backbones.values()
+    monkeypatch.setenv("CLIPMORPH_CACHE", str(vgg_assets[1].parent))
+    args = build.main_parser().parse_args(
+        ["finish", "--data", str(data), "--runs", str(tmp_path / "runs"), "--steps", "2", "--image-size", "32",
+         "--style-size", "64", "--batch-size", "2", "--workers", "0", "--no-wandb", "--lite-refine-minutes", "5"]
+    )  # fmt: skip
+    assert isinstance(args, argparse.Namespace)
+    refined = build.refine_lite(args, lite)
+    assert list(refined.backbones) == [backbone.key]  # the student's backbone did not move
+    moved = [i for i in ids if not all(torch.equal(before[i][k], refined.styles[i].params[k]) for k in before[i])]
+    assert moved == ids[:4]  # 2 steps of batch 2, styles round-robin: the four that saw a photo
+    record = refined.styles[ids[0]].metadata["training"]
+    assert record["mode"] == "refine" and record["started_from"]["training"]["mode"] == "distilled"
+    assert record["total_steps"] == 5 + 2
+
+
+def test_a_refined_style_that_collapsed_to_one_flat_colour_keeps_its_earlier_vectors(tmp_path):
+    """Vectors that drive the last layer's sigmoid into saturation paint one colour everywhere, and no
+    loss has a gradient left to bring them back: `refine` must not ship them."""
+    import importlib.util
+
+    import torch
+
+    from clipmorph.styles.library import Style, StyleLibrary
+
+    from conftest import random_network
+
+    spec = importlib.util.spec_from_file_location("build_catalogue", REPO / "training" / "build_catalogue.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    (tmp_path / "content" / build.HELD_OUT).mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(gradient_frame(96, 72, t=i)).save(tmp_path / "content" / build.HELD_OUT / f"{i}.png")
+    before = StyleLibrary.from_network(random_network("lite", 2), "catalogue-lite", ["a", "b"])
+    refined = StyleLibrary()
+    (backbone,) = before.backbones.values()
+    refined.add_backbone(backbone)
+    for style_id, style in before.styles.items():
+        params = {k: v.clone() for k, v in style.params.items()}
+        if style_id == "a":  # saturated: one flat colour
+            params["norm5.shift"] = torch.full_like(params["norm5.shift"], 50.0)
+        else:  # moved a little: a real refinement
+            params["norm5.shift"] = params["norm5.shift"] + 0.1
+        refined.add_style(Style(style_id, style.backbone, params, {"refined": True}))
+    args = build.main_parser().parse_args(["refine", "--data", str(tmp_path)])
+    kept = build.lively(refined, before, args)
+    assert kept.styles["a"] is before.styles["a"]
+    assert kept.styles["b"] is refined.styles["b"]

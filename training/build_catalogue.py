@@ -4,6 +4,7 @@
     python training/build_catalogue.py refine --styles scream      # learn some styles again, backbone frozen
     python training/build_catalogue.py ablation --steps 200        # temporal terms on/off, small scale
     python training/build_catalogue.py finish --lite-minutes 10    # distil lite, evaluate, write models/
+    python training/build_catalogue.py finish --lite-refine-minutes 30  # ... then refine the lite styles
 
 `train` resumes from training/runs/catalogue-full/checkpoint.pt; with no checkpoint there,
 `--init-from models` starts from the shipped weights instead of from scratch (a new optimiser;
@@ -91,35 +92,97 @@ def stage_refine(args: argparse.Namespace) -> None:
     full = full.only_backbone(catalogue_config(args).backbone_name)
     config = refine_config(args, full)
     result = train(config, resume=True, base=full)
-    full.merge(result.library)  # same ids: the refined styles replace the old ones
+    full.merge(lively(result.library, full, args))  # same ids: the refined styles replace the old ones
     out = args.export or runs_dir(args) / "refined"
     catalogue.write_catalogue(full, out)
     print(f"refined {', '.join(s.id for s in config.styles)}: step {result.step}, "
           f"{result.seconds / 60:.1f} min; wrote {out}")  # fmt: skip
 
 
-def refine_config(args: argparse.Namespace, full):
-    """The catalogue's settings for the named styles, as add-a-style training on ``full``."""
+def refine_config(args: argparse.Namespace, library, wanted: list[str] | None = None, max_minutes=None):
+    """The catalogue's settings for the named styles, as add-a-style training on ``library``'s
+    one backbone (the full one, or the distilled lite student)."""
     from clipmorph.serving.jobs.style_queue import STYLE_LR
 
     base = catalogue_config(args)
     weights = refine_weights()
-    wanted = args.styles.split(",") if args.styles else list(weights)  # by default, those the list names
+    if wanted is None:
+        wanted = args.styles.split(",") if args.styles else list(weights)  # by default, those the list names
     if not wanted:
         raise SystemExit("refine: name the styles, e.g. --styles picasso,scream")
-    unknown = sorted(set(wanted) - set(full.styles))
+    unknown = sorted(set(wanted) - set(library.styles))
     if unknown:
         raise SystemExit(f"refine: {', '.join(unknown)} not in the catalogue")
-    (backbone,) = full.backbones.values()
+    (backbone,) = library.backbones.values()
     styles = [replace(s, style_weight=float(weights.get(s.id, s.style_weight))) for s in base.styles]
     return replace(
         base,
         styles=[s for s in styles if s.id in wanted],
         add_to=backbone.name,
+        backbone_name=backbone.name,
         checkpoint_dir=runs_dir(args) / f"refine-{backbone.version}",  # never resumed onto another backbone
         lr=STYLE_LR,
         style_size=args.style_size,
+        max_minutes=max_minutes if max_minutes is not None else base.max_minutes,
     )
+
+
+def refine_lite(args: argparse.Namespace, lite):
+    """The distilled student's styles learned again on its frozen backbone against the paintings
+    themselves: copying the teacher's pixels averages away texture the narrower network cannot
+    reproduce exactly, and its own style loss puts the marks back."""
+    from clipmorph.training.trainer import train
+
+    config = refine_config(args, lite, sorted(lite.styles), max_minutes=args.lite_refine_minutes)
+    result = train(config, resume=True, base=lite, show_bar=False)
+    lite.merge(lively(result.library, lite, args))
+    print(f"refined lite styles: {result.step} steps in {result.seconds / 60:.1f} min", flush=True)
+    return lite
+
+
+FLAT = 4.0  # spread (0-255) below which a style's picture is one flat colour
+
+
+def lively(refined, before, args: argparse.Namespace):
+    """The refined styles without those that collapsed: vectors that push the last layer's sigmoid
+    into saturation paint one flat colour, where neither the style nor the temporal losses have a
+    gradient left to pull them back. Such a style keeps the vectors it had (``before``)."""
+    kept = type(refined)()
+    for backbone in refined.backbones.values():
+        kept.add_backbone(backbone)
+    photos = check_photos(args)
+    now, earlier = spreads(refined, photos), spreads(before, photos)
+    for style_id, style in refined.styles.items():
+        if now[style_id] < FLAT <= earlier.get(style_id, FLAT):
+            print(f"{style_id}: the refined vectors paint one flat colour ({now[style_id]:.1f}): kept the earlier ones")
+            style = before.styles[style_id]
+        kept.add_style(style)
+    return kept
+
+
+def check_photos(args: argparse.Namespace, count: int = 3) -> list:
+    """A few small held-out photos (training photos where the held-out set is absent)."""
+    import numpy as np
+
+    from clipmorph.training.data import find_images, load_rgb
+
+    content = data_root(args) / "content"
+    folder = next((f for f in [content / HELD_OUT, *(content / t for t in TRAIN_FOLDERS)] if f.is_dir()), None)
+    paths = find_images(folder)[:count] if folder else []
+    return [np.asarray(load_rgb(p).resize((128, 96))) for p in paths]
+
+
+def spreads(library, photos: list) -> dict[str, float]:
+    """Each style's smallest colour spread over the photos (0-255 per channel, averaged)."""
+    from clipmorph.inference.engine import Engine
+    from clipmorph.inference.options import StyleMix, StylizeOptions
+
+    engine = Engine(library, device="cpu", dtype="float32")
+    found = {}
+    for style_id in library.styles:
+        outputs = engine.stylize_frames(photos, StylizeOptions(StyleMix.single(style_id))) if photos else []
+        found[style_id] = min((float(o.reshape(-1, 3).std(0).mean()) for o in outputs), default=FLAT)
+    return found
 
 
 def refine_weights() -> dict[str, float]:
@@ -250,7 +313,8 @@ def stage_finish(args: argparse.Namespace) -> None:
         start=earlier_lite,
     )
     print(f"distilled lite: {lite.steps} steps in {lite.seconds / 60:.1f} min, loss {lite.loss:.4f}")
-    libraries = {"full": full, "lite": rename_styles(lite.library, "-lite")}
+    student = refine_lite(args, lite.library) if args.lite_refine_minutes else lite.library
+    libraries = {"full": full, "lite": rename_styles(student, "-lite")}
     shipped = StyleLibrary()
     report_rows = {}
     for width, library in libraries.items():
@@ -297,6 +361,7 @@ def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) 
         f"- `lite` backbone: distilled from it, {lite.steps} steps in {lite.seconds / 60:.1f} min"
         + lite_continuation(libraries["lite"])
         + " (ids end in `-lite`).",
+        *refinement_lines(libraries["lite"], "`lite` "),
         f"- Distances on {run['photos']} held-out photos ({HELD_OUT}, never trained on) at "
         f"{run['settings']['photo_side']} px; warping error on the first {run['video_frames']} frames of "
         f"`{run['video']}` at {run['settings']['video_side']} px, whose own warping error is "
@@ -348,7 +413,7 @@ def refine_runs(trained: dict) -> list[dict]:
     return own + (refine_runs(earlier) if earlier else [])
 
 
-def refinement_lines(library) -> list[str]:
+def refinement_lines(library, backbone: str = "") -> list[str]:
     """One line per `refine` run: which styles it learned again on the frozen backbone, and how."""
     runs: dict[str, list] = {}
     for style in sorted(library.styles.values(), key=lambda s: s.id):
@@ -359,7 +424,7 @@ def refinement_lines(library) -> list[str]:
         styles, t = [s for s, _ in pairs], pairs[0][1]
         weights = ", ".join(f"{s.id} {r['style_weight'] * own_weight(s, r):g}" for s, r in pairs)
         lines.append(
-            f"- Then {', '.join(s.id for s in styles)} learned again on the frozen backbone (their own "
+            f"- Then {', '.join(s.id for s in styles)} learned again on the frozen {backbone}backbone (their own "
             f"scale/shift vectors only, no other style moved): {t['steps']} steps of batch {t['batch_size']} at "
             f"{t['image_size']} px, paintings at {t['style_size']} px, {t['seconds'] / 60:.0f} min on "
             f"{t['device']}; style weight {weights}."
@@ -391,7 +456,7 @@ def ablation_lines(data: dict) -> list[str]:
     return [*lines, ""]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["train", "refine", "ablation", "finish"])
     parser.add_argument("--data", type=Path, help="default $CLIPMORPH_DATA or ../shared/data")
@@ -399,6 +464,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=192)
     parser.add_argument("--max-minutes", type=float, help="train: stop (with a checkpoint) after this long")
     parser.add_argument("--lite-minutes", type=float, default=10.0, help="finish: distillation time budget")
+    parser.add_argument(
+        "--lite-refine-minutes",
+        type=float,
+        default=0.0,
+        help="finish: then learn the lite styles again on the frozen student, against the paintings",
+    )
     parser.add_argument("--lite-from", type=Path, help="finish: an earlier catalogue whose lite student to go on from")
     parser.add_argument("--eval-photos", type=int, default=16)
     parser.add_argument("--eval-frames", type=int, default=48)
@@ -423,10 +494,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--full-from", type=Path, help="finish, refine: the full library from an exported folder")
     parser.add_argument("--styles", help="refine: style ids to learn again (default: catalogue.toml's [refine])")
-    parser.add_argument("--style-size", type=int, default=512, help="refine: long side of the paintings")
+    parser.add_argument("--style-size", type=int, default=512, help="refine, finish: long side of the paintings")
     parser.add_argument("--runs", type=Path, help="checkpoints (default training/runs)")
     parser.add_argument("--models", type=Path, default=REPO / "models", help="catalogue folder to write")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = main_parser().parse_args(argv)
     stages = {"train": stage_train, "refine": stage_refine, "ablation": stage_ablation, "finish": stage_finish}
     stages[args.stage](args)
     return 0
