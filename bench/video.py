@@ -91,20 +91,27 @@ def clip_rows(section: str, width: str, clips: dict[str, Path], device: str, fol
         for label, path in clips.items():
             # A fresh engine per clip: each compiled shape is measured on its own.
             engine = Engine(library, device=device, compile=compile_net)
-            target = folder / f"out-{compile_net}-{path.stem}.mp4"
             compile_s = warm_up(engine, path, options) if compile_net else 0.0
-            report = stylize_video_file(engine, path, target, options, progress=False)
-            with av.open(str(target)) as result:
-                audio = bool(result.streams.audio)
             backend = f"{DTYPE_LABELS[engine.dtype]}-{'compiled' if compile_net else 'eager'}"
-            row = {"section": section, "width": width, "size": label, "backend": backend, "frames": report.frames,
-                   "seconds": round(report.seconds, 2), "fps": round(report.fps, 2), "audio_kept": audio,
-                   "compile_s": round(compile_s, 1), "batch": engine.batch_size, "encoder": report.encoder,
-                   "threads": torch.get_num_threads()}  # fmt: skip
-            rows.append(row)
-            detail = f"{report.frames} frames in {report.seconds:.1f} s, audio kept: {audio}"
-            print(f"{section} {width} {label:>18} {backend:<13} {report.fps:7.2f} frames/s ({detail})", flush=True)
+            target = folder / f"out-{compile_net}-{path.stem}.mp4"
+            rows.append(clip_row(section, width, label, backend, engine, path, target, options, compile_s))
     return rows + default_rows(section, width, library, clips, device, folder)
+
+
+def clip_row(
+    section: str, width: str, label: str, backend: str, engine: Engine, path: Path, target: Path,
+    options: StylizeOptions, compile_s: float = 0.0,
+) -> dict:  # fmt: skip
+    """One clip stylized end to end into ``target``: its report row, printed as it is measured."""
+    report = stylize_video_file(engine, path, target, options, progress=False)
+    with av.open(str(target)) as result:
+        audio = bool(result.streams.audio)
+    detail = f"{report.frames} frames in {report.seconds:.1f} s, audio kept: {audio}"
+    print(f"{section} {width} {label:>18} {backend:<13} {report.fps:7.2f} frames/s ({detail})", flush=True)
+    return {"section": section, "width": width, "size": label, "backend": backend, "frames": report.frames,
+            "seconds": round(report.seconds, 2), "fps": round(report.fps, 2), "audio_kept": audio,
+            "compile_s": round(compile_s, 1), "batch": engine.batch_size, "encoder": report.encoder,
+            "threads": torch.get_num_threads()}  # fmt: skip
 
 
 def default_rows(section: str, width: str, library, clips: dict[str, Path], device: str, folder: Path) -> list[dict]:
@@ -123,16 +130,9 @@ def default_rows(section: str, width: str, library, clips: dict[str, Path], devi
         for label, path in clips.items():
             for cache in ("cold cache", "warm cache"):
                 engine = Engine(library, device=device, backend=backend)
-                target = folder / f"default-{path.stem}.mp4"
-                report = stylize_video_file(engine, path, target, options, progress=False)
-                with av.open(str(target)) as result:
-                    audio = bool(result.streams.audio)
                 name = f"{DTYPE_LABELS[engine.dtype]}-default ({backend}, {cache})"
-                rows.append({"section": section, "width": width, "size": label, "backend": name,
-                             "frames": report.frames, "seconds": round(report.seconds, 2), "fps": round(report.fps, 2),
-                             "audio_kept": audio, "compile_s": 0.0, "batch": engine.batch_size,
-                             "encoder": report.encoder, "threads": torch.get_num_threads()})  # fmt: skip
-                print(f"{section} {width} {label:>18} {name:<36} {report.fps:7.2f} frames/s", flush=True)
+                target = folder / f"default-{path.stem}.mp4"
+                rows.append(clip_row(section, width, label, name, engine, path, target, options))
     finally:
         if saved is None:
             os.environ.pop("CLIPMORPH_CACHE", None)

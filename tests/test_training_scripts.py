@@ -102,6 +102,29 @@ def test_pack_for_device_shrinks_photos_keeps_paintings_and_halves_the_loss_netw
         assert value.dtype == torch.float16 and torch.allclose(value.float(), original[key], rtol=1e-3, atol=1e-4)
 
 
+def stand_in_data(data, photos: int = 2) -> list[str]:
+    """Generated photos in each training folder and a generated painting per catalogue style; the ids."""
+    for folder in ("bsds500", "imagenet-sample", "urban100", "coco2014-224"):
+        (data / "content" / folder).mkdir(parents=True)
+        for i in range(photos):
+            Image.fromarray(gradient_frame(96, 72, t=i)).save(data / "content" / folder / f"{i}.png")
+    (data / "styles").mkdir()
+    entries = tomllib.loads((REPO / "training" / "catalogue.toml").read_text())["style"]
+    for i, entry in enumerate(entries):
+        Image.fromarray(gradient_frame(80, 64, t=i)).save(data / "styles" / entry["style_file"])
+    return [entry["id"] for entry in entries]
+
+
+def build_catalogue_module():
+    """training/build_catalogue.py as a module, to call its stages' pieces directly."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_catalogue", REPO / "training" / "build_catalogue.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return build
+
+
 def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_rest(tmp_path, vgg_assets):
     """`build_catalogue.py refine` on a tiny stand-in catalogue (generated paintings and photos)."""
     import torch
@@ -111,15 +134,7 @@ def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_
     from clipmorph.styles.library import StyleLibrary
 
     data = tmp_path / "data"
-    for folder in ("bsds500", "imagenet-sample", "urban100", "coco2014-224"):
-        (data / "content" / folder).mkdir(parents=True)
-        for i in range(2):
-            Image.fromarray(gradient_frame(96, 72, t=i)).save(data / "content" / folder / f"{i}.png")
-    (data / "styles").mkdir()
-    entries = tomllib.loads((REPO / "training" / "catalogue.toml").read_text())["style"]
-    for i, entry in enumerate(entries):
-        Image.fromarray(gradient_frame(80, 64, t=i)).save(data / "styles" / entry["style_file"])
-    ids = [entry["id"] for entry in entries]
+    ids = stand_in_data(data)
     torch.manual_seed(0)
     net = TransformerNet(WIDTHS["lite"], len(ids))
     catalogue.write_catalogue(StyleLibrary.from_network(net, "catalogue-full", ids), tmp_path / "models")
@@ -153,25 +168,15 @@ def test_finish_can_learn_the_distilled_lite_styles_again_against_the_paintings(
     """`finish --lite-refine-minutes`: every lite style's vectors move on the frozen student, whose
     backbone stays as distilled, and each style's record says it was refined after distillation."""
     import argparse
-    import importlib.util
 
     import torch
 
     from clipmorph.model.network import WIDTHS, TransformerNet
     from clipmorph.styles.library import StyleLibrary
 
-    spec = importlib.util.spec_from_file_location("build_catalogue", REPO / "training" / "build_catalogue.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
+    build = build_catalogue_module()
     data = tmp_path / "data"
-    for folder in build.TRAIN_FOLDERS:
-        (data / "content" / folder).mkdir(parents=True)
-        Image.fromarray(gradient_frame(96, 72, t=1)).save(data / "content" / folder / "0.png")
-    (data / "styles").mkdir()
-    entries = tomllib.loads((REPO / "training" / "catalogue.toml").read_text())["style"]
-    for i, entry in enumerate(entries):
-        Image.fromarray(gradient_frame(80, 64, t=i)).save(data / "styles" / entry["style_file"])
-    ids = [entry["id"] for entry in entries]
+    ids = stand_in_data(data, photos=1)
     torch.manual_seed(0)
     distilled = {"mode": "distilled", "steps": 5, "seconds": 1.0}
     lite = StyleLibrary.from_network(
@@ -198,17 +203,13 @@ def test_finish_can_learn_the_distilled_lite_styles_again_against_the_paintings(
 def test_a_refined_style_that_collapsed_to_one_flat_colour_keeps_its_earlier_vectors(tmp_path):
     """Vectors that drive the last layer's sigmoid into saturation paint one colour everywhere, and no
     loss has a gradient left to bring them back: `refine` must not ship them."""
-    import importlib.util
-
     import torch
 
     from clipmorph.styles.library import Style, StyleLibrary
 
     from conftest import random_network
 
-    spec = importlib.util.spec_from_file_location("build_catalogue", REPO / "training" / "build_catalogue.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
+    build = build_catalogue_module()
     (tmp_path / "content" / build.HELD_OUT).mkdir(parents=True)
     for i in range(3):
         Image.fromarray(gradient_frame(96, 72, t=i)).save(tmp_path / "content" / build.HELD_OUT / f"{i}.png")

@@ -151,9 +151,10 @@ def lively(refined, before, args: argparse.Namespace):
     for backbone in refined.backbones.values():
         kept.add_backbone(backbone)
     photos = check_photos(args)
-    now, earlier = spreads(refined, photos), spreads(before, photos)
+    ids = sorted(refined.styles)
+    now, earlier = spreads(refined, photos, ids), spreads(before, photos, ids)
     for style_id, style in refined.styles.items():
-        if now[style_id] < FLAT <= earlier.get(style_id, FLAT):
+        if now[style_id] < FLAT <= earlier[style_id]:
             print(f"{style_id}: the refined vectors paint one flat colour ({now[style_id]:.1f}): kept the earlier ones")
             style = before.styles[style_id]
         kept.add_style(style)
@@ -172,14 +173,14 @@ def check_photos(args: argparse.Namespace, count: int = 3) -> list:
     return [np.asarray(load_rgb(p).resize((128, 96))) for p in paths]
 
 
-def spreads(library, photos: list) -> dict[str, float]:
-    """Each style's smallest colour spread over the photos (0-255 per channel, averaged)."""
+def spreads(library, photos: list, style_ids: list[str]) -> dict[str, float]:
+    """Each named style's smallest colour spread over the photos (0-255 per channel, averaged)."""
     from clipmorph.inference.engine import Engine
     from clipmorph.inference.options import StyleMix, StylizeOptions
 
     engine = Engine(library, device="cpu", dtype="float32")
     found = {}
-    for style_id in library.styles:
+    for style_id in style_ids:
         outputs = engine.stylize_frames(photos, StylizeOptions(StyleMix.single(style_id))) if photos else []
         found[style_id] = min((float(o.reshape(-1, 3).std(0).mean()) for o in outputs), default=FLAT)
     return found
