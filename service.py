@@ -22,6 +22,7 @@ from bentoml.validators import ContentType
 
 from clipmorph.inference import media
 from clipmorph.inference.pipeline import VIDEO_GROUP, stylize_images
+from clipmorph.serving import request_timer
 from clipmorph.serving.access import require_admin
 from clipmorph.serving.get_routes import ReadOnlyGets
 from clipmorph.serving.jobs.recovery import recover_orphans, start_sweeper
@@ -52,6 +53,7 @@ from clipmorph.styles.names import backbone_for_mix, validate_name
 
 SETTINGS = ServiceSettings.from_env()  # a bad value stops the service here, with the variable's name
 refuse_addresses_in_file_fields()  # a text value in a file field is never fetched
+request_timer.install()  # each request is let go when it ends, not a traffic timeout later
 JOBS = JobStore(SETTINGS.jobs_dir, SETTINGS.job_ttl_seconds)
 
 
