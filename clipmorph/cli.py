@@ -10,6 +10,7 @@ from pathlib import Path
 from clipmorph import __version__
 from clipmorph.errors import ClipMorphError, TrainingStopped
 from clipmorph.fsutil import atomic_path
+from clipmorph.locations import local_or_url
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -146,12 +147,19 @@ def add_train_parser(commands) -> None:
         "--init-from", type=Path, help="catalogue folder (e.g. models/) whose weights start a new backbone run"
     )
     train.add_argument("--width", choices=["full", "lite"], default=None, help="new backbone width (default full)")
-    train.add_argument("--checkpoint-dir", type=Path, help="default: runs/<name>")
+    train.add_argument(
+        "--checkpoint-dir", type=local_or_url, help="a folder or fsspec URL (s3://bucket/run); default: runs/<name>"
+    )
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
     train.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this long (train in chunks)")
     train.add_argument("--no-save", dest="save", action="store_false", help="do not save into the model store")
-    train.add_argument("--export", type=Path, help="also write the result as a catalogue folder (e.g. models/)")
+    train.add_argument(
+        "--export", type=local_or_url, help="also write the result as a catalogue folder (e.g. models/) or URL"
+    )
     train.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=True, help="log to W&B")
+    train.add_argument(
+        "--wandb-dir", type=Path, help="W&B files (and sample grids for a URL --checkpoint-dir); default: there"
+    )
     train.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     for name in TUNABLE:
         default = defaults[name].default
@@ -188,11 +196,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         add_to=args.add_to,
         init_from=args.init_from,
         wandb=args.wandb,
+        wandb_dir=args.wandb_dir,
         compile=args.compile,
         max_minutes=args.max_minutes,
         **tuning,
     )
     result = train(config, resume=args.resume, show_bar=not args.quiet)
+    if not result.main:  # one of several torchrun processes: rank 0 reports and saves
+        return 0
     print(f"trained {result.step} steps in {result.seconds:.0f} s; checkpoint {result.checkpoint}")
     if not result.finished:
         print(f"stopped before step {config.steps}: rerun with --resume to go on")
@@ -201,7 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         for saved in store.save_library(result.library):
             print(f"  {'+' if saved.created else '='} {saved.tag}")
     if args.export:
-        print(f"wrote {catalogue.write_catalogue(result.library, args.export)}")
+        print(f"wrote {catalogue.export_catalogue(result.library, args.export)}")
     return 0
 
 

@@ -13,11 +13,15 @@ _SESSION_HOME = tempfile.mkdtemp(prefix="clipmorph-test-bentoml-")
 os.environ["BENTOML_HOME"] = _SESSION_HOME
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from clipmorph.model.network import WIDTHS, TransformerNet  # noqa: E402
 from clipmorph.styles.library import StyleLibrary  # noqa: E402
+
+from media_factory import gradient_frame  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -113,3 +117,28 @@ def server(stored_styles, tmp_path_factory):
     running = start_server(tmp_path_factory.mktemp("server"))
     yield running
     stop_server(running)
+
+
+TINY = ["--width", "lite", "--image-size", "32", "--style-size", "64", "--batch-size", "2", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    """Generated photos (content) and two generated 'paintings' (stripes, checks)."""
+    root = tmp_path_factory.mktemp("pictures")
+    (root / "photos" / "nested").mkdir(parents=True)
+    for i in range(6):
+        folder = root / "photos" / ("nested" if i % 2 else "")
+        Image.fromarray(gradient_frame(80 + 8 * i, 60, t=i)).save(folder / f"p{i}.jpg", quality=95)
+    y, x = np.mgrid[0:96, 0:96]
+    stripes = np.stack([(x // 6 % 2) * 255, np.full_like(x, 40), (y // 12 % 2) * 200], -1).astype(np.uint8)
+    checks = np.stack([((x // 16 + y // 16) % 2) * 230, (x * 2) % 256, np.full_like(x, 120)], -1).astype(np.uint8)
+    Image.fromarray(stripes).save(root / "stripes.png")
+    Image.fromarray(checks).save(root / "checks.png")
+    Image.fromarray(checks[:, ::-1].copy()).save(root / "mirror.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def vgg_env(vgg_assets):
+    return {"CLIPMORPH_CACHE": str(vgg_assets[1].parent), "WANDB_MODE": "disabled"}

@@ -13,32 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run_cli
+from conftest import TINY, run_cli
 from media_factory import gradient_frame, make_video
-
-TINY = ["--width", "lite", "--image-size", "32", "--style-size", "64", "--batch-size", "2", "--workers", "0"]
-
-
-@pytest.fixture(scope="module")
-def pictures(tmp_path_factory):
-    """Generated photos (content) and two generated 'paintings' (stripes, checks)."""
-    root = tmp_path_factory.mktemp("pictures")
-    (root / "photos" / "nested").mkdir(parents=True)
-    for i in range(6):
-        folder = root / "photos" / ("nested" if i % 2 else "")
-        Image.fromarray(gradient_frame(80 + 8 * i, 60, t=i)).save(folder / f"p{i}.jpg", quality=95)
-    y, x = np.mgrid[0:96, 0:96]
-    stripes = np.stack([(x // 6 % 2) * 255, np.full_like(x, 40), (y // 12 % 2) * 200], -1).astype(np.uint8)
-    checks = np.stack([((x // 16 + y // 16) % 2) * 230, (x * 2) % 256, np.full_like(x, 120)], -1).astype(np.uint8)
-    Image.fromarray(stripes).save(root / "stripes.png")
-    Image.fromarray(checks).save(root / "checks.png")
-    Image.fromarray(checks[:, ::-1].copy()).save(root / "mirror.png")
-    return root
-
-
-@pytest.fixture(scope="module")
-def vgg_env(vgg_assets):
-    return {"CLIPMORPH_CACHE": str(vgg_assets[1].parent), "WANDB_MODE": "disabled"}
 
 
 def tiny_config(pictures, checkpoint_dir, steps, **extra):

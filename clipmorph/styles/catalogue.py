@@ -8,12 +8,14 @@ checked against the sha256 in the manifest, and manifest paths cannot leave the 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
 from clipmorph.errors import BadInput
 from clipmorph.fsutil import atomic_write, sha256_file
+from clipmorph.locations import Location, is_url, join, upload_folder
 from clipmorph.model.network import NetworkSpec
 from clipmorph.styles.library import Backbone, Style, StyleLibrary
 from clipmorph.styles.names import validate_name
@@ -109,3 +111,14 @@ def write_catalogue(library: StyleLibrary, folder: Path) -> Path:
         manifest["styles"].append(entry)
     atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return folder / MANIFEST
+
+
+def export_catalogue(library: StyleLibrary, location: Location) -> Location:
+    """``write_catalogue`` to a folder or a URL (s3://...): the manifest goes last, so a reader
+    who finds it finds every file it names."""
+    if not is_url(location):
+        return write_catalogue(library, Path(location))
+    with tempfile.TemporaryDirectory(prefix="clipmorph-export-") as folder:
+        write_catalogue(library, Path(folder))
+        upload_folder(Path(folder), location, last=MANIFEST)
+    return join(location, MANIFEST)

@@ -1,36 +1,45 @@
 """A run's checkpoint: everything needed to resume it exactly (weights, optimiser, step, the
-smoothed losses, the W&B run), written atomically so a crash never spoils the previous one."""
+smoothed losses, the W&B run), written atomically so a crash never spoils the previous one.
+The folder may be a URL (``s3://bucket/run``): a pod that is preempted resumes from the bucket."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import torch
 
+from clipmorph import locations
 from clipmorph.errors import BadInput
-from clipmorph.fsutil import atomic_path
+from clipmorph.locations import Location
 from clipmorph.training.config import TrainConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
 
 
-def checkpoint_path(config: TrainConfig) -> Path:
-    return config.checkpoint_dir / CHECKPOINT_FILE
+def checkpoint_path(config: TrainConfig) -> Location:
+    return locations.join(config.checkpoint_dir, CHECKPOINT_FILE)
 
 
-def save_checkpoint(config: TrainConfig, **state) -> Path:
+def has_checkpoint(config: TrainConfig) -> bool:
+    return locations.exists(checkpoint_path(config))
+
+
+def save_checkpoint(config: TrainConfig, **state) -> Location:
     """``state``: step, seconds, averages, model, optimizer, wandb_id, earlier."""
-    path = checkpoint_path(config)
-    with atomic_path(path) as partial:
-        torch.save({"format": CHECKPOINT_FORMAT, "config": config.to_dict(), **state}, partial)
-    return path
+    target = checkpoint_path(config)
+    with tempfile.TemporaryDirectory(prefix="clipmorph-checkpoint-") as folder:
+        local = Path(folder) / CHECKPOINT_FILE
+        torch.save({"format": CHECKPOINT_FORMAT, "config": config.to_dict(), **state}, local)
+        return locations.upload(local, target)
 
 
 def load_checkpoint(config: TrainConfig, device: torch.device) -> dict:
     """The saved state, after checking that it belongs to a run like ``config``."""
     path = checkpoint_path(config)
-    state = torch.load(path, map_location=device, weights_only=False)
+    with locations.fetched(path) as local:
+        state = torch.load(local, map_location=device, weights_only=False)
     if state.get("format") != CHECKPOINT_FORMAT:
         raise BadInput(f"{path} is not a clipmorph checkpoint of format {CHECKPOINT_FORMAT}")
     saved, mine = state["config"], config.to_dict()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from clipmorph.errors import BadInput
+from clipmorph.locations import Location, is_url, local_or_url
 from clipmorph.model.network import WIDTHS, NetworkSpec
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.styles.names import validate_name
@@ -34,7 +35,7 @@ class StyleSource:
 class TrainConfig:
     styles: list[StyleSource]
     content: list[Path]  # photo folders, searched recursively
-    checkpoint_dir: Path
+    checkpoint_dir: Location  # a folder, or an fsspec URL (s3://bucket/run)
     width: str = "full"
     backbone_name: str = "custom"
     add_to: str | None = None  # style id or backbone name in the store: learn only the new styles' vectors
@@ -64,7 +65,7 @@ class TrainConfig:
     max_minutes: float | None = None  # stop (with a checkpoint) after this long: train in chunks
     wandb: bool = True
     wandb_project: str = "clipmorph"
-    wandb_dir: Path | None = None  # default: the checkpoint folder
+    wandb_dir: Path | None = None  # default: the checkpoint folder (runs/<name> when that is a URL)
 
     def __post_init__(self) -> None:
         if not self.styles:
@@ -78,11 +79,18 @@ class TrainConfig:
         if self.steps < 1 or self.batch_size < 1 or self.image_size < 32 or self.style_size < 32:
             raise BadInput("steps and batch size must be >= 1, image and style sizes >= 32")
         folders = [self.content] if isinstance(self.content, str | Path) else self.content
-        self.content, self.checkpoint_dir = [Path(f) for f in folders], Path(self.checkpoint_dir)
+        self.content, self.checkpoint_dir = [Path(f) for f in folders], local_or_url(self.checkpoint_dir)
         if self.init_from is not None:
             if self.add_to:
                 raise BadInput("--init-from starts a new backbone; --add-to keeps a stored one frozen: pick one")
             self.init_from = Path(self.init_from)
+
+    @property
+    def local_dir(self) -> Path:
+        """This machine's folder for the run's sample grids (and W&B files, unless ``wandb_dir``)."""
+        if is_url(self.checkpoint_dir):
+            return Path(self.wandb_dir or "runs") / self.backbone_name
+        return Path(self.checkpoint_dir)
 
     @property
     def spec(self) -> NetworkSpec:
@@ -114,7 +122,8 @@ class TrainResult:
     finished: bool  # False when stopped early (time budget, cancel): resume to go on
     seconds: float
     losses: dict[str, float]
-    checkpoint: Path
+    checkpoint: Location
+    main: bool = True  # rank 0 (or the only process): the one that reports and saves
 
 
 ProgressCallback = Callable[[int, int, dict[str, float], np.ndarray | None], None]

@@ -48,6 +48,7 @@ def run_record(trainer: Trainer) -> dict:
         "steps": trainer.step,
         "seconds": round(trainer.seconds, 1),
         "device": describe_device(trainer.device),
+        "processes": trainer.world.size,  # data-parallel processes (torchrun), 1 alone
         "precision": dtype_name(trainer.amp_dtype),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "torch": str(torch.__version__),

@@ -11,7 +11,7 @@ and with fresh sensor noise. Two terms teach the network to respect that:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -30,11 +30,25 @@ class MotionRange:
     noise: float = 0.02  # Gaussian sigma in [0, 1] pixel units
 
 
-def random_motion(batch: int, motion: MotionRange, generator: torch.Generator | None = None) -> Tensor:
+# One generator for the batch, or one per image: then each image's draws depend on its own
+# generator alone, whatever else is in its batch (data-parallel runs split batches).
+Draws = torch.Generator | Sequence[torch.Generator] | None
+
+
+def draw(sample: Callable[..., Tensor], shape: tuple[int, ...], generator: Draws) -> Tensor:
+    """``sample(shape)`` (torch.rand or torch.randn), per image when given a generator per image."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return sample(shape, generator=generator)
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+    return torch.cat([sample((1, *shape[1:]), generator=g) for g in generator])
+
+
+def random_motion(batch: int, motion: MotionRange, generator: Draws = None) -> Tensor:
     """Affine matrices (B, 2, 3) in the normalised coordinates ``affine_grid`` uses."""
 
     def uniform(limit: float) -> Tensor:
-        return (torch.rand(batch, generator=generator) * 2 - 1) * limit
+        return (draw(torch.rand, (batch,), generator) * 2 - 1) * limit
 
     angle = uniform(math.radians(motion.rotation_degrees))
     scale = 1 + uniform(motion.zoom)
@@ -54,11 +68,11 @@ def warp(images: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
     return warped, valid.float()
 
 
-def relight(images: Tensor, motion: MotionRange, generator: torch.Generator | None = None) -> Tensor:
+def relight(images: Tensor, motion: MotionRange, generator: Draws = None) -> Tensor:
     """A little global brightness change and sensor noise, as between two real frames."""
     batch = images.shape[0]
-    gain = 1 + (torch.rand(batch, 1, 1, 1, generator=generator) * 2 - 1) * motion.brightness
-    noise = torch.randn(images.shape, generator=generator) * motion.noise
+    gain = 1 + (draw(torch.rand, (batch, 1, 1, 1), generator) * 2 - 1) * motion.brightness
+    noise = draw(torch.randn, tuple(images.shape), generator) * motion.noise
     return (images * gain.to(images.device) + noise.to(images.device)).clamp(0, 1)
 
 
@@ -81,10 +95,10 @@ def noise_stability_loss(
     content: Tensor,
     output: Tensor,
     sigma: float,
-    generator: torch.Generator | None = None,
+    generator: Draws = None,
     image_weights: Tensor | None = None,
 ) -> Tensor:
-    noisy = (content + torch.randn(content.shape, generator=generator).to(content.device) * sigma).clamp(0, 1)
+    noisy = (content + draw(torch.randn, tuple(content.shape), generator).to(content.device) * sigma).clamp(0, 1)
     per_image = F.mse_loss(stylize(noisy).float(), output.float(), reduction="none").flatten(1).mean(1)
     return weighted_mean(per_image, image_weights)
 
@@ -94,7 +108,7 @@ def warp_consistency_loss(
     content: Tensor,
     output: Tensor,
     motion: MotionRange,
-    generator: torch.Generator | None = None,
+    generator: Draws = None,
     image_weights: Tensor | None = None,
 ) -> Tensor:
     theta = random_motion(content.shape[0], motion, generator)

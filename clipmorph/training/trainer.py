@@ -26,21 +26,27 @@ from clipmorph.model.vgg import VGGFeatures
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.training import checkpoints, previews, record
 from clipmorph.training.config import ProgressCallback, TrainConfig, TrainResult
-from clipmorph.training.data import RandomCrops, SampleStream, find_images, fit_long_side, load_rgb, to_tensor
+from clipmorph.training.data import RandomCrops, find_images, fit_long_side, load_rgb, to_tensor
+from clipmorph.training.distributed import ShardedSampleStream, World
 from clipmorph.training.objective import LossWeights, PerceptualObjective
 from clipmorph.training.starts import starting_network
 from clipmorph.training.temporal import noise_stability_loss, warp_consistency_loss
 from clipmorph.training.tracking import Tracker
 
 log = logging.getLogger(__name__)
+STOPPED, INTERRUPTED = 1, 2  # why a run ends early: asked to stop (budget, cancel), or a signal
 
 
 class Trainer:
-    """Owns the network, optimiser and objective of one training run."""
+    """Owns the network, optimiser and objective of one training run (of one of its processes,
+    under ``torchrun``: see ``clipmorph.training.distributed``)."""
 
     def __init__(self, config: TrainConfig, vgg_dir: Path | None = None, base: StyleLibrary | None = None) -> None:
         self.config = config
-        self.device = pick_device(config.device)
+        self.world = World.from_env()
+        self.local_batch = self.world.local_batch(config.batch_size)
+        self.device = self.world.device(pick_device(config.device))
+        self.world.join(self.device)
         self.amp_dtype = pick_dtype(self.device, "auto" if config.precision == "auto" else config.precision)
         self.channels_last = self.amp_dtype != torch.float32 or self.device.type == "cuda"
         torch.manual_seed(config.seed)
@@ -53,7 +59,16 @@ class Trainer:
             vgg = vgg.to(memory_format=torch.channels_last)
             self.net = self.net.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=config.lr)
-        self.forward = torch.compile(self.net) if config.compile else self.net
+        self.forward = self.net
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # Every process starts from rank 0's weights; gradients are averaged after each backward.
+            self.forward = DistributedDataParallel(
+                self.net, device_ids=[self.device] if self.device.type == "cuda" else None
+            )
+        if config.compile:
+            self.forward = torch.compile(self.forward)
         weights = torch.tensor([s.style_weight for s in config.styles], device=self.device)
         self.temporal_weights = torch.tensor([s.temporal_weight for s in config.styles], device=self.device)
         self.objective = PerceptualObjective.for_paintings(vgg, self._paintings(), weights)
@@ -75,10 +90,13 @@ class Trainer:
     # --- checkpoints ---
 
     @property
-    def checkpoint_path(self) -> Path:
+    def checkpoint_path(self) -> str | Path:
         return checkpoints.checkpoint_path(self.config)
 
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self) -> str | Path:
+        """Rank 0 writes (the processes hold the same weights); every rank returns the location."""
+        if not self.world.is_main:
+            return self.checkpoint_path
         return checkpoints.save_checkpoint(
             self.config, step=self.step, seconds=self.seconds, averages=self.averages, model=self.net.state_dict(),
             optimizer=self.optimizer.state_dict(), wandb_id=self.wandb_id, earlier=self.earlier,
@@ -95,9 +113,16 @@ class Trainer:
 
     # --- the loop ---
 
-    def losses(self, content: Tensor, styles: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
+    def losses(self, content: Tensor, styles: Tensor, samples: list[int]) -> dict[str, Tensor]:
+        """The step's loss terms for this process's share of the global batch, each scaled so
+        that the gradients averaged over the processes are those of the whole batch."""
         cfg = self.config
-        sub = slice(0, cfg.temporal_images or None)
+        # The temporal terms take the first ``temporal_images`` places of the global batch.
+        wanted = cfg.temporal_images or cfg.batch_size
+        mine = sum(position < wanted for position in self.world.positions(cfg.batch_size))
+        sub = slice(0, mine)
+        temporal_share = self.world.size * mine / min(wanted, cfg.batch_size)
+        generators = [torch.Generator().manual_seed(cfg.seed * 1_000_003 + sample) for sample in samples[sub]]
 
         def stylize(x: Tensor) -> Tensor:
             return self.forward(x, styles[sub])
@@ -107,12 +132,19 @@ class Trainer:
             losses = self.objective.losses(output, content, styles, self.weights)
             self._per_style = losses.pop("per_image_style")
             temporal = self.temporal_weights[styles[sub]]
+            zero = output.sum() * 0  # a process without temporal images still takes part in every term
             if cfg.noise_weight:
-                noise = noise_stability_loss(stylize, content[sub], output[sub], cfg.noise_sigma, generator, temporal)
-                losses["noise"] = cfg.noise_weight * noise
+                losses["noise"] = zero
+                if mine:
+                    noise = noise_stability_loss(
+                        stylize, content[sub], output[sub], cfg.noise_sigma, generators, temporal
+                    )
+                    losses["noise"] = cfg.noise_weight * temporal_share * noise
             if cfg.warp_weight:
-                warp = warp_consistency_loss(stylize, content[sub], output[sub], cfg.motion, generator, temporal)
-                losses["warp"] = cfg.warp_weight * warp
+                losses["warp"] = zero
+                if mine:
+                    warp = warp_consistency_loss(stylize, content[sub], output[sub], cfg.motion, generators, temporal)
+                    losses["warp"] = cfg.warp_weight * temporal_share * warp
         losses["total"] = sum(losses.values())
         return losses
 
@@ -120,41 +152,53 @@ class Trainer:
         self, progress: ProgressCallback | None = None, should_stop: Callable[[], bool] | None = None,
         show_bar: bool = True,
     ) -> TrainResult:  # fmt: skip
-        cfg = self.config
+        cfg, main = self.config, self.world.is_main
         tracker = Tracker(
-            cfg.wandb, cfg.wandb_project, f"{cfg.backbone_name}-{cfg.styles[0].id}", cfg.to_dict(),
-            cfg.wandb_dir or cfg.checkpoint_dir, self.wandb_id,
+            cfg.wandb and main, cfg.wandb_project, f"{cfg.backbone_name}-{cfg.styles[0].id}", cfg.to_dict(),
+            cfg.wandb_dir or cfg.local_dir, self.wandb_id,
         )  # fmt: skip
         self.wandb_id = tracker.run_id
         paths = [path for folder in cfg.content for path in find_images(folder)]
         self.content_images = len(paths)
         loader = DataLoader(
-            RandomCrops(paths, cfg.image_size, seed=cfg.seed), batch_size=cfg.batch_size,
-            sampler=SampleStream(self.step * cfg.batch_size), num_workers=cfg.workers, persistent_workers=False,
-            pin_memory=self.device.type == "cuda", prefetch_factor=4 if cfg.workers else None,
+            RandomCrops(paths, cfg.image_size, seed=cfg.seed), batch_size=self.local_batch,
+            sampler=ShardedSampleStream(self.step, cfg.batch_size, self.world), num_workers=cfg.workers,
+            persistent_workers=False, pin_memory=self.device.type == "cuda", prefetch_factor=4 if cfg.workers else None,
         )  # fmt: skip
-        preview = previews.preview_batch(paths, cfg.image_size)
+        preview = previews.preview_batch(paths, cfg.image_size) if main else None
         bar = None
-        if show_bar:
+        if show_bar and main:
             from tqdm import tqdm
 
             bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True)
         started, previous_seconds = time.monotonic(), self.seconds
         interrupted = threading.Event()
-        previous_handler = None
+        previous_handlers = {}
         if threading.current_thread() is threading.main_thread():
-            # Ctrl-C asks the loop to stop at the next step boundary (never mid-step or mid-save).
-            previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+            # Ctrl-C, or SIGTERM (a preempted pod, torchrun stopping), asks the loop to stop at the
+            # next step boundary with a checkpoint (never mid-step or mid-save).
+            for number in (signal.SIGINT, signal.SIGTERM):
+                previous_handlers[number] = signal.signal(number, lambda *_: interrupted.set())
         budget = cfg.max_minutes * 60 if cfg.max_minutes else None
         stopped = False
         self.net.train()
         try:
             for batch in loader:
-                if interrupted.is_set():
-                    raise KeyboardInterrupt
                 if self.step >= cfg.steps:
                     break
-                if (should_stop and should_stop()) or (budget and time.monotonic() - started > budget):
+                out_of_time = bool(budget and time.monotonic() - started > budget)
+                # Every process stops at the same step, whichever of them was asked to.
+                reason = self.world.highest(
+                    INTERRUPTED
+                    if interrupted.is_set()
+                    else STOPPED
+                    if out_of_time or (should_stop and should_stop())
+                    else 0,
+                    self.device,
+                )
+                if reason == INTERRUPTED:
+                    raise KeyboardInterrupt
+                if reason == STOPPED:
                     stopped = True
                     break
                 self._train_step(batch)
@@ -162,13 +206,15 @@ class Trainer:
                 if bar:
                     bar.update(1)
                     bar.set_postfix({k: f"{v:.3g}" for k, v in self.averages.items() if not k.startswith("style/")})
+                if not main:
+                    continue
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     tracker.log({f"loss/{k}": v for k, v in self.averages.items()} | {"lr": cfg.lr}, self.step)
                 grid = None
                 if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
                     grid = previews.sample_grid(self.net, preview, self.device, self.amp_dtype)
                     tracker.log_image("samples", grid, self.step, "input | output per style")
-                    previews.save_grid(grid, cfg.checkpoint_dir / "samples", self.step)
+                    previews.save_grid(grid, cfg.local_dir / "samples", self.step)
                 if progress:
                     progress(self.step, cfg.steps, dict(self.averages), grid)
                 if self.step % cfg.checkpoint_every == 0:
@@ -180,15 +226,18 @@ class Trainer:
                 f"interrupted at step {self.step}; checkpoint saved to {checkpoint}: rerun with --resume"
             ) from None
         finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
+            for number, handler in previous_handlers.items():
+                signal.signal(number, handler)
             if bar:
                 bar.close()
         checkpoint = self.save_checkpoint()
         finished = self.step >= cfg.steps and not stopped
         tracker.finish({f"final/{k}": v for k, v in self.averages.items()} | {"steps": self.step})
         library = record.result_library(self)
-        return TrainResult(library, self.step, finished, self.seconds, dict(self.averages), checkpoint)
+        self.world.leave()
+        return TrainResult(
+            library, self.step, finished, self.seconds, dict(self.averages), checkpoint, self.world.is_main
+        )  # fmt: skip
 
     def _train_step(self, batch: Tensor) -> None:
         cfg = self.config
@@ -196,16 +245,20 @@ class Trainer:
         if self.channels_last:
             content = content.contiguous(memory_format=torch.channels_last)
         # Round-robin over styles: every style gets the same number of images, in any order of steps.
-        first = self.step * cfg.batch_size
-        styles = torch.arange(first, first + content.shape[0], device=self.device) % len(cfg.styles)
-        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
-        losses = self.losses(content, styles, generator)
+        samples = self.world.samples(self.step, cfg.batch_size)
+        styles = torch.tensor(samples, device=self.device) % len(cfg.styles)
+        losses = self.losses(content, styles, samples)
         self.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         self.optimizer.step()
         self.step += 1
-        values = {k: float(v.detach()) for k, v in losses.items()}
-        for index, value in zip(styles.tolist(), self._per_style.tolist(), strict=True):
+        # Logged values are the global batch's: the mean over processes, every image's style term.
+        names = list(losses)
+        totals = self.world.mean(torch.stack([losses[k].detach().float() for k in names]))
+        values = dict(zip(names, totals.tolist(), strict=True))
+        all_styles = self.world.gather(styles).tolist()
+        per_style = self.world.gather(self._per_style.float()).tolist()
+        for index, value in zip(all_styles, per_style, strict=True):
             values[f"style/{cfg.styles[index].id}"] = value * cfg.style_weight * cfg.styles[index].style_weight
         for key, value in values.items():  # smoothed for display, logs and metadata
             old = self.averages.get(key)
@@ -215,7 +268,7 @@ class Trainer:
 def train(config: TrainConfig, resume: bool = False, base: StyleLibrary | None = None, **run_options) -> TrainResult:
     """Train (or resume) per ``config``; the caller saves ``result.library`` where it wants."""
     trainer = Trainer(config, base=base)
-    if resume and trainer.checkpoint_path.exists():
+    if resume and checkpoints.has_checkpoint(config):
         trainer.load_checkpoint()
         # A resumed run may be asked to go further than the interrupted one planned.
         log.info("resumed from %s at step %d", trainer.checkpoint_path, trainer.step)
