@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument("--style", action="append", dest="styles", help="only this style (repeatable)")
     deleter = style_commands.add_parser("delete", help="delete a style (every version) from the store")
     deleter.add_argument("style")
+    pusher = style_commands.add_parser("push", help="copy the store's backbones and styles to a bucket or folder")
+    pusher.add_argument("url", type=local_or_url, help="s3://bucket/models, any fsspec URL, or a folder")
+    puller = style_commands.add_parser("pull", help="import what a bucket (or folder) holds and the store lacks")
+    puller.add_argument("url", type=local_or_url)
 
     add_train_parser(commands)
 
@@ -269,6 +273,15 @@ def cmd_styles(args: argparse.Namespace) -> int:
     elif args.styles_command == "delete":
         for tag in index.delete_style(args.style):
             print(f"deleted {tag}")
+    elif args.styles_command in ("push", "pull"):
+        from clipmorph.styles import bucket
+
+        moved = (bucket.push if args.styles_command == "push" else bucket.pull)(args.url)
+        copied = [t.tag for t in moved if t.copied]
+        where = "already there" if args.styles_command == "push" else "already in the store"
+        print(f"{args.styles_command}ed {len(copied)} model(s), {len(moved) - len(copied)} {where}")
+        for tag in copied:
+            print(f"  + {tag}")
     return 0
 
 

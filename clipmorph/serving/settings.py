@@ -131,6 +131,8 @@ class ServiceSettings:
     train_nice: int  # CLIPMORPH_TRAIN_NICE: CPU priority drop of training processes (0-19)
     wandb: bool  # CLIPMORPH_WANDB: log style jobs to Weights & Biases (offline without a key)
     wandb_dir: Path  # CLIPMORPH_WANDB_DIR: where W&B runs of style jobs are written
+    models_url: str  # CLIPMORPH_MODELS_URL: a bucket (s3://...) or folder of `clipmorph styles push`; "" for none
+    models_poll_seconds: float  # CLIPMORPH_MODELS_POLL_SECONDS: look there again this often (0: only at start)
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -176,6 +178,10 @@ class ServiceSettings:
             train_nice=_read("CLIPMORPH_TRAIN_NICE", "10", int, "a whole number 0-19", lambda v: 0 <= v <= 19),
             wandb=_read("CLIPMORPH_WANDB", "1", _flag, "1 or 0", lambda _: True),
             wandb_dir=Path(_read("CLIPMORPH_WANDB_DIR", _temp("clipmorph-wandb"), str, "a folder")),
+            models_url=os.environ.get("CLIPMORPH_MODELS_URL", "").strip(),
+            models_poll_seconds=_read(
+                "CLIPMORPH_MODELS_POLL_SECONDS", "60", float, "a number of seconds >= 0", lambda v: v >= 0
+            ),
         )
 
     def route_upload_bytes(self) -> dict[str, int]:
