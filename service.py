@@ -26,6 +26,7 @@ from clipmorph.serving import models_source, request_timer
 from clipmorph.serving.access import require_admin
 from clipmorph.serving.get_routes import ReadOnlyGets
 from clipmorph.serving.jobs.recovery import recover_orphans, start_sweeper
+from clipmorph.serving.jobs.replicas import Replicas, new_replica_id
 from clipmorph.serving.jobs.store import Job, JobCancelled, JobStore
 from clipmorph.serving.jobs.style_queue import StyleTrainingQueue, create_style_job, may_cancel
 from clipmorph.serving.jobs.video import check_video, observe_stage, run_video
@@ -56,7 +57,7 @@ refuse_addresses_in_file_fields()  # a text value in a file field is never fetch
 request_timer.install()  # each request is let go when it ends, not a traffic timeout later
 if SETTINGS.models_url:  # before the store is read below: what the bucket adds is packed and served
     models_source.pull_new(SETTINGS.models_url)
-JOBS = JobStore(SETTINGS.jobs_dir, SETTINGS.job_ttl_seconds)
+JOBS = JobStore(SETTINGS.jobs_dir, SETTINGS.job_ttl_seconds, owner=new_replica_id())
 
 
 RUNNER_CONNECTION = {"max_requests": 2**62, "max_age": 1e12}
@@ -114,7 +115,11 @@ class ClipMorph:
     model = bentoml.depends(StyleModel)
 
     def __init__(self) -> None:
-        recover_orphans(JOBS)  # jobs an earlier run left unfinished: failed, cleaned, children stopped
+        # Replicas may share the job folder: jobs whose owner stopped beating (an earlier run of
+        # this one included) are failed, cleaned and their children stopped, now and on every beat.
+        replicas = Replicas(SETTINGS.jobs_dir, JOBS.owner, SETTINGS.replica_timeout_seconds)
+        replicas.start(on_beat=lambda: recover_orphans(JOBS, replicas.alive()))
+        recover_orphans(JOBS, replicas.alive())
         start_sweeper(JOBS, min(SETTINGS.job_ttl_seconds / 4, 600))
         # Resolved at start: a misspelt or unavailable encoder stops the service, not every video job.
         self.video_encoding = media.VideoEncoding(encoder=media.pick_h264_encoder(SETTINGS.video_encoder))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -89,7 +90,23 @@ def stop_server(server: Server) -> None:
         try:
             server.process.wait(30)
         except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
+            kill_tree(server)
+
+
+def kill_tree(server: Server) -> None:
+    """SIGKILL the server and every process under it, as a container's end does: BentoML's
+    workers leave the server's process group, so killing the group alone leaves them running."""
+    import psutil
+
+    try:
+        processes = [psutil.Process(server.process.pid)]
+        processes += processes[0].children(recursive=True)
+    except psutil.NoSuchProcess:
+        return
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(processes, timeout=30)
 
 
 def own_store(workdir: Path) -> Path:

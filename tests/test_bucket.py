@@ -130,7 +130,8 @@ def test_a_connection_broken_mid_pull_is_a_clean_error_and_the_store_stays_intac
     target = filled_store(tmp_path, s3, "kept")  # a store that already serves other styles
     before = listed(target)
     proxy = CuttingProxy(s3.url)
-    failed = run_cli("styles", "pull", url, env={**target, "AWS_ENDPOINT_URL": proxy.url}, timeout=300)
+    cut = {**target, "AWS_ENDPOINT_URL": proxy.url, "AWS_MAX_ATTEMPTS": "1"}  # fail fast: no botocore retries
+    failed = run_cli("styles", "pull", url, env=cut, timeout=300)
     assert failed.returncode == 1 and "clipmorph: error:" in failed.stderr, failed.stderr[-2000:]
     assert "Traceback" not in failed.stderr
     assert listed(target) == before  # nothing half-imported, nothing lost

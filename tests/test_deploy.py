@@ -9,6 +9,7 @@ import re
 import shlex
 from pathlib import Path
 
+import jsonpatch
 import kubernetes_validate
 import pytest
 import yaml
@@ -19,20 +20,57 @@ DEPLOY = REPO / "deploy"
 KUBERNETES_VERSION = "1.32"
 
 
+CUSTOM_KINDS = {"ServiceMonitor"}  # CRDs (Prometheus Operator): no schema in kubernetes-validate
+KUSTOMIZATION = "kustomization.yaml"
+
+
+def read_yaml(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
 def manifests() -> list[tuple[Path, dict]]:
+    """Every object under deploy/, kustomizations built (their objects, patched and labelled)."""
     found = []
     for path in sorted(DEPLOY.rglob("*.yaml")):
-        found += [(path, doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
+        if path.name == KUSTOMIZATION:
+            found += [(path, doc) for doc in kustomize_build(path.parent)]
+        elif not (path.parent / KUSTOMIZATION).exists():
+            found += [(path, doc) for doc in read_yaml(path)]
     return found
 
 
-def by_kind(kind: str) -> list[dict]:
-    return [doc for _, doc in manifests() if doc["kind"] == kind]
+def kustomize_build(folder: Path) -> list[dict]:
+    """What `kubectl kustomize` makes of the parts these files use: resources (files or
+    folders), common labels, and JSON 6902 patches by kind and name."""
+    (spec,) = read_yaml(folder / KUSTOMIZATION)
+    assert set(spec) <= {"apiVersion", "kind", "resources", "labels", "patches"}, set(spec)
+    objects = []
+    for resource in spec.get("resources", []):
+        source = (folder / resource).resolve()
+        objects += kustomize_build(source) if source.is_dir() else read_yaml(source)
+    for pairs in spec.get("labels", []):
+        for obj in objects:
+            obj.setdefault("metadata", {}).setdefault("labels", {}).update(pairs["pairs"])
+    for patch in spec.get("patches", []):
+        target = patch["target"]
+        matched = [o for o in objects if o["kind"] == target["kind"] and o["metadata"]["name"] == target["name"]]
+        assert matched, target
+        for obj in matched:
+            patched = jsonpatch.apply_patch(obj, yaml.safe_load(patch["patch"]))
+            obj.clear()
+            obj.update(patched)
+    return objects
+
+
+def by_kind(kind: str, under: str = "") -> list[dict]:
+    return [doc for path, doc in manifests() if doc["kind"] == kind and str(path).startswith(str(DEPLOY / under))]
 
 
 def test_every_manifest_is_a_valid_kubernetes_object():
     assert manifests()
     for path, doc in manifests():
+        if doc["kind"] in CUSTOM_KINDS:
+            continue
         try:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -40,7 +78,7 @@ def test_every_manifest_is_a_valid_kubernetes_object():
 
 
 def test_a_broken_manifest_is_caught():
-    (job,) = by_kind("Job")
+    (job,) = by_kind("Job", "training")
     broken = json.loads(json.dumps(job))
     broken["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = {"lots": True}
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -50,7 +88,7 @@ def test_a_broken_manifest_is_caught():
 def test_the_training_job_runs_a_command_the_cli_accepts():
     from clipmorph.cli import build_parser
 
-    (job,) = by_kind("Job")
+    (job,) = by_kind("Job", "training")
     (container,) = job["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e.get("value", "") for e in container["env"]}
     args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], arg) for arg in container["args"]]
@@ -65,8 +103,8 @@ def test_the_training_job_runs_a_command_the_cli_accepts():
 
 
 def test_the_training_pods_read_keys_their_secrets_hold():
-    secrets = {s["metadata"]["name"]: set(s.get("stringData", {})) for s in by_kind("Secret")}
-    (job,) = by_kind("Job")
+    secrets = {s["metadata"]["name"]: set(s.get("stringData", {})) for s in by_kind("Secret", "training")}
+    (job,) = by_kind("Job", "training")
     for container in job["spec"]["template"]["spec"]["containers"]:
         for entry in container["env"]:
             ref = entry.get("valueFrom", {}).get("secretKeyRef")
@@ -88,3 +126,50 @@ def test_the_training_image_copies_files_that_exist():
     for sources in copied:
         for source in sources:
             assert (REPO / source).exists(), source
+
+
+def service_objects(overlay: str) -> dict[str, dict]:
+    return {doc["kind"]: doc for doc in kustomize_build(DEPLOY / "k8s" / overlay)}
+
+
+def test_the_gpu_overlay_asks_for_a_gpu_per_replica_and_keeps_the_rest():
+    cpu, gpu = service_objects("base"), service_objects("gpu")
+    container = gpu["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert "nvidia.com/gpu" not in cpu["Deployment"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert gpu.keys() == cpu.keys() and gpu["Service"] == cpu["Service"]
+
+
+def test_the_deployment_reads_settings_the_service_has_and_probes_what_it_serves(server):
+    settings = (REPO / "clipmorph" / "serving" / "settings.py").read_text()
+    known = set(re.findall(r"CLIPMORPH_[A-Z_]+", settings))
+    objects = service_objects("base")
+    container = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    names = set(objects["ConfigMap"]["data"]) | {e["name"] for e in container["env"]}
+    assert {n for n in names if n.startswith("CLIPMORPH_")} <= known, {
+        n for n in names if n.startswith("CLIPMORPH_")
+    } - known
+    jobs_dir = objects["ConfigMap"]["data"]["CLIPMORPH_JOBS_DIR"]
+    assert jobs_dir in {m["mountPath"] for m in container["volumeMounts"]}
+    # The probes and the autoscaler's metric are what a real `bentoml serve` answers.
+    with server.client() as client:
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            assert client.get(container[probe]["httpGet"]["path"]).status_code == 200, probe
+        metric = objects["HorizontalPodAutoscaler"]["spec"]["metrics"][0]["pods"]["metric"]["name"]
+        assert re.search(rf"^{metric}{{", client.get("/metrics").text, re.M), metric
+    (port,) = container["ports"]
+    assert port["containerPort"] == 3000  # what the containerized bento listens on
+    assert objects["Service"]["spec"]["ports"][0]["targetPort"] == port["name"]
+    assert objects["ServiceMonitor"]["spec"]["endpoints"][0]["port"] == objects["Service"]["spec"]["ports"][0]["name"]
+    labels = objects["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    for selector in (objects["Service"]["spec"]["selector"], objects["Deployment"]["spec"]["selector"]["matchLabels"]):
+        assert selector.items() <= labels.items()
+
+
+def test_the_service_secrets_hold_the_keys_the_deployment_reads():
+    secrets = {s["metadata"]["name"]: set(s.get("stringData", {})) for s in by_kind("Secret", "k8s")}
+    container = service_objects("base")["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    for entry in container["env"]:
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        if ref and not ref.get("optional"):
+            assert ref["key"] in secrets.get(ref["name"], set()), (entry["name"], ref)

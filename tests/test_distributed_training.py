@@ -182,3 +182,27 @@ def test_checkpoints_and_exports_go_to_a_bucket_and_a_run_resumes_from_it(pictur
         s3.process.wait(10)
         failed = run_cli(*base, "--steps", "4", "--resume", "--checkpoint-dir", run, env=env, timeout=300)
         assert failed.returncode == 1 and "clipmorph: error:" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_a_style_is_added_to_a_stored_backbone_by_two_processes_and_saved_once(pictures, vgg_env, tmp_path):
+    env = {**vgg_env, "BENTOML_HOME": str(tmp_path / "home")}
+    photos = ["--content", str(pictures / "photos"), "--no-wandb"]
+    base = run_cli(
+        "train", str(pictures / "stripes.png"), "--name", "ddp-base", "--steps", "1", "--checkpoint-dir",
+        str(tmp_path / "base"), *photos, *TINY, env=env,
+    )  # fmt: skip
+    assert base.returncode == 0, base.stderr
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "clipmorph.cli",
+        "train", str(pictures / "mirror.png"), "--id", "mirrored", "--add-to", "ddp-base", "--steps", "2",
+        "--checkpoint-dir", str(tmp_path / "add"), *photos, *TINY[:-4], "--batch-size", "2", "--workers", "0",
+    ]  # fmt: skip
+    added = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **env, "OMP_NUM_THREADS": "1"}, timeout=300
+    )
+    assert added.returncode == 0, added.stderr[-3000:]
+    assert added.stdout.count("+ clipmorph-style-mirrored:") == 1  # rank 0 alone saves
+    assert added.stdout.count("trained 2 steps") == 1
+    listing = json.loads(run_cli("styles", "list", "--json", env=env).stdout)
+    assert {row["id"] for row in listing} == {"stripes", "mirrored"}
+    assert len({row["backbone"] for row in listing}) == 1  # the backbone stayed frozen: same version

@@ -1,6 +1,7 @@
 """Video-job admission (queue depth, order, position, cleanup) and recovery after a restart,
 without a server (the real-server twins are in test_service.py)."""
 
+import os
 import subprocess
 import sys
 import threading
@@ -113,3 +114,26 @@ def test_a_restart_fails_unfinished_jobs_cleans_them_and_stops_their_training_ch
         for process in (child, stranger):
             process.kill()
             process.wait()
+
+
+def test_replicas_sharing_a_folder_fail_only_the_jobs_of_a_replica_that_stopped_beating(tmp_path):
+    from clipmorph.serving.jobs.replicas import Replicas
+
+    root = tmp_path / "jobs"
+    first, second = Replicas(root, "replica-a", 30), Replicas(root, "replica-b", 30)
+    first.beat()
+    second.beat()
+    mine = JobStore(root, 3600, owner="replica-a").create("video-of-a")
+    mine.write("running", kind="video")
+    theirs = JobStore(root, 3600, owner="replica-b").create("video-of-b")
+    assert theirs.read()["owner"] == "replica-b" and theirs.read()["state"] == "queued"
+    store = JobStore(root, 3600, owner="replica-b")
+    assert recover_orphans(store, second.alive()) == []  # a restarted or busy neighbour keeps its jobs
+    long_ago = time.time() - 120
+    os.utime(root / ".replicas" / "replica-a", (long_ago, long_ago))  # replica A died two minutes ago
+    assert second.alive() == {"replica-b"}
+    assert recover_orphans(store, second.alive()) == ["video-of-a"]
+    assert mine.read()["state"] == "failed" and theirs.read()["state"] == "queued"
+    legacy = store.create("no-owner")  # written before replicas had ids: nobody owns it
+    legacy.write("running", owner=None)
+    assert recover_orphans(store, second.alive()) == ["no-owner"]

@@ -115,6 +115,7 @@ class ServiceSettings:
     max_video_jobs: int  # CLIPMORPH_MAX_VIDEO_JOBS: video jobs running at once
     max_queued_video_jobs: int  # CLIPMORPH_MAX_QUEUED_VIDEO_JOBS: jobs waiting; more get 503
     job_ttl_seconds: float  # CLIPMORPH_JOB_TTL_SECONDS: finished jobs are swept after this
+    replica_timeout_seconds: float  # CLIPMORPH_REPLICA_TIMEOUT_SECONDS: a replica silent this long is gone
     video_encoder: str  # CLIPMORPH_VIDEO_ENCODER: auto (NVENC where it starts, else x264), libx264, h264_nvenc
     device: str  # CLIPMORPH_DEVICE: auto, cpu, cuda, cuda:N
     compile: bool  # CLIPMORPH_COMPILE: torch.compile the networks (1/0)
@@ -159,6 +160,7 @@ class ServiceSettings:
                 "CLIPMORPH_MAX_QUEUED_VIDEO_JOBS", "16", int, "a whole number >= 0", lambda v: v >= 0
             ),
             job_ttl_seconds=_read("CLIPMORPH_JOB_TTL_SECONDS", "3600", float, number, _positive_number),
+            replica_timeout_seconds=_read("CLIPMORPH_REPLICA_TIMEOUT_SECONDS", "30", float, number, _positive_number),
             video_encoder=_read("CLIPMORPH_VIDEO_ENCODER", "auto", _one_of("video encoder", ENCODERS), ""),
             device=_read("CLIPMORPH_DEVICE", "auto", _device, "auto, cpu, cuda or cuda:N"),
             compile=_read("CLIPMORPH_COMPILE", "0", _flag, "1 or 0", lambda _: True),

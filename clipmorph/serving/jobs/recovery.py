@@ -3,8 +3,8 @@
 Nothing will ever finish them, so at start they are marked failed, their inputs removed
 (uploads are never kept after their job ends) and a training child still running on its
 own is stopped, which also frees the style name the job held. Finished jobs are swept on a
-timer, not only when a new job is created. The API service runs one worker, so the worker
-that starts is the only one that could have owned them.
+timer, not only when a new job is created. Where replicas share the folder, only jobs whose
+owner has stopped its heartbeat are orphans (``replicas``), found at start and on every beat.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 CHILD_PID_FILE = "child.pid"  # written by the style queue for the training child
 CHILD_MODULE = "clipmorph.serving.jobs.style_worker"
-INPUT_PATTERNS = ("input*", "painting.*", "instant.jpg", "preview.jpg", "owner_key", CHILD_PID_FILE)
+# What an unfinished job leaves: its uploads, previews, the child's pid, and a result still being
+# written (``atomic_path``'s hidden partial file).
+INPUT_PATTERNS = ("input*", "painting.*", "instant.jpg", "preview.jpg", "owner_key", CHILD_PID_FILE, ".*.partial*")
 
 
 def stop_orphaned_child(job: Job) -> bool:
@@ -41,12 +43,15 @@ def stop_orphaned_child(job: Job) -> bool:
     return True
 
 
-def recover_orphans(store: JobStore) -> list[str]:
-    """Mark every unfinished job failed and clean it; returns their ids."""
+def recover_orphans(store: JobStore, alive: set[str] | None = None) -> list[str]:
+    """Mark every unfinished job failed and clean it, except those owned by an ``alive``
+    replica (all of them when None: a service alone on its folder); returns their ids."""
     recovered = []
     for job in store.jobs():
         record = job.read()
         if not record or record.get("state") in ENDED:
+            continue
+        if alive is not None and record.get("owner") in alive:
             continue
         stopped = stop_orphaned_child(job)
         for pattern in INPUT_PATTERNS:

@@ -77,9 +77,10 @@ class Job:
 
 
 class JobStore:
-    def __init__(self, root: Path, ttl_seconds: float) -> None:
+    def __init__(self, root: Path, ttl_seconds: float, owner: str = "") -> None:
         self.root = root
         self.ttl_seconds = ttl_seconds  # the root is made on first use: importing the service writes nothing
+        self.owner = owner  # the replica whose jobs these are (see ``replicas``); recorded in each job
 
     def _path(self, job_id: str) -> Path:
         if not JOB_ID.match(job_id or ""):
@@ -92,7 +93,7 @@ class JobStore:
         folder.mkdir(parents=True, exist_ok=True)
         job = Job(job_id, folder)
         if not job.progress_file.exists():
-            job.write("queued", done=0, total=0)
+            job.write("queued", done=0, total=0, owner=self.owner)
         return job
 
     def get(self, job_id: str) -> Job | None:

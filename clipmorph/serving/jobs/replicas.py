@@ -1,0 +1,79 @@
+"""Replicas that share one job folder (a ReadWriteMany volume): who owns which job, and who is alive.
+
+Every service process that starts is a new replica with its own id; it stamps the jobs it
+creates with that id and touches a heartbeat file under ``<jobs>/.replicas/`` on a timer. A
+job whose owner has stopped beating is an orphan: nothing will finish it, so a live replica
+marks it failed (``recovery``). Jobs of live replicas, restarted neighbours included, are left
+alone. Progress, results and cancel flags are files in the job's folder, so any replica answers
+for any job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FOLDER = ".replicas"
+
+
+def new_replica_id() -> str:
+    """Unique per process start: a restarted replica is a new one (its old jobs are orphans)."""
+    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())[:40]
+    return f"{host}-{os.getpid()}-{time.time_ns()}"
+
+
+class Replicas:
+    def __init__(self, jobs_root: Path, replica_id: str, timeout_seconds: float) -> None:
+        self.folder = Path(jobs_root) / FOLDER
+        self.id = replica_id
+        self.timeout_seconds = timeout_seconds  # a heartbeat older than this: the replica is gone
+
+    @property
+    def beat_seconds(self) -> float:
+        return max(self.timeout_seconds / 4, 0.5)
+
+    def beat(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / self.id).touch()
+
+    def alive(self) -> set[str]:
+        """Ids whose heartbeat is recent (this replica's own always counts)."""
+        cutoff = time.time() - self.timeout_seconds
+        alive = {self.id}
+        try:
+            entries = list(self.folder.iterdir())
+        except FileNotFoundError:
+            return alive
+        for entry in entries:
+            try:
+                if entry.stat().st_mtime >= cutoff:
+                    alive.add(entry.name)
+                elif entry.stat().st_mtime < cutoff - 24 * 3600:
+                    entry.unlink(missing_ok=True)  # long gone: forget it
+            except FileNotFoundError:
+                continue
+        return alive
+
+    def start(self, on_beat=None) -> threading.Thread:
+        """Beat now and then every ``beat_seconds``; ``on_beat`` (orphan recovery) runs after each."""
+        self.beat()
+
+        def loop() -> None:
+            while True:
+                time.sleep(self.beat_seconds)
+                try:
+                    self.beat()
+                    if on_beat:
+                        on_beat()
+                except OSError:
+                    log.exception("replica heartbeat failed")
+
+        thread = threading.Thread(target=loop, name="replica-heartbeat", daemon=True)
+        thread.start()
+        return thread
