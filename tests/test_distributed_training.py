@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +36,7 @@ def launch(processes: int, pictures: Path, checkpoint_dir: str | Path, out: Path
 def assert_same_pictures(a: dict, b: dict, atol: float) -> None:
     """The two runs' networks paint the same fixed pictures (what the losses see)."""
     difference = (a["painted"] - b["painted"]).abs().max().item()
-    assert difference <= atol, difference
+    assert difference <= atol, (difference, atol)
 
 
 def _flatten(tree: dict, prefix: str = ""):
@@ -102,13 +103,21 @@ def test_two_processes_train_like_one_and_resume_with_either_world_size(pictures
     assert two[0]["losses"].keys() == one[0]["losses"].keys()
     for key, value in one[0]["losses"].items():
         assert two[0]["losses"][key] == pytest.approx(value, rel=1e-3, abs=1e-6), key
+    # Resuming is exact: two steps, a stop, two more steps paint what four steps in a row paint.
+    shutil.copytree(tmp_path / "two", tmp_path / "two-again")
+    two_then_two = launch(2, pictures, tmp_path / "two-again", tmp_path / "out-22", 4, vgg_env, resume=True)
+    four = launch(2, pictures, tmp_path / "four", tmp_path / "out-4", 4, vgg_env)
+    assert torch.equal(two_then_two[0]["painted"], four[0]["painted"])
     # Each run goes on with the other world size from its checkpoint; the step count continues.
     two_then_one = launch(1, pictures, tmp_path / "two", tmp_path / "out-21", 4, vgg_env, resume=True)
     one_then_two = launch(2, pictures, tmp_path / "one", tmp_path / "out-12", 4, vgg_env, resume=True)
     assert two_then_one[0]["step"] == one_then_two[0]["step"] == 4
-    assert_same_pictures(two_then_one[0], one_then_two[0], atol=2e-4)
-    # ... and those tolerances are far below what two more steps change.
-    assert (two_then_one[0]["painted"] - two[0]["painted"]).abs().max() > 1e-2
+    # Summing a batch in two halves rounds differently, and Adam's first updates are about
+    # lr x sign(gradient): weights whose gradient is near zero move by rounding noise, so the
+    # world sizes drift apart over the first steps; still far below what two steps change.
+    change = (two_then_one[0]["painted"] - two[0]["painted"]).abs().max().item()
+    assert change > 2e-2
+    assert_same_pictures(two_then_one[0], one_then_two[0], atol=change / 10)
     saved = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=False)
     assert saved["step"] == 4
 

@@ -72,6 +72,9 @@ def test_the_preview_helper_reports_instead_of_failing():
 
     encoded, report = make_instant_preview(lambda *_: ItemError("no network here", "unavailable"), photo, painting)
     assert encoded is None and report == {"instant_preview_error": "no network here"}
+    # across the model service's non-batchable call the error arrives as a dict
+    as_sent = {"message": "no network here", "reason": "unavailable"}
+    assert make_instant_preview(lambda *_: as_sent, photo, painting) == (None, report)
 
     def down(*_):
         raise ConnectionError("model worker gone")

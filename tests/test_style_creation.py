@@ -172,7 +172,11 @@ def test_listening_check_sees_the_real_bind_address():
 
 def test_with_an_admin_token_changes_need_it_and_cancel_needs_the_owner_key(tmp_path_factory, vgg_assets):
     workdir = tmp_path_factory.mktemp("token")  # short: the server's unix socket paths live under it
-    server = serve_with_own_store(workdir, vgg_assets, {"CLIPMORPH_ADMIN_TOKEN": "s3cret"})
+    cache = workdir / "cache"  # the loss network, but no instant-preview network, and pip cannot fetch it
+    cache.mkdir()
+    (cache / vgg_assets[1].name).symlink_to(vgg_assets[1])
+    env = {"CLIPMORPH_ADMIN_TOKEN": "s3cret", "CLIPMORPH_CACHE": str(cache), "PIP_NO_INDEX": "1"}
+    server = serve_with_own_store(workdir, vgg_assets, env)
     try:
         with server.client() as client:
             refused = create(client)
@@ -183,6 +187,7 @@ def test_with_an_admin_token_changes_need_it_and_cancel_needs_the_owner_key(tmp_
             response = create(client, name="Token Style", preset="best", headers=admin)
             assert response.status_code == 200, response.text
             job = response.json()
+            assert "instant_preview_url" not in job and "unavailable" in job["instant_preview_error"]  # the job goes on
             cancel = f"/jobs/{job['job_id']}/cancel"
             assert "owner" in error_of(client.post(cancel)) and client.post(cancel).status_code == 403
             assert client.post(cancel, headers={"X-Owner-Key": job["owner_key"]}).status_code == 202

@@ -115,7 +115,10 @@ class ArbitraryStylizer:
         except ImportError:
             raise ArbitraryModelMissing("the arbitrary-style network needs the openvino package") from None
         core = openvino.Core()
-        config = {"PERFORMANCE_HINT": "LATENCY", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
+        # f32: OpenVINO's default lower precision on CPUs with AMX or AVX-512 FP16 has no kernel
+        # for some of this int8 network's layers ("No suitable implementations"); it is small.
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        config |= {"INFERENCE_NUM_THREADS": threads} if threads else {}
         predict, transform = cached_models(directory)
         self._predict = core.compile_model(core.read_model(str(predict)), "CPU", config).create_infer_request()
         self._transform = core.compile_model(core.read_model(str(transform)), "CPU", config).create_infer_request()

@@ -93,11 +93,14 @@ def make_instant_preview(
     image = Image.fromarray(photo)
     image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.LANCZOS)  # never larger than the upload
     try:
-        answer = paint(Picture.of(np.asarray(image)), Picture.of(painting))
+        answer = ItemError.received(paint(Picture.of(np.asarray(image)), Picture.of(painting)))
     except Exception as error:  # the model worker is busy or down: the job goes on without it
         log.warning("instant preview failed: %s", error)
         return None, {"instant_preview_error": "the instant preview could not be made"}
     if isinstance(answer, ItemError):
         return None, {"instant_preview_error": answer.message}
+    if not isinstance(answer, np.ndarray):
+        log.warning("instant preview: unexpected answer %r", type(answer))
+        return None, {"instant_preview_error": "the instant preview could not be made"}
     encoded = media.encode_image(np.asarray(answer, dtype=np.uint8), None, "JPEG")
     return encoded, {"instant_preview_seconds": round(time.perf_counter() - started, 2)}

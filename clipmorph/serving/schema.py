@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
@@ -85,6 +86,14 @@ class ItemError:
     @classmethod
     def of(cls, error: ClipMorphError) -> ItemError:
         return cls(str(error), getattr(error, "reason", "invalid"))
+
+    @classmethod
+    def received(cls, answer: Any) -> Any:
+        """Give a model-service answer its type back: a non-batchable call returns an
+        ``ItemError`` as a plain dict (BentoML's JSON), a batch returns it pickled."""
+        if isinstance(answer, dict) and set(answer) == {"message", "reason"}:
+            return cls(**answer)
+        return answer
 
     def throw(self) -> None:
         if self.reason == "internal":
