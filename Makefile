@@ -10,7 +10,7 @@ DATA ?= $(or $(CLIPMORPH_DATA),../shared/data)
 # Photos the service trains user-made styles on (web page "create your own style").
 TRAIN_CONTENT ?= $(or $(CLIPMORPH_TRAIN_CONTENT),$(abspath $(wildcard $(DATA)/content)))
 
-.PHONY: install system-deps serve monitor dashboards test test-fast lint format bench vgg build catalogue clean
+.PHONY: install system-deps serve monitor dashboards test test-fast lint format bench vgg build build-gpu catalogue clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ dashboards: $(STAMP)
 build: $(STAMP)
 	$(VENV)/bin/clipmorph styles import models/
 	$(VENV)/bin/bentoml build
+
+## build-gpu: the same bento on the CUDA base image (clipmorph-gpu), for GPU nodes
+build-gpu: $(STAMP)
+	$(VENV)/bin/clipmorph styles import models/
+	$(VENV)/bin/bentoml build -f bentofile.gpu.yaml
 
 ## test: install, then the whole suite (unit + end-to-end over real media)
 test: $(STAMP) system-deps

@@ -49,6 +49,31 @@ def test_bento_holds_service_package_models_and_ffmpeg(bento):
     assert "torch==2.14.1" in (folder / "env" / "python" / "requirements.txt").read_text()
 
 
+def test_the_gpu_bento_is_the_same_bento_on_the_cuda_image(stored_styles):
+    cpu, gpu = (yaml.safe_load((REPO / name).read_text()) for name in ("bentofile.yaml", "bentofile.gpu.yaml"))
+    gpu_only = {"name": "clipmorph-gpu", "cuda_version": "12.8", "NVIDIA_DRIVER_CAPABILITIES": "compute,utility,video"}
+    assert gpu.pop("name") == gpu_only["name"] and gpu["docker"].pop("cuda_version") == gpu_only["cuda_version"]
+    assert gpu["envs"].pop() == {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": gpu_only["NVIDIA_DRIVER_CAPABILITIES"]}
+    cpu.pop("name")
+    assert gpu == cpu  # nothing else drifts apart
+    result = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", "-f", "bentofile.gpu.yaml", "--output", "tag"], cwd=REPO,
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    _, version = re.search(r"clipmorph-gpu:([a-z0-9]+)", result.stdout).group(0).split(":")
+    folder = Path(os.environ["BENTOML_HOME"]) / "bentos" / "clipmorph-gpu" / version
+    dockerfile = (folder / "env" / "docker" / "Dockerfile").read_text()
+    assert re.search(r"^FROM nvidia/cuda:12\.8\.\d+-cudnn-runtime-", dockerfile, re.M), dockerfile[:2000]
+    assert any("apt-get install" in run and " ffmpeg" in run for run in dockerfile.split("\nRUN "))
+    assert "ENV NVIDIA_DRIVER_CAPABILITIES=$NVIDIA_DRIVER_CAPABILITIES" in dockerfile
+    manifest = yaml.safe_load((folder / "bento.yaml").read_text())
+    model_service = next(s for s in manifest["services"] if s["name"] == "clipmorph-model")
+    assert {"clipmorph-style-rand-0", "clipmorph-style-rand-1"} <= {
+        m["tag"].split(":")[0] for m in model_service["models"]
+    }
+
+
 def test_built_bento_serves(bento, tmp_path):
     import io
 

@@ -17,6 +17,7 @@ import yaml
 from conftest import REPO
 
 DEPLOY = REPO / "deploy"
+BENTOCLOUD = DEPLOY / "bentocloud.yaml"  # a `bentoml deploy` config, not a Kubernetes object
 KUBERNETES_VERSION = "1.32"
 
 
@@ -32,6 +33,8 @@ def manifests() -> list[tuple[Path, dict]]:
     """Every object under deploy/, kustomizations built (their objects, patched and labelled)."""
     found = []
     for path in sorted(DEPLOY.rglob("*.yaml")):
+        if path == BENTOCLOUD:
+            continue
         if path.name == KUSTOMIZATION:
             found += [(path, doc) for doc in kustomize_build(path.parent)]
         elif not (path.parent / KUSTOMIZATION).exists():
@@ -138,6 +141,8 @@ def test_the_gpu_overlay_asks_for_a_gpu_per_replica_and_keeps_the_rest():
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert "nvidia.com/gpu" not in cpu["Deployment"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert gpu.keys() == cpu.keys() and gpu["Service"] == cpu["Service"]
+    gpu_bento = yaml.safe_load((REPO / "bentofile.gpu.yaml").read_text())["name"]
+    assert container["image"] == f"{gpu_bento}:latest"  # the CUDA image, not the CPU one
 
 
 def test_the_deployment_reads_settings_the_service_has_and_probes_what_it_serves(server):
@@ -173,3 +178,74 @@ def test_the_service_secrets_hold_the_keys_the_deployment_reads():
         ref = entry.get("valueFrom", {}).get("secretKeyRef")
         if ref and not ref.get("optional"):
             assert ref["key"] in secrets.get(ref["name"], set()), (entry["name"], ref)
+
+
+def unknown_keys(value, schema, where: str = "") -> list[str]:
+    """Keys of ``value`` that the attrs class ``schema`` (BentoML's own) has no field for, all
+    the way down: BentoML ignores them silently, so a misspelt setting would be lost."""
+    import typing
+
+    import attr
+
+    if not (isinstance(value, dict) and attr.has(schema)):
+        return []
+    hints = typing.get_type_hints(schema)
+    found = []
+    for key, item in value.items():
+        if key not in hints:
+            found.append(f"{where}{key}")
+            continue
+        # Optional[X], Optional[List[X]], Dict[str, X]: the attrs class X the item holds
+        hint = hints[key]
+        nested = {c for inner in (hint, *typing.get_args(hint)) for c in (inner, *typing.get_args(inner))}
+        for inner_schema in [c for c in nested if attr.has(c)][:1]:
+            if isinstance(item, dict) and key == "services":  # name -> one service's settings
+                entries = [(f"{key}.{name}.", entry) for name, entry in item.items()]
+            else:
+                entries = [(f"{key}.", entry) for entry in (item if isinstance(item, list) else [item])]
+            for prefix, entry in entries:
+                found += unknown_keys(entry, inner_schema, where + prefix)
+    return found
+
+
+def service_names() -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse((REPO / "service.py").read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "service":
+            names |= {k.value.value for k in node.keywords if k.arg == "name"}
+    return names
+
+
+def test_the_bentocloud_config_is_what_bentoml_deploy_reads():
+    from _bentoml_sdk.service.config import validate
+    from bentoml._internal.cloud.schemas.schemasv2 import CreateDeploymentSchema
+    from bentoml._internal.utils.cattr import bentoml_cattr
+
+    config = yaml.safe_load(BENTOCLOUD.read_text())
+    deployment = bentoml_cattr.structure(config, CreateDeploymentSchema)  # what `bentoml deploy -f` sends
+    assert unknown_keys(config, CreateDeploymentSchema) == []
+    misspelt = {
+        "services": {"x": {"scalling": {}, "scaling": {"min_replica": 1}}},
+        "envs": [{"name": "A", "value": "1"}, {"nmae": "B"}],
+    }
+    assert unknown_keys(misspelt, CreateDeploymentSchema) == [
+        "services.x.scalling",
+        "services.x.scaling.min_replica",
+        "envs.nmae",
+    ]
+    assert set(deployment.services) == service_names() == {"clipmorph", "clipmorph-model"}
+    for service in deployment.services.values():
+        validate(service.config_overrides)  # BentoML's own check of service settings
+        assert 1 <= service.scaling.min_replicas <= service.scaling.max_replicas
+    # The API keeps its jobs on its own disk there: one replica, or jobs get lost between them.
+    assert deployment.services["clipmorph"].scaling.max_replicas == 1
+    assert deployment.services["clipmorph-model"].instance_type.startswith("gpu")
+    bento_name = yaml.safe_load((REPO / "bentofile.gpu.yaml").read_text())["name"]
+    assert deployment.bento == f"{bento_name}:latest"
+    settings = set(re.findall(r"CLIPMORPH_[A-Z_]+", (REPO / "clipmorph" / "serving" / "settings.py").read_text()))
+    assert {env.name for env in deployment.envs} <= settings
+    # The secrets are named, never held: only names appear in the file.
+    assert all(re.fullmatch(r"[a-z0-9-]+", name) for name in deployment.secrets)
+    assert "AWS_SECRET_ACCESS_KEY=" not in BENTOCLOUD.read_text().replace("AWS_SECRET_ACCESS_KEY=...", "")
