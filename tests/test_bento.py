@@ -1,4 +1,5 @@
-"""`bentoml build` packs the service, the package and the stored styles; the bento serves."""
+"""`bentoml build` packs the service, the package, the stored styles and what style creation
+trains with; the bento serves every feature, also unpacked the way its container runs it."""
 
 from __future__ import annotations
 
@@ -6,37 +7,59 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
+from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, run_cli
 from media_factory import gradient_frame
-from service_fixture import start_server, stop_server
+from service_fixture import own_store, start_server, stop_server
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 
+@dataclass(frozen=True)
+class Built:
+    tag: str
+    folder: Path  # the bento in the store
+    home: Path  # the BentoML home it was built in
+
+
 @pytest.fixture(scope="module")
-def bento(stored_styles) -> tuple[str, Path]:
+def bento(vgg_assets, tmp_path_factory) -> Built:
+    """Built from a store of its own: the random styles, and what style creation trains with,
+    stored the way a user stores them (`clipmorph vgg fetch`, `clipmorph content import`)."""
+    workdir = tmp_path_factory.mktemp("bento-build")
+    home = own_store(workdir)
+    env = {"BENTOML_HOME": str(home)}
+    fetched = run_cli("vgg", "fetch", "--from-h5", str(vgg_assets[0]), "--cache-dir", str(workdir / "cache"), env=env)
+    assert fetched.returncode == 0 and "+ clipmorph-vgg19:" in fetched.stdout, fetched.stderr
+    photos = workdir / "photos"
+    photos.mkdir()
+    for i in range(4):
+        Image.fromarray(gradient_frame(96, 72, t=i)).save(photos / f"{i}.jpg")
+    imported = run_cli("content", "import", str(photos), env=env)
+    assert imported.returncode == 0 and "clipmorph-content:" in imported.stdout, imported.stderr
     result = subprocess.run(
         [sys.executable, "-m", "bentoml", "build", "--output", "tag"], cwd=REPO, capture_output=True, text=True,
-        timeout=600,
+        timeout=600, env={**os.environ, **env},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     tag = re.search(r"clipmorph:[a-z0-9]+", result.stdout).group(0)
     name, version = tag.split(":")
-    return tag, Path(os.environ["BENTOML_HOME"]) / "bentos" / name / version
+    return Built(tag, home / "bentos" / name / version, home)
 
 
 def test_bento_holds_service_package_models_and_ffmpeg(bento):
-    _, folder = bento
+    folder = bento.folder
     manifest = yaml.safe_load((folder / "bento.yaml").read_text())
     model_service = next(s for s in manifest["services"] if s["name"] == "clipmorph-model")
     packed = {m["tag"].split(":")[0] for m in model_service["models"]}
-    assert {"clipmorph-style-rand-0", "clipmorph-style-rand-1"} <= packed
+    assert {"clipmorph-style-rand-0", "clipmorph-style-rand-1", "clipmorph-vgg19", "clipmorph-content"} <= packed
     assert any(name.startswith("clipmorph-backbone-") for name in packed)
     assert (folder / "src" / "service.py").is_file() and (
         folder / "src" / "clipmorph" / "inference" / "engine.py"
@@ -77,10 +100,7 @@ def test_the_gpu_bento_is_the_same_bento_on_the_cuda_image(stored_styles):
 def test_built_bento_serves(bento, tmp_path):
     import io
 
-    from PIL import Image
-
-    tag, _ = bento
-    server = start_server(tmp_path, target=tag)
+    server = start_server(tmp_path, {"BENTOML_HOME": str(bento.home)}, target=bento.tag)
     try:
         buffer = io.BytesIO()
         Image.fromarray(gradient_frame(64, 48)).save(buffer, format="PNG")
@@ -100,7 +120,7 @@ def test_built_bento_serves(bento, tmp_path):
 def bento_environment(bento, tmp_path_factory) -> Path:
     """A fresh virtual environment holding the bento's own requirements and nothing else: what
     a container built from the bento gets (no clipmorph install, no test extras)."""
-    _, folder = bento
+    folder = bento.folder
     venv = tmp_path_factory.mktemp("bento-env") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
@@ -119,28 +139,43 @@ def bento_environment(bento, tmp_path_factory) -> Path:
     return python
 
 
-def test_the_built_bento_runs_every_feature_on_its_own_requirements(
-    bento, bento_environment, vgg_assets, tmp_path_factory
-):
-    """Served from the bento by an environment made from its requirements alone: an image, a
-    video job and style creation (the tiny preset) all work, so no feature lacks an import."""
+def unpacked_like_a_container(bento: Built, target: Path) -> Path:
+    """The bento as its image holds it: exported with its models (`bentoml export`, what
+    `containerize` copies in), unpacked into a folder of its own."""
+    import tarfile
+
+    archive = target / "clipmorph.bento"
+    exported = subprocess.run(
+        [sys.executable, "-m", "bentoml", "export", bento.tag, str(archive)], capture_output=True, text=True,
+        timeout=600, env={**os.environ, "BENTOML_HOME": str(bento.home)},
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    folder = target / "bento"
+    with tarfile.open(archive) as packed:
+        packed.extractall(folder, filter="data")
+    archive.unlink()
+    assert (folder / "bento.yaml").is_file() and (folder / "models").is_dir()
+    return folder
+
+
+def test_the_built_bento_runs_every_feature_on_its_own_requirements(bento, bento_environment, tmp_path_factory):
+    """Served the way its container serves it: `bentoml serve` of the unpacked bento folder, by
+    an environment made from its requirements alone, with an empty BentoML home, an empty cache,
+    no photo folder and no package index. An image, a video job and style creation (the tiny
+    preset: the bento's own loss network and training photos) all work."""
     import io
 
-    from PIL import Image
     from test_style_creation import painting_bytes
 
     from media_factory import make_video
     from test_service import wait_for_job
 
-    tag, _ = bento
     tmp_path = tmp_path_factory.mktemp("bento-run")  # short: BentoML's sockets live under it
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(4):
-        Image.fromarray(gradient_frame(96, 72, t=i)).save(photos / f"{i}.jpg")
-    env = {"CLIPMORPH_CACHE": str(vgg_assets[1].parent), "CLIPMORPH_TRAIN_CONTENT": str(photos)}
-    env |= {"CLIPMORPH_WANDB_DIR": str(tmp_path / "wandb"), "CLIPMORPH_WANDB": "0"}
-    server = start_server(tmp_path, env, target=tag, python=str(bento_environment), cwd=tmp_path)
+    folder = unpacked_like_a_container(bento, tmp_path)
+    (tmp_path / "cache").mkdir()
+    env = {"BENTOML_HOME": str(tmp_path / "home"), "CLIPMORPH_CACHE": str(tmp_path / "cache"), "PIP_NO_INDEX": "1"}
+    env |= {"CLIPMORPH_WANDB_DIR": str(tmp_path / "wandb"), "CLIPMORPH_WANDB": "0", "CLIPMORPH_TRAIN_CONTENT": ""}
+    server = start_server(tmp_path, env, target=str(folder), python=str(bento_environment), cwd=tmp_path)
     try:
         with server.client() as client:
             buffer = io.BytesIO()
@@ -168,3 +203,5 @@ def test_the_built_bento_runs_every_feature_on_its_own_requirements(
                 assert client.post("/delete_style", json={"style": "bento-stripes"}).status_code == 200
     finally:
         stop_server(server)
+    assert not (tmp_path / "home" / "models").exists() or not list((tmp_path / "home" / "models").iterdir())
+    assert not list((tmp_path / "cache").iterdir())  # nothing was fetched: the bento carried it all

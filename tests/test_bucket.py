@@ -45,22 +45,32 @@ def filled_store(tmp_path: Path, s3, prefix: str) -> dict:
 
 
 def test_push_then_pull_into_an_empty_store_gives_the_same_styles_and_repeats_do_nothing(tmp_path, s3):
+    from PIL import Image
+
+    from media_factory import gradient_frame
+
     source = filled_store(tmp_path, s3, "pushed")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(gradient_frame(64, 48)).save(photos / "one.jpg")
+    assert run_cli("content", "import", str(photos), env=source).returncode == 0  # the training photos too
     url = s3.bucket("models-a") + "/catalogue"
     first = run_cli("styles", "push", url, env=source)
     assert first.returncode == 0, first.stderr
-    assert "pushed 3 model(s)" in first.stdout  # a backbone and two styles
+    assert "pushed 4 model(s)" in first.stdout  # the photos, a backbone and two styles
     again = run_cli("styles", "push", url, env=source)
-    assert "pushed 0 model(s), 3 already there" in again.stdout
+    assert "pushed 0 model(s), 4 already there" in again.stdout
     index = json.loads(s3.filesystem().cat("models-a/catalogue/index.json"))
-    assert {entry["kind"] for entry in index["models"].values()} == {"backbone", "style"}
+    assert {entry["kind"] for entry in index["models"].values()} == {"content", "backbone", "style"}
 
     empty = store_env(tmp_path / "empty-home", s3)
     pulled = run_cli("styles", "pull", url, env=empty)
     assert pulled.returncode == 0, pulled.stderr
-    assert "pulled 3 model(s)" in pulled.stdout
+    assert "pulled 4 model(s)" in pulled.stdout
     assert listed(empty) == listed(source)
-    assert "pulled 0 model(s), 3 already in the store" in run_cli("styles", "pull", url, env=empty).stdout
+    stored = sorted((tmp_path / "empty-home" / "models" / "clipmorph-content").glob("*/photos/*.jpg"))
+    assert [p.read_bytes() for p in stored] == [(photos / "one.jpg").read_bytes()]
+    assert "pulled 0 model(s), 4 already in the store" in run_cli("styles", "pull", url, env=empty).stdout
 
 
 def test_a_tampered_export_is_refused_and_the_store_keeps_only_whole_models(tmp_path, s3):

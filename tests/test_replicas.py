@@ -1,6 +1,8 @@
 """Two real `bentoml serve` replicas on one job folder (what a ReadWriteMany volume gives them):
 a job submitted to one is polled, cancelled and downloaded through the other; a restarted
-neighbour leaves running jobs alone; the jobs of a replica that died are failed by a survivor."""
+neighbour leaves running jobs alone; the jobs of a replica that died are failed by a survivor.
+With stores of their own and one models bucket (a real S3-protocol server), a style created on
+one is served by the other, and the training slots of their machine hold for both."""
 
 from __future__ import annotations
 
@@ -25,14 +27,14 @@ def shared_jobs():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def replica(shared_jobs: Path, made: list[Path]):
+def replica(shared_jobs: Path, made: list[Path], extra_env: dict | None = None):
     workdir = Path(tempfile.mkdtemp(prefix="cm-"))
     made.append(workdir)
     env = {
         "BENTOML_HOME": str(own_store(workdir)), "CLIPMORPH_JOBS_DIR": str(shared_jobs),
         "CLIPMORPH_REPLICA_TIMEOUT_SECONDS": str(TIMEOUT),
     }  # fmt: skip
-    return start_server(workdir, env)
+    return start_server(workdir, env | (extra_env or {}))
 
 
 def submit(client, clip: Path) -> str:
@@ -87,3 +89,52 @@ def test_replicas_on_one_job_folder_answer_for_each_others_jobs(shared_jobs, tmp
             stop_server(server)
         for folder in made:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_style_made_on_one_replica_is_served_by_the_other_and_slots_hold_for_both(shared_jobs, tmp_path, vgg_assets):
+    from PIL import Image
+    from s3_server import s3_server
+    from test_style_creation import create
+
+    from media_factory import gradient_frame
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        Image.fromarray(gradient_frame(96, 72, t=i)).save(photos / f"{i}.jpg")
+    made: list[Path] = []
+    with s3_server(tmp_path / "moto.log") as s3:
+        env = {
+            **s3.env, "CLIPMORPH_MODELS_URL": s3.bucket("shared-models") + "/catalogue",
+            "CLIPMORPH_MODELS_POLL_SECONDS": "1", "CLIPMORPH_CACHE": str(vgg_assets[1].parent),
+            "CLIPMORPH_TRAIN_CONTENT": str(photos), "CLIPMORPH_WANDB": "0", "PIP_NO_INDEX": "1",
+        }  # fmt: skip
+        servers = []
+        try:
+            servers += [replica(shared_jobs, made, env)]
+            servers += [replica(shared_jobs, made, env)]
+            a, b = servers
+            with a.client() as on_a, b.client() as on_b:
+                long = create(on_a, name="Long One", preset="best")
+                assert long.status_code == 200, long.text
+                wait_running(on_b, long.json()["job_id"])
+                short = create(on_b, name="Shared Stripes", preset="tiny")
+                assert short.status_code == 200, short.text
+                short_id = short.json()["job_id"]
+                time.sleep(3)  # one training slot on this machine, held by A's job: B's waits
+                assert on_a.get(f"/jobs/{short_id}").json()["state"] == "queued"
+                assert on_b.post(f"/jobs/{long.json()['job_id']}/cancel").status_code == 202
+                final, _ = wait_for_job(on_a, short_id)
+                assert final["state"] == "succeeded" and final["result"]["published"] is True, final
+                deadline = time.monotonic() + 60  # A's poller pulls what B pushed
+                while "shared-stripes" not in {row["id"] for row in on_a.post("/styles", json={}).json()}:
+                    assert time.monotonic() < deadline, "the new style never reached the other replica"
+                    time.sleep(0.5)
+                photo = (photos / "0.jpg").read_bytes()
+                painted = on_a.post("/stylize", files={"image": ("p.jpg", photo)}, data={"style": "shared-stripes"})
+                assert painted.status_code == 200, painted.text
+        finally:
+            for server in servers:
+                stop_server(server)
+            for folder in made:
+                shutil.rmtree(folder, ignore_errors=True)

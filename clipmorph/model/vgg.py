@@ -125,6 +125,11 @@ class VGGFeatures(nn.Module):
         path = cache_dir(directory) / WEIGHTS_FILE
         if not path.exists():
             raise VGGWeightsMissing(f"VGG19 weights not found at {path}: run `clipmorph vgg fetch` first")
+        return cls.from_file(path)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> VGGFeatures:
+        """The converted weights at ``path`` (the cache's, or a store model's copy)."""
         return cls(load_file(str(path)))
 
     def forward(self, rgb: Tensor, layers: Iterable[str]) -> dict[str, Tensor]:

@@ -23,11 +23,13 @@ from clipmorph import locations
 from clipmorph.errors import BadInput
 from clipmorph.fsutil import sha256_file
 from clipmorph.locations import Location
+from clipmorph.styles import assets
 from clipmorph.styles.index import KIND_LABEL, styles_changed
 
 INDEX = "index.json"
 INDEX_FORMAT = "clipmorph-bucket"
-KINDS = ("backbone", "style")  # pulled in this order: a style never arrives before its backbone
+# Pulled in this order: a style never arrives before its backbone.
+KINDS = (*assets.KINDS.values(), "backbone", "style")
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def read_index(url: Location) -> dict:
 
 
 def push(url: Location) -> list[Transfer]:
-    """Every backbone and style of the local store to ``url`` (what the bucket lacks)."""
+    """Every backbone, style and training asset of the local store to ``url`` (what the bucket lacks)."""
     index = read_index(url)
     done = []
     with tempfile.TemporaryDirectory(prefix="clipmorph-push-") as folder:

@@ -32,6 +32,22 @@ def stamp_path() -> Path:
     return Path(BentoMLContainer.bentoml_home.get()) / STAMP_FILE
 
 
+def store_folder() -> Path:
+    """The model store this process reads: BENTOML_HOME's, or a served bento's own (in a
+    container, the bento's ``models/``). A child process must be told (``use_store``)."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return Path(BentoMLContainer.model_store.get()._path)  # BentoML exposes no public path
+
+
+def use_store(folder: str | os.PathLike) -> None:
+    """Read and write the model store at ``folder`` from now on, as the parent service does."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.models.model import ModelStore
+
+    BentoMLContainer.model_store.set(ModelStore(folder))
+
+
 def styles_changed() -> None:
     path = stamp_path()
     path.parent.mkdir(parents=True, exist_ok=True)

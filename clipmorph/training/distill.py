@@ -19,9 +19,9 @@ from torch.utils.data import DataLoader
 
 from clipmorph.inference.engine import pick_device, pick_dtype
 from clipmorph.model.network import WIDTHS, TransformerNet, build_network
-from clipmorph.model.vgg import VGGFeatures
 from clipmorph.styles.library import Style, StyleLibrary
 from clipmorph.training.data import RandomCrops, SampleStream, find_images
+from clipmorph.training.loss_network import load_vgg
 from clipmorph.training.record import describe_device
 
 FEATURE_LAYER = "relu2_2"
@@ -64,7 +64,7 @@ def distill(
     spec = WIDTHS[width].with_norm(backbone.spec.norm)
     earlier = earlier_student(start, spec, [s.id for s in styles])
     student = (earlier[0] if earlier else TransformerNet(spec, len(styles))).to(target)
-    vgg = VGGFeatures.load().to(target)
+    vgg = load_vgg().to(target)
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
     paths = [p for folder in content for p in find_images(folder)]
     loader = DataLoader(

@@ -22,12 +22,12 @@ from torch.utils.data import DataLoader
 
 from clipmorph.errors import BadInput, TrainingStopped
 from clipmorph.inference.engine import pick_device, pick_dtype
-from clipmorph.model.vgg import VGGFeatures
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.training import checkpoints, previews, record
 from clipmorph.training.config import ProgressCallback, TrainConfig, TrainResult
 from clipmorph.training.data import RandomCrops, find_images, fit_long_side, load_rgb, to_tensor
 from clipmorph.training.distributed import ShardedSampleStream, World
+from clipmorph.training.loss_network import load_vgg
 from clipmorph.training.objective import LossWeights, PerceptualObjective
 from clipmorph.training.starts import starting_network
 from clipmorph.training.temporal import noise_stability_loss, warp_consistency_loss
@@ -50,7 +50,7 @@ class Trainer:
         self.amp_dtype = pick_dtype(self.device, "auto" if config.precision == "auto" else config.precision)
         self.channels_last = self.amp_dtype != torch.float32 or self.device.type == "cuda"
         torch.manual_seed(config.seed)
-        vgg = VGGFeatures.load(vgg_dir).to(self.device)
+        vgg = load_vgg(vgg_dir).to(self.device)
         start = starting_network(config, base)
         self.base, self.earlier, self.started_from = start.base, start.earlier, start.started_from
         self.style_records = start.style_records

@@ -22,10 +22,14 @@ log = logging.getLogger(__name__)
 FOLDER = ".replicas"
 
 
+def host_name() -> str:
+    """This machine's (a pod's) name, safe in a file name."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())[:40]
+
+
 def new_replica_id() -> str:
     """Unique per process start: a restarted replica is a new one (its old jobs are orphans)."""
-    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())[:40]
-    return f"{host}-{os.getpid()}-{time.time_ns()}"
+    return f"{host_name()}-{os.getpid()}-{time.time_ns()}"
 
 
 class Replicas:

@@ -62,6 +62,7 @@ class StyleJobSpec:
     painting: str  # file name inside the job folder
     wandb: bool = True
     wandb_dir: str | None = None
+    models_url: str = ""  # CLIPMORPH_MODELS_URL: the new style is pushed there, for every replica
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
@@ -158,11 +159,15 @@ class StyleTrainingQueue:
         return f"style-{uuid.uuid4().hex}"
 
     def _acquire_slot(self, job: Job):
-        """Hold one of ``max_parallel`` lock files; None when the job was cancelled while waiting."""
+        """Hold one of ``max_parallel`` lock files; None when the job was cancelled while waiting.
+        The files are per machine (its device): replicas on one host share its slots, replicas
+        on other hosts that share the job folder have their own."""
+        from clipmorph.serving.jobs.replicas import host_name
+
         self.jobs.root.mkdir(parents=True, exist_ok=True)
         while True:
             for slot in range(self.max_parallel):
-                handle = (self.jobs.root / f".training-slot-{slot}.lock").open("w")
+                handle = (self.jobs.root / f".training-slot-{host_name()}-{slot}.lock").open("w")
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     return handle
@@ -204,14 +209,32 @@ class StyleTrainingQueue:
             remove_training_files(job)
 
 
+CHILD_STORE_VARIABLE = "CLIPMORPH_CHILD_MODEL_STORE"  # parent to child only: not a setting
+
+
 def child_env() -> dict[str, str]:
     """The training child imports this same package, wherever it was loaded from: inside a
-    built bento that is the bento's source folder, which no installed package points to."""
+    built bento that is the bento's source folder, which no installed package points to. It
+    also uses this process's model store: a served bento reads its own (``index.store_folder``),
+    where the child must find the backbone and save the new style."""
     import clipmorph
+    from clipmorph.styles import index
 
     root = str(Path(clipmorph.__file__).resolve().parent.parent)
     paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+    store = str(index.store_folder())
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)), CHILD_STORE_VARIABLE: store}
+
+
+def training_photos(settings) -> list[Path]:
+    """CLIPMORPH_TRAIN_CONTENT's folders, else the store's training photos (``clipmorph content
+    import``, packed into a bento), else none: style creation is unavailable."""
+    from clipmorph.styles import assets
+
+    if settings.train_content:
+        return list(settings.train_content)
+    stored = assets.content_folder()
+    return [stored] if stored else []
 
 
 def remove_training_files(job: Job) -> None:
@@ -243,10 +266,15 @@ def create_style_job(
 
     require_admin(headers, settings.admin_token)
     style_id, display_name = style_id_from_name(request.name)
-    if not settings.train_content:
-        raise BadInput("style creation is not configured here: set CLIPMORPH_TRAIN_CONTENT", "unavailable")
+    content = training_photos(settings)
+    if not content:
+        raise BadInput(
+            "style creation has no training photos here: store some with `clipmorph content import DIR` "
+            "(a bento packs them) or set CLIPMORPH_TRAIN_CONTENT",
+            "unavailable",
+        )
     painting = media.load_image(request.painting, settings.max_image_pixels)
-    photo_path = request.photo or preview_photo(settings.train_content)
+    photo_path = request.photo or preview_photo(content)
     photo = media.load_image(photo_path, settings.max_image_pixels) if photo_path else None  # a bad upload: 4xx
     clean = folder / "painting.png"  # re-encoded: whatever the upload was, the job gets a plain PNG
     clean.write_bytes(media.encode_image(painting.rgb, None, "PNG"))
@@ -256,10 +284,11 @@ def create_style_job(
         author=request.author.strip() or "anonymous",
         preset=request.preset,
         base=default_base(settings.train_base),
-        content=[str(p) for p in settings.train_content],
+        content=[str(p) for p in content],
         painting="painting.png",
         wandb=settings.wandb,
         wandb_dir=str(settings.wandb_dir),
+        models_url=settings.models_url or "",
     )
     instant, report = None, {}
     if paint is not None and photo is not None:

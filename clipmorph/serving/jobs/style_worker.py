@@ -78,9 +78,12 @@ def run_job(folder: Path) -> int:
     preview = (folder / PREVIEW_FILE).read_bytes() if (folder / PREVIEW_FILE).exists() else None
     style.thumbnail = _thumbnail(preview)
     saved = store.save_style(style)
+    outcome = {"style": spec.style_id, "tag": saved.tag, "steps": result.step, "seconds": round(result.seconds, 1)}
+    if spec.models_url:
+        outcome |= publish(spec.models_url)
     job.write(
         "succeeded",
-        result={"style": spec.style_id, "tag": saved.tag, "steps": result.step, "seconds": round(result.seconds, 1)},
+        result=outcome,
         step=result.step,
         steps=config.steps,
         eta_seconds=0,
@@ -88,17 +91,30 @@ def run_job(folder: Path) -> int:
     return 0
 
 
+def publish(url: str) -> dict:
+    """Push the new style to the bucket every replica serves from (their pollers pull it). A
+    failed push leaves the style served here; the job says so instead of failing."""
+    from clipmorph.styles import bucket
+
+    try:
+        bucket.push(url)
+    except Exception as error:
+        logging.getLogger(__name__).exception("could not push the new style to %s", url)
+        return {"published": False, "publish_error": without_paths(f"not pushed to the models bucket: {error}")}
+    return {"published": True}
+
+
 def quick_evaluation(library, spec: StyleJobSpec, painting: Path) -> dict:
     """Style and content distances (``clipmorph eval``'s) on a few of the training photos."""
     from clipmorph.inference.engine import Engine
-    from clipmorph.model.vgg import VGGFeatures
     from clipmorph.training.data import find_images
     from clipmorph.training.evaluate import EvalSettings, evaluate_library, scores_metadata
+    from clipmorph.training.loss_network import load_vgg
 
     photos = [p for folder in spec.content for p in find_images(Path(folder))][:4]
     settings = EvalSettings(photo_side=256)
     paintings = {spec.style_id: painting}
-    [score], run = evaluate_library(library, Engine(library), VGGFeatures.load(), photos, paintings, None, settings)
+    [score], run = evaluate_library(library, Engine(library), load_vgg(), photos, paintings, None, settings)
     return scores_metadata(score, run)
 
 
@@ -118,5 +134,12 @@ def _thumbnail(grid_jpeg: bytes | None) -> bytes | None:
 
 
 if __name__ == "__main__":
+    import os
+
+    from clipmorph.serving.jobs.style_queue import CHILD_STORE_VARIABLE
+    from clipmorph.styles import index
+
     logging.basicConfig(level=logging.INFO)
+    if store := os.environ.get(CHILD_STORE_VARIABLE):
+        index.use_store(store)  # the parent's (a served bento's own store)
     sys.exit(run_job(Path(sys.argv[1])))
