@@ -203,7 +203,7 @@ class ClipMorph:
         """Delete a user-made style (catalogue styles are protected)."""
         with http_errors():
             require_admin(ctx.request.headers, SETTINGS.admin_token)
-            return {"deleted": index.delete_style(validate_name(style), user_made_only=True)}
+            return {"deleted": models_source.delete_style(validate_name(style), SETTINGS.models_url)}
 
     @bentoml.api(route="/video_job/submit", input_spec=VideoRequest)
     @answers_errors

@@ -286,7 +286,11 @@ def cmd_styles(args: argparse.Namespace) -> int:
         moved = (bucket.push if args.styles_command == "push" else bucket.pull)(args.url)
         copied = [t.tag for t in moved if t.copied]
         where = "already there" if args.styles_command == "push" else "already in the store"
-        print(f"{args.styles_command}ed {len(copied)} model(s), {len(moved) - len(copied)} {where}")
+        withdrawn = [t.tag for t in moved if t.withdrawn]
+        print(f"{args.styles_command}ed {len(copied)} model(s), {len(moved) - len(copied) - len(withdrawn)} {where}")
+        outcome = "not pushed" if args.styles_command == "push" else "deleted here"
+        for tag in withdrawn:
+            print(f"  - {tag}: withdrawn from the bucket, {outcome}")
         for tag in copied:
             print(f"  + {tag}")
     return 0

@@ -79,6 +79,21 @@ def upload(local: Path, location: Location) -> Location:
     return location
 
 
+def remove(location: Location) -> None:
+    """Delete the file at ``location``; one that is not there is fine."""
+    if not is_url(location):
+        Path(location).unlink(missing_ok=True)
+        return
+    fs, path = _filesystem(str(location))
+    try:
+        if fs.exists(path):
+            fs.rm_file(path)
+    except FileNotFoundError:
+        return
+    except RemoteError as error:
+        raise BadInput(f"cannot delete {location}: {error}") from error
+
+
 def upload_folder(local: Path, location: Location, last: str | None = None) -> Location:
     """Every file under ``local`` to the same names under ``location``; ``last`` (the folder's
     index, e.g. catalogue.json) goes after the rest, so a reader who sees it sees them all."""

@@ -73,6 +73,37 @@ def test_push_then_pull_into_an_empty_store_gives_the_same_styles_and_repeats_do
     assert "pulled 0 model(s), 4 already in the store" in run_cli("styles", "pull", url, env=empty).stdout
 
 
+def test_a_withdrawn_style_leaves_every_store_that_pulls_and_no_push_brings_it_back(tmp_path, s3, monkeypatch):
+    from clipmorph.errors import BadInput
+    from clipmorph.styles import bucket
+
+    source = filled_store(tmp_path, s3, "gone")
+    url = s3.bucket("models-w") + "/catalogue"
+    assert run_cli("styles", "push", url, env=source).returncode == 0
+    target = store_env(tmp_path / "puller-home", s3)
+    assert run_cli("styles", "pull", url, env=target).returncode == 0
+    fs = s3.filesystem()
+    index = json.loads(fs.cat("models-w/catalogue/index.json"))
+    style_tag, entry = next((t, e) for t, e in sorted(index["models"].items()) if e["kind"] == "style")
+    backbone_tag = next(t for t, e in index["models"].items() if e["kind"] == "backbone")
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(BadInput, match="only styles"):
+        bucket.withdraw(url, [backbone_tag])
+    assert bucket.withdraw(url, [style_tag]) == [style_tag]
+    index = json.loads(fs.cat("models-w/catalogue/index.json"))
+    assert style_tag not in index["models"] and style_tag in index["withdrawn"]
+    assert not fs.exists(f"models-w/catalogue/{entry['file']}")
+    style_id = style_tag.split(":")[0].removeprefix("clipmorph-style-")
+    pulled = run_cli("styles", "pull", url, env=target)
+    assert pulled.returncode == 0 and f"- {style_tag}: withdrawn from the bucket, deleted here" in pulled.stdout
+    assert style_id not in {row["id"] for row in listed(target)}
+    assert len(listed(target)) == 1  # the other style stays
+    pushed = run_cli("styles", "push", url, env=source)  # the source still has it: it is not pushed again
+    assert f"- {style_tag}: withdrawn from the bucket, not pushed" in pushed.stdout
+    assert style_tag not in json.loads(fs.cat("models-w/catalogue/index.json"))["models"]
+
+
 def test_a_tampered_export_is_refused_and_the_store_keeps_only_whole_models(tmp_path, s3):
     source = filled_store(tmp_path, s3, "tampered")
     url = s3.bucket("models-b") + "/catalogue"

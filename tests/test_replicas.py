@@ -133,6 +133,15 @@ def test_a_style_made_on_one_replica_is_served_by_the_other_and_slots_hold_for_b
                 photo = (photos / "0.jpg").read_bytes()
                 painted = on_a.post("/stylize", files={"image": ("p.jpg", photo)}, data={"style": "shared-stripes"})
                 assert painted.status_code == 200, painted.text
+                # Deleted on A: out of the bucket, so B, which made it, drops it too, and keeps it dropped.
+                assert on_a.post("/delete_style", json={"style": "shared-stripes"}).status_code == 200
+                deadline = time.monotonic() + 60
+                while "shared-stripes" in {row["id"] for row in on_b.post("/styles", json={}).json()}:
+                    assert time.monotonic() < deadline, "the deleted style stayed on the other replica"
+                    time.sleep(0.5)
+                time.sleep(3)  # a few more polls on both
+                for client in (on_a, on_b):
+                    assert "shared-stripes" not in {row["id"] for row in client.post("/styles", json={}).json()}
         finally:
             for server in servers:
                 stop_server(server)

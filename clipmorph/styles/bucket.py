@@ -7,6 +7,11 @@ naming every export with its sha256, written last. Versions are content hashes, 
 pulling what is already there does nothing. A pull checks each download against the index
 before ``bentoml.models.import_model`` sees it, so a broken transfer leaves the store as it was
 (models already imported are whole; the failed one is not there at all).
+
+A style deleted through a service that serves the bucket is withdrawn: its entry moves to the
+index's ``withdrawn`` list, pulls delete it from the stores that have it, and pushes skip it, so
+no replica brings it back. (The index is read, changed and written whole: two replicas changing
+it at the same instant can lose one change; S3 offers no lock to prevent that.)
 """
 
 from __future__ import annotations
@@ -35,26 +40,31 @@ KINDS = (*assets.KINDS.values(), "backbone", "style")
 @dataclass(frozen=True)
 class Transfer:
     tag: str
-    copied: bool  # False: it was already there
+    copied: bool  # False: it was already there, or withdrawn
+    withdrawn: bool = False  # the bucket withdrew it: a push skipped it, a pull deleted it here
 
 
 def _stored(kind: str) -> list[str]:
     return sorted(str(m.tag) for m in bentoml.models.list() if m.info.labels.get(KIND_LABEL) == kind)
 
 
-def _in_store(tag: str) -> bool:
+def _stored_model(tag: str) -> bentoml.Model | None:
     try:
-        bentoml.models.get(tag)
+        return bentoml.models.get(tag)
     except NotFound:
-        return False
-    return True
+        return None
+
+
+def _in_store(tag: str) -> bool:
+    return _stored_model(tag) is not None
 
 
 def read_index(url: Location) -> dict:
-    """The bucket's index ({"models": {tag: {"kind", "file", "sha256"}}}), empty if there is none."""
+    """The bucket's index ({"models": {tag: {"kind", "file", "sha256"}}, "withdrawn": [tag]}),
+    empty if there is none."""
     target = locations.join(url, INDEX)
     if not locations.exists(target):
-        return {"format": INDEX_FORMAT, "models": {}}
+        return {"format": INDEX_FORMAT, "models": {}, "withdrawn": []}
     with locations.fetched(target) as local:
         try:
             index = json.loads(local.read_text())
@@ -62,7 +72,15 @@ def read_index(url: Location) -> dict:
             raise BadInput(f"{target} is not a clipmorph bucket index: {error}") from None
     if index.get("format") != INDEX_FORMAT or not isinstance(index.get("models"), dict):
         raise BadInput(f"{target} is not a clipmorph bucket index")
+    if not isinstance(index.setdefault("withdrawn", []), list):
+        raise BadInput(f"{target} is not a clipmorph bucket index")
     return index
+
+
+def _write_index(url: Location, index: dict, folder: Path) -> None:
+    index_file = folder / INDEX
+    index_file.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    locations.upload(index_file, locations.join(url, INDEX))
 
 
 def push(url: Location) -> list[Transfer]:
@@ -72,8 +90,8 @@ def push(url: Location) -> list[Transfer]:
     with tempfile.TemporaryDirectory(prefix="clipmorph-push-") as folder:
         for kind in KINDS:
             for tag in _stored(kind):
-                if tag in index["models"]:
-                    done.append(Transfer(tag, False))
+                if tag in index["models"] or tag in index["withdrawn"]:
+                    done.append(Transfer(tag, False, withdrawn=tag in index["withdrawn"]))
                     continue
                 name, version = tag.split(":")
                 local = Path(folder) / f"{version}.bentomodel"
@@ -84,10 +102,28 @@ def push(url: Location) -> list[Transfer]:
                 local.unlink()
                 done.append(Transfer(tag, True))
         if any(t.copied for t in done):
-            index_file = Path(folder) / INDEX
-            index_file.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-            locations.upload(index_file, locations.join(url, INDEX))
+            _write_index(url, index, Path(folder))
     return done
+
+
+def withdraw(url: Location, tags: list[str]) -> list[str]:
+    """Take styles out of the bucket for every replica: their entries move to ``withdrawn``
+    (pulls delete them, pushes skip them) and their exports are removed. Returns the tags that
+    were there."""
+    index = read_index(url)
+    there = [tag for tag in tags if tag in index["models"]]
+    for tag in tags:
+        entry = index["models"].pop(tag, None)
+        if entry is not None and entry.get("kind") != "style":
+            raise BadInput(f"{tag} is not a style: only styles are withdrawn")
+        if tag not in index["withdrawn"]:
+            index["withdrawn"].append(tag)
+    with tempfile.TemporaryDirectory(prefix="clipmorph-withdraw-") as folder:
+        _write_index(url, index, Path(folder))  # first: from now on no pull imports them
+    for tag in there:
+        name, version = tag.split(":")
+        locations.remove(locations.join(url, name, f"{version}.bentomodel"))
+    return there
 
 
 def pull(url: Location) -> list[Transfer]:
@@ -111,6 +147,11 @@ def pull(url: Location) -> list[Transfer]:
                 if not _in_store(tag):  # another process of this service imported it meanwhile
                     raise BadInput(f"cannot import {tag} from {url}: {error}") from error
         done.append(Transfer(tag, True))
-    if any(t.copied and index["models"][t.tag].get("kind") == "style" for t in done):
+    for tag in index["withdrawn"]:
+        model = _stored_model(tag)
+        if model is not None and model.info.labels.get(KIND_LABEL) == "style":
+            bentoml.models.delete(tag)
+            done.append(Transfer(tag, False, withdrawn=True))
+    if any((t.copied and index["models"][t.tag].get("kind") == "style") or t.withdrawn for t in done):
         styles_changed()
     return done

@@ -119,6 +119,19 @@ def thumbnail_path(style_id: str) -> Path | None:
 def delete_style(style_id: str, user_made_only: bool = False) -> list[str]:
     """Delete every stored version of a style (its backbone stays: other styles may use it).
     ``user_made_only`` refuses styles that were not created through the service."""
+    models = _deletable(style_id, user_made_only)
+    for model in models:
+        bentoml.models.delete(model.tag)
+    styles_changed()
+    return [str(m.tag) for m in models]
+
+
+def style_versions(style_id: str, user_made_only: bool = False) -> list[str]:
+    """The tags ``delete_style`` would delete (UnknownStyle, or BadInput when protected)."""
+    return [str(m.tag) for m in _deletable(style_id, user_made_only)]
+
+
+def _deletable(style_id: str, user_made_only: bool) -> list[bentoml.Model]:
     try:
         models = [
             m for m in bentoml.models.list(f"{STYLE_PREFIX}{style_id}") if m.info.labels.get(KIND_LABEL) == "style"
@@ -129,10 +142,7 @@ def delete_style(style_id: str, user_made_only: bool = False) -> list[str]:
         raise UnknownStyle(style_id, list(style_models()))
     if user_made_only and not all(m.info.metadata.get("user_made") for m in models):
         raise BadInput(f"style {style_id!r} belongs to the catalogue and cannot be deleted here", "protected")
-    for model in models:
-        bentoml.models.delete(model.tag)
-    styles_changed()
-    return [str(m.tag) for m in models]
+    return models
 
 
 def backbone_key(reference: str) -> str:
