@@ -57,7 +57,7 @@ refuse_addresses_in_file_fields()  # a text value in a file field is never fetch
 request_timer.install()  # each request is let go when it ends, not a traffic timeout later
 if SETTINGS.models_url:  # before the store is read below: what the bucket adds is packed and served
     models_source.pull_new(SETTINGS.models_url)
-JOBS = JobStore(SETTINGS.jobs_dir, SETTINGS.job_ttl_seconds, owner=new_replica_id())
+JOBS = JobStore(SETTINGS.jobs_dir, SETTINGS.job_ttl_seconds, owner=new_replica_id(), remote=SETTINGS.jobs_url)
 
 
 RUNNER_CONNECTION = {"max_requests": 2**62, "max_age": 1e12}
@@ -118,7 +118,8 @@ class ClipMorph:
     def __init__(self) -> None:
         # Replicas may share the job folder: jobs whose owner stopped beating (an earlier run of
         # this one included) are failed, cleaned and their children stopped, now and on every beat.
-        replicas = Replicas(SETTINGS.jobs_dir, JOBS.owner, SETTINGS.replica_timeout_seconds)
+        replicas = Replicas(SETTINGS.jobs_dir, JOBS.owner, SETTINGS.replica_timeout_seconds, SETTINGS.jobs_url)
+        JOBS.remote_alive = replicas.remote_alive  # another replica's job, seen in the bucket
         replicas.start(on_beat=lambda: recover_orphans(JOBS, replicas.alive()))
         recover_orphans(JOBS, replicas.alive())
         start_sweeper(JOBS, min(SETTINGS.job_ttl_seconds / 4, 600))

@@ -94,6 +94,40 @@ def remove(location: Location) -> None:
         raise BadInput(f"cannot delete {location}: {error}") from error
 
 
+def modified(location: Location) -> dict[str, float]:
+    """Name -> last-modified time (seconds) of each file directly under ``location``."""
+    if not is_url(location):
+        folder = Path(location)
+        return {p.name: p.stat().st_mtime for p in folder.iterdir() if p.is_file()} if folder.is_dir() else {}
+    fs, path = _filesystem(str(location))
+    try:
+        entries = fs.ls(path, detail=True, refresh=True)
+    except FileNotFoundError:
+        return {}
+    except RemoteError as error:
+        raise BadInput(f"cannot list {location}: {error}") from error
+    found = {}
+    for entry in entries:
+        stamp = entry.get("LastModified") or entry.get("mtime") or entry.get("created")
+        if entry.get("type") == "file" and stamp is not None:
+            found[entry["name"].rsplit("/", 1)[-1]] = stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp)
+    return found
+
+
+def read_chunks(location: Location, size: int = 1 << 20) -> Iterator[bytes]:
+    """The bytes at ``location`` in pieces (a download streamed on, never held whole)."""
+    if not is_url(location):
+        with open(location, "rb") as handle:
+            yield from iter(lambda: handle.read(size), b"")
+        return
+    fs, path = _filesystem(str(location))
+    try:
+        with fs.open(path, "rb") as handle:
+            yield from iter(lambda: handle.read(size), b"")
+    except RemoteError as error:
+        raise BadInput(f"cannot read {location}: {error}") from error
+
+
 def upload_folder(local: Path, location: Location, last: str | None = None) -> Location:
     """Every file under ``local`` to the same names under ``location``; ``last`` (the folder's
     index, e.g. catalogue.json) goes after the rest, so a reader who sees it sees them all."""

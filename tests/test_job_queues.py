@@ -137,3 +137,32 @@ def test_replicas_sharing_a_folder_fail_only_the_jobs_of_a_replica_that_stopped_
     legacy = store.create("no-owner")  # written before replicas had ids: nobody owns it
     legacy.write("running", owner=None)
     assert recover_orphans(store, second.alive()) == ["no-owner"]
+
+
+def test_a_job_mirrored_to_a_bucket_is_read_and_cancelled_by_a_replica_with_another_folder(tmp_path):
+    from clipmorph.serving.jobs import store as job_store
+
+    remote = tmp_path / "bucket"  # any fsspec location; the real S3 server is in test_replicas
+    owner = JobStore(tmp_path / "a", 60, owner="a", remote=remote)
+    other = JobStore(tmp_path / "b", 60, owner="b", remote=remote)
+    job = owner.create("video-mirrored")
+    assert other.get("video-mirrored").read()["state"] == "queued"
+    job.write("running", done=1, total=4)  # within MIRROR_SECONDS of the last upload: not sent yet
+    assert other.get("video-mirrored").read()["state"] == "queued"
+    time.sleep(job_store.MIRROR_SECONDS)
+    job.write("running", done=2, total=4)
+    assert other.get("video-mirrored").read()["done"] == 2
+    seen = other.get("video-mirrored")
+    assert not seen.folder.exists() and seen.shared_file("result.mp4") is None
+    assert not job.cancel_requested
+    seen.request_cancel()
+    time.sleep(job_store.MIRROR_SECONDS)  # the owner looks at the bucket at most this often
+    assert job.cancel_requested  # and sees another replica's cancel
+    job.output(".mp4").write_bytes(b"video")
+    job.write("succeeded")  # the end: result first, then the record, whatever the time
+    assert seen.read()["state"] == "succeeded"
+    assert seen.shared_file("result.mp4").read_bytes() == b"video"
+    assert other.get("video-unknown") is None
+    owner.ttl_seconds = -1
+    owner.sweep()  # a swept job leaves the bucket too
+    assert other.get("video-mirrored") is None and not list((remote / "video-mirrored").iterdir())

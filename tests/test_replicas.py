@@ -147,3 +147,53 @@ def test_a_style_made_on_one_replica_is_served_by_the_other_and_slots_hold_for_b
                 stop_server(server)
             for folder in made:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_replicas_without_a_shared_folder_share_their_jobs_through_a_bucket(tmp_path):
+    """Each replica its own job folder (BentoCloud, pods without a shared volume), one jobs bucket."""
+    from s3_server import s3_server
+
+    short = make_video(tmp_path / "short.mp4", frames=24, size=(96, 64), fps=12)
+    long = make_video(tmp_path / "long.mp4", frames=3000, size=(320, 240), fps=12, audio_codec=None)
+    made: list[Path] = []
+    with s3_server(tmp_path / "moto.log") as s3:
+        url = s3.bucket("shared-jobs") + "/jobs"
+        servers = []
+        try:
+            for _ in range(2):
+                workdir = Path(tempfile.mkdtemp(prefix="cm-"))
+                made.append(workdir)
+                env = {"BENTOML_HOME": str(own_store(workdir)), "CLIPMORPH_JOBS_URL": url, **s3.env}
+                env["CLIPMORPH_REPLICA_TIMEOUT_SECONDS"] = str(TIMEOUT)
+                servers.append(start_server(workdir, env))  # its own CLIPMORPH_JOBS_DIR under workdir
+            a, b = servers
+            assert a.jobs != b.jobs
+            with a.client() as on_a, b.client() as on_b:
+                job = submit(on_a, short)
+                assert on_b.get(f"/jobs/{job}").status_code == 200  # known to B at once
+                final, _ = wait_for_job(on_b, job)
+                assert final["state"] == "succeeded", final
+                result = on_b.get(f"/jobs/{job}/result")  # streamed from the bucket
+                assert result.status_code == 200 and result.content == on_a.get(f"/jobs/{job}/result").content
+                (tmp_path / "result.mp4").write_bytes(result.content)
+                assert ffmpeg_probe(tmp_path / "result.mp4")[0] == 24
+                assert not (b.jobs / job).exists()  # B holds nothing of A's job
+                assert on_b.get("/jobs/video-0000000000000000000000000000dead").status_code == 404
+
+                job = submit(on_a, long)
+                wait_running(on_b, job)  # progress reaches B through the bucket
+                assert on_b.post(f"/jobs/{job}/cancel").status_code == 202
+                assert wait_for_job(on_a, job, timeout=60)[0]["state"] == "cancelled"
+                assert wait_for_job(on_b, job, timeout=30)[0]["state"] == "cancelled"
+                assert on_b.post(f"/jobs/{job}/cancel").status_code == 409  # it has ended
+
+                job = submit(on_a, long)
+                wait_running(on_b, job)
+                kill_tree(a)  # A dies mid-job; its heartbeat in the bucket stops
+                final, _ = wait_for_job(on_b, job, timeout=10 * TIMEOUT)
+                assert final["state"] == "failed" and "submit it again" in final["error"], final
+        finally:
+            for server in servers:
+                stop_server(server)
+            for folder in made:
+                shutil.rmtree(folder, ignore_errors=True)

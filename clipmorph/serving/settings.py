@@ -116,6 +116,7 @@ class ServiceSettings:
     max_queued_video_jobs: int  # CLIPMORPH_MAX_QUEUED_VIDEO_JOBS: jobs waiting; more get 503
     job_ttl_seconds: float  # CLIPMORPH_JOB_TTL_SECONDS: finished jobs are swept after this
     replica_timeout_seconds: float  # CLIPMORPH_REPLICA_TIMEOUT_SECONDS: a replica silent this long is gone
+    jobs_url: str  # CLIPMORPH_JOBS_URL: a bucket every replica mirrors its jobs to (no shared folder needed)
     video_encoder: str  # CLIPMORPH_VIDEO_ENCODER: auto (NVENC where it starts, else x264), libx264, h264_nvenc
     device: str  # CLIPMORPH_DEVICE: auto, cpu, cuda, cuda:N
     compile: bool  # CLIPMORPH_COMPILE: torch.compile the networks (1/0)
@@ -161,6 +162,7 @@ class ServiceSettings:
             ),
             job_ttl_seconds=_read("CLIPMORPH_JOB_TTL_SECONDS", "3600", float, number, _positive_number),
             replica_timeout_seconds=_read("CLIPMORPH_REPLICA_TIMEOUT_SECONDS", "30", float, number, _positive_number),
+            jobs_url=os.environ.get("CLIPMORPH_JOBS_URL", "").strip().rstrip("/"),
             video_encoder=_read("CLIPMORPH_VIDEO_ENCODER", "auto", _one_of("video encoder", ENCODERS), ""),
             device=_read("CLIPMORPH_DEVICE", "auto", _device, "auto, cpu, cuda or cuda:N"),
             compile=_read("CLIPMORPH_COMPILE", "0", _flag, "1 or 0", lambda _: True),

@@ -17,6 +17,9 @@ import threading
 import time
 from pathlib import Path
 
+from clipmorph import locations
+from clipmorph.errors import ClipMorphError
+
 log = logging.getLogger(__name__)
 
 FOLDER = ".replicas"
@@ -33,10 +36,15 @@ def new_replica_id() -> str:
 
 
 class Replicas:
-    def __init__(self, jobs_root: Path, replica_id: str, timeout_seconds: float) -> None:
+    """Heartbeats in the shared job folder, and in the jobs bucket when there is one
+    (``remote``: replicas that share only the bucket see each other there)."""
+
+    def __init__(self, jobs_root: Path, replica_id: str, timeout_seconds: float, remote=None) -> None:
         self.folder = Path(jobs_root) / FOLDER
         self.id = replica_id
         self.timeout_seconds = timeout_seconds  # a heartbeat older than this: the replica is gone
+        self.remote = remote or None
+        self._remote_seen: tuple[float, set[str] | None] = (-1e9, None)
 
     @property
     def beat_seconds(self) -> float:
@@ -45,6 +53,8 @@ class Replicas:
     def beat(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / self.id).touch()
+        if self.remote:
+            locations.upload(self.folder / self.id, locations.join(self.remote, FOLDER, self.id))
 
     def alive(self) -> set[str]:
         """Ids whose heartbeat is recent (this replica's own always counts)."""
@@ -62,6 +72,22 @@ class Replicas:
                     entry.unlink(missing_ok=True)  # long gone: forget it
             except FileNotFoundError:
                 continue
+        return alive | (self.remote_alive() or set())
+
+    def remote_alive(self) -> set[str] | None:
+        """Ids beating in the jobs bucket; None when it cannot be read (then nobody is gone)."""
+        if not self.remote:
+            return None
+        if time.monotonic() - self._remote_seen[0] < 1.0:  # a poll of every job does not list the bucket
+            return self._remote_seen[1]
+        cutoff = time.time() - self.timeout_seconds
+        try:
+            beats = locations.modified(locations.join(self.remote, FOLDER))
+        except ClipMorphError as error:
+            log.warning("replica heartbeats unreadable: %s", error)
+            return None
+        alive = {self.id} | {name for name, stamp in beats.items() if stamp >= cutoff}
+        self._remote_seen = (time.monotonic(), alive)
         return alive
 
     def start(self, on_beat=None) -> threading.Thread:
@@ -75,7 +101,7 @@ class Replicas:
                     self.beat()
                     if on_beat:
                         on_beat()
-                except OSError:
+                except (OSError, ClipMorphError):
                     log.exception("replica heartbeat failed")
 
         thread = threading.Thread(target=loop, name="replica-heartbeat", daemon=True)

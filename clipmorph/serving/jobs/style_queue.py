@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,6 +63,7 @@ class StyleJobSpec:
     wandb: bool = True
     wandb_dir: str | None = None
     models_url: str = ""  # CLIPMORPH_MODELS_URL: the new style is pushed there, for every replica
+    mirror: str = ""  # the job's mirror in CLIPMORPH_JOBS_URL (the child's progress goes there too)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
@@ -107,14 +108,17 @@ def default_base(preferred: str) -> str:
 def may_cancel(job: Job, headers, admin_token: str) -> None:
     """With an admin token configured, a style job is cancelled by its owner (X-Owner-Key, given
     when it was created) or an admin. Video jobs: knowing the random job id is the capability."""
+    from clipmorph import locations
     from clipmorph.serving.access import is_admin
 
-    key_file = job.folder / "owner_key"
-    if not admin_token or not key_file.is_file():
+    key_file = job.shared_file("owner_key")  # this replica's, or the jobs bucket's
+    if not admin_token or key_file is None:
         return
     if is_admin(headers, admin_token):
         return
-    if secrets.compare_digest(headers.get("x-owner-key", "").encode(), key_file.read_text().encode()):
+    with locations.fetched(key_file) as local:
+        owner_key = local.read_text()
+    if secrets.compare_digest(headers.get("x-owner-key", "").encode(), owner_key.encode()):
         return
     raise BadInput("only the job's owner (X-Owner-Key) or an admin can cancel it", "forbidden")
 
@@ -147,6 +151,7 @@ class StyleTrainingQueue:
             shutil.copyfile(painting, job.folder / spec.painting)
             for name, data in (files or {}).items():
                 (job.folder / name).write_bytes(data)
+            spec = replace(spec, mirror=str(job.remote or ""))
             (job.folder / SPEC_FILE).write_text(json.dumps(asdict(spec)))
             owner_key = secrets.token_urlsafe(24)
             (job.folder / "owner_key").write_text(owner_key)

@@ -32,8 +32,8 @@ def run_job(folder: Path) -> int:
     from clipmorph.training.config import StyleSource
     from clipmorph.training.trainer import train
 
-    job = Job(folder.name, folder)
     spec = StyleJobSpec(**json.loads((folder / SPEC_FILE).read_text()))
+    job = Job(folder.name, folder, spec.mirror or None)
     source = StyleSource(
         spec.style_id,
         folder / spec.painting,

@@ -36,7 +36,7 @@ def create_jobs_app(store: JobStore, authorize_cancel: Callable[[Job, Headers], 
                 job = store.get(request.path_params["job_id"])
             except BadInput as error:
                 return _error(400, str(error))
-            if job is None or not job.progress_file.exists():  # a folder made a moment ago has no record yet
+            if job is None or not job.read():  # a folder made a moment ago has no record yet
                 return _error(404, "no such job (it may not have started yet, or was swept)")
             if request.method == "POST" and authorize_cancel:
                 try:
@@ -56,20 +56,21 @@ def create_jobs_app(store: JobStore, authorize_cancel: Callable[[Job, Headers], 
 
     def picture(name: str, missing: str):
         def handler(job: Job) -> Response:
-            path = job.folder / name
-            if not path.is_file():
+            where = job.shared_file(name)
+            if where is None:
                 return _error(404, missing)
-            return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+            return _send(where, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
         return handler
 
     instant_preview = picture("instant.jpg", "this job has no instant preview")
 
     def result(job: Job) -> Response:
-        output = job.result_file()
+        output = job.result_file() or next(filter(None, map(job.shared_file, ("result.mp4", "result.webm"))), None)
         if output is None or job.read().get("state") != "succeeded":
             return _error(404, "no result for this job (not finished, failed, cancelled or swept)")
-        return FileResponse(output, filename=f"clipmorph-{job.id}{output.suffix}", media_type=_video_type(output))
+        suffix = Path(str(output)).suffix
+        return _send(output, filename=f"clipmorph-{job.id}{suffix}", media_type=_video_type(Path(str(output))))
 
     def cancel(job: Job) -> Response:
         state = job.read().get("state")
@@ -86,6 +87,20 @@ def create_jobs_app(store: JobStore, authorize_cancel: Callable[[Job, Headers], 
             Route("/{job_id}/instant_preview", with_job(instant_preview), methods=["GET"]),
             Route("/{job_id}/cancel", with_job(cancel), methods=["POST"]),
         ]
+    )
+
+
+def _send(where, media_type: str, filename: str | None = None, headers: dict | None = None) -> Response:
+    """A file of this replica's, or one streamed from the jobs bucket (another replica's job)."""
+    if isinstance(where, Path):
+        return FileResponse(where, filename=filename, media_type=media_type, headers=headers)
+    from starlette.responses import StreamingResponse
+
+    from clipmorph import locations
+
+    disposition = {"Content-Disposition": f'attachment; filename="{filename}"'} if filename else {}
+    return StreamingResponse(
+        locations.read_chunks(where), media_type=media_type, headers={**(headers or {}), **disposition}
     )
 
 
