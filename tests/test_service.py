@@ -410,6 +410,43 @@ def test_stalled_uploads_get_408_and_do_not_lock_other_clients_out(server):
     assert server.alive()
 
 
+def test_request_heads_trickled_in_or_never_sent_are_cut_off_and_others_are_served(server):
+    """Slowloris: connections that send nothing, or one header line a second, are closed after
+    CLIPMORPH_HEADER_TIMEOUT_SECONDS (3 here) while every other client is answered."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(server.url)
+    silent = [socket.create_connection((address.hostname, address.port)) for _ in range(100)]
+    trickling = socket.create_connection((address.hostname, address.port))
+    trickling.sendall(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    started = time.monotonic()
+    closed_after = None
+    with server.client(timeout=60) as client:
+        while time.monotonic() - started < 20:
+            try:
+                trickling.sendall(b"X-Slow: 1\r\n")  # bytes keep coming: only the deadline stops it
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+            trickling.settimeout(1.0)
+            try:
+                if trickling.recv(100) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                pass
+            assert client.get("/livez").status_code == 200  # everyone else is served meanwhile
+    assert closed_after is not None and 2 <= closed_after <= 10, closed_after
+    for connection in silent:
+        connection.settimeout(10)
+        assert connection.recv(100) == b""  # closed, with no request ever sent
+        connection.close()
+    trickling.close()
+    response = stylize(server.client(timeout=60), png_bytes())  # kept-alive requests still work
+    assert response.status_code == 200
+
+
 def test_path_tricks_in_file_names_are_harmless(server):
     with server.client() as client:
         response = stylize(client, png_bytes(), filename="../../../../etc/passwd.png")

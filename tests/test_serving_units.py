@@ -288,7 +288,7 @@ def test_every_third_party_import_of_the_served_code_is_declared():
     declared = set(requirement_names(project["dependencies"]))
     provided_by = {"PIL": "pillow", "cv2": "opencv-python-headless", "yaml": "pyyaml", "_bentoml_impl": "bentoml"}
     # BentoML brings these; the optional extras (openvino, training) are imported only behind their flags
-    via_bentoml = {"aiohttp", "psutil", "starlette", "pydantic", "multipart"}
+    via_bentoml = {"aiohttp", "psutil", "starlette", "pydantic", "multipart", "uvicorn"}
     optional = {"openvino", "onnx", "skimage"} | via_bentoml
     missing = set()
     for path in [REPO / "service.py", *sorted((REPO / "clipmorph").rglob("*.py"))]:

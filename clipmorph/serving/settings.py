@@ -103,6 +103,7 @@ class ServiceSettings:
     max_image_upload_bytes: int  # CLIPMORPH_MAX_IMAGE_UPLOAD_MB: the same for one-image routes
     body_idle_seconds: float  # CLIPMORPH_BODY_IDLE_SECONDS: an upload that sends nothing this long gets 408
     body_total_seconds: float  # CLIPMORPH_BODY_TIMEOUT_SECONDS: an upload not complete after this gets 408
+    header_timeout_seconds: float  # CLIPMORPH_HEADER_TIMEOUT_SECONDS: a request head not complete after this: closed
     max_image_pixels: int  # CLIPMORPH_MAX_IMAGE_MEGAPIXELS: header dimensions checked before decoding
     max_side: int  # CLIPMORPH_MAX_SIDE: network resolution cap and default
     max_batch_images: int  # CLIPMORPH_MAX_BATCH_IMAGES: images per /stylize_batch request
@@ -147,6 +148,7 @@ class ServiceSettings:
             ),
             body_idle_seconds=_read("CLIPMORPH_BODY_IDLE_SECONDS", "20", float, number, _positive_number),
             body_total_seconds=_read("CLIPMORPH_BODY_TIMEOUT_SECONDS", "300", float, number, _positive_number),
+            header_timeout_seconds=_read("CLIPMORPH_HEADER_TIMEOUT_SECONDS", "15", float, number, _positive_number),
             max_image_pixels=_read("CLIPMORPH_MAX_IMAGE_MEGAPIXELS", "50", _scaled(1e6), number, _positive_number),
             max_side=_read("CLIPMORPH_MAX_SIDE", "1920", int, "a whole number >= 16", lambda v: v >= 16),
             max_batch_pixels=_read("CLIPMORPH_MAX_BATCH_MEGAPIXELS", "100", _scaled(1e6), number, _positive_number),
