@@ -212,7 +212,11 @@ def test_the_web_page_turns_a_painting_into_a_style_in_the_gallery(studio, tmp_p
         page.click("#create")
         page.wait_for_selector("#create-progress", state="visible")
         page.wait_for_selector("#create-instant", state="visible", timeout=30_000)
-        size = page.eval_on_selector("#create-instant-img", "i => i.complete && [i.naturalWidth, i.naturalHeight]")
+        loaded = (
+            "() => { const i = document.querySelector('#create-instant-img'); return i.complete && i.naturalWidth }"
+        )
+        page.wait_for_function(loaded, timeout=30_000)  # shown at once, drawn when its JPEG has arrived
+        size = page.eval_on_selector("#create-instant-img", "i => [i.naturalWidth, i.naturalHeight]")
         assert size == [120, 80]  # the user's own photo, painted
         page.wait_for_selector("#create-done", state="visible", timeout=240_000)
         assert "browser-stripes" in page.inner_text("#create-done")
