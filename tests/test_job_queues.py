@@ -41,7 +41,8 @@ def test_video_jobs_wait_their_turn_and_a_full_queue_says_429(tmp_path):
         upload.write_bytes(b"clip %d" % number)
         uploads.append(upload)
     answers = [queue.submit(upload, run) for upload in uploads]
-    wait_until(lambda: len(started) == 1)
+    first = store.get(answers[0]["job_id"])
+    wait_until(lambda: len(started) == 1 and first.read().get("state") == "running")  # it has said so
     with pytest.raises(BadInput, match="queue is full") as refused:
         queue.submit(uploads[0], run)
     assert refused.value.reason == "busy"
