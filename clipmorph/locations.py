@@ -79,6 +79,14 @@ def upload(local: Path, location: Location) -> Location:
     return location
 
 
+def put_bytes(data: bytes, location: Location) -> Location:
+    """Publish ``data`` as the file at ``location`` in one step (small records and flags)."""
+    with tempfile.TemporaryDirectory(prefix="clipmorph-put-") as folder:
+        local = Path(folder) / "data"
+        local.write_bytes(data)
+        return upload(local, location)
+
+
 def remove(location: Location) -> None:
     """Delete the file at ``location``; one that is not there is fine."""
     if not is_url(location):

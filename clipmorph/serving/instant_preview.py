@@ -73,9 +73,10 @@ class InstantPainter:
 
 def preview_photo(folders: list[Path]) -> Path | None:
     """The first photo of the training folders: what a preview shows when the user gave none."""
-    suffixes = {".jpg", ".jpeg", ".png", ".webp"}
+    from clipmorph.styles.assets import PHOTO_SUFFIXES
+
     for folder in folders:
-        found = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+        found = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
         if found:
             return found[0]
     return None

@@ -16,11 +16,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import bentoml
-from bentoml.exceptions import NotFound
 
 from clipmorph.errors import BadInput
 from clipmorph.fsutil import sha256_file
-from clipmorph.styles.index import KIND_LABEL
+from clipmorph.styles.index import KIND_LABEL, stored_model
 
 LOSS_NETWORK = "clipmorph-vgg19"
 CONTENT = "clipmorph-content"
@@ -31,29 +30,18 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
 def _newest(name: str) -> bentoml.Model | None:
-    try:
-        return bentoml.models.get(f"{name}:latest")
-    except NotFound:
-        return None
+    return stored_model(f"{name}:latest")
 
 
 def _version(digest: str) -> str:
     return digest[:20]  # a BentoML version: lowercase, short
 
 
-def _exists(name: str, version: str) -> bool:
-    try:
-        bentoml.models.get(f"{name}:{version}")
-    except NotFound:
-        return False
-    return True
-
-
 def save_loss_network(weights: Path) -> tuple[str, bool]:
     """Store the converted VGG19 weights; returns the tag and whether it was new."""
     digest = sha256_file(weights)
     version = _version(digest)
-    if _exists(LOSS_NETWORK, version):
+    if stored_model(f"{LOSS_NETWORK}:{version}"):
         return f"{LOSS_NETWORK}:{version}", False
     labels = {KIND_LABEL: KINDS[LOSS_NETWORK]}
     with bentoml.models.create(f"{LOSS_NETWORK}:{version}", labels=labels, metadata={"sha256": digest}) as model:
@@ -85,7 +73,7 @@ def import_content(folders: Iterable[Path], limit: int | None = None) -> tuple[s
     hashes = [sha256_file(p) for p in photos]
     digest = hashlib.sha256("\n".join(sorted(hashes)).encode()).hexdigest()  # the set of photos
     version = _version(digest)
-    if _exists(CONTENT, version):
+    if stored_model(f"{CONTENT}:{version}"):
         return f"{CONTENT}:{version}", len(photos), False
     labels = {KIND_LABEL: KINDS[CONTENT]}
     with bentoml.models.create(f"{CONTENT}:{version}", labels=labels, metadata={"photos": len(photos)}) as model:

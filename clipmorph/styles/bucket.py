@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bentoml
-from bentoml.exceptions import BentoMLException, NotFound
+from bentoml.exceptions import BentoMLException
 
 from clipmorph import locations
 from clipmorph.errors import BadInput
 from clipmorph.fsutil import sha256_file
 from clipmorph.locations import Location
 from clipmorph.styles import assets
-from clipmorph.styles.index import KIND_LABEL, styles_changed
+from clipmorph.styles.index import KIND_LABEL, stored_model, styles_changed
 
 INDEX = "index.json"
 INDEX_FORMAT = "clipmorph-bucket"
@@ -48,15 +48,8 @@ def _stored(kind: str) -> list[str]:
     return sorted(str(m.tag) for m in bentoml.models.list() if m.info.labels.get(KIND_LABEL) == kind)
 
 
-def _stored_model(tag: str) -> bentoml.Model | None:
-    try:
-        return bentoml.models.get(tag)
-    except NotFound:
-        return None
-
-
 def _in_store(tag: str) -> bool:
-    return _stored_model(tag) is not None
+    return stored_model(tag) is not None
 
 
 def read_index(url: Location) -> dict:
@@ -77,10 +70,8 @@ def read_index(url: Location) -> dict:
     return index
 
 
-def _write_index(url: Location, index: dict, folder: Path) -> None:
-    index_file = folder / INDEX
-    index_file.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-    locations.upload(index_file, locations.join(url, INDEX))
+def _write_index(url: Location, index: dict) -> None:
+    locations.put_bytes((json.dumps(index, indent=2, sort_keys=True) + "\n").encode(), locations.join(url, INDEX))
 
 
 def push(url: Location) -> list[Transfer]:
@@ -102,7 +93,7 @@ def push(url: Location) -> list[Transfer]:
                 local.unlink()
                 done.append(Transfer(tag, True))
         if any(t.copied for t in done):
-            _write_index(url, index, Path(folder))
+            _write_index(url, index)
     return done
 
 
@@ -118,8 +109,7 @@ def withdraw(url: Location, tags: list[str]) -> list[str]:
             raise BadInput(f"{tag} is not a style: only styles are withdrawn")
         if tag not in index["withdrawn"]:
             index["withdrawn"].append(tag)
-    with tempfile.TemporaryDirectory(prefix="clipmorph-withdraw-") as folder:
-        _write_index(url, index, Path(folder))  # first: from now on no pull imports them
+    _write_index(url, index)  # first: from now on no pull imports them
     for tag in there:
         name, version = tag.split(":")
         locations.remove(locations.join(url, name, f"{version}.bentomodel"))
@@ -148,7 +138,7 @@ def pull(url: Location) -> list[Transfer]:
                     raise BadInput(f"cannot import {tag} from {url}: {error}") from error
         done.append(Transfer(tag, True))
     for tag in index["withdrawn"]:
-        model = _stored_model(tag)
+        model = stored_model(tag)
         if model is not None and model.info.labels.get(KIND_LABEL) == "style":
             bentoml.models.delete(tag)
             done.append(Transfer(tag, False, withdrawn=True))

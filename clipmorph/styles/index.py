@@ -32,6 +32,14 @@ def stamp_path() -> Path:
     return Path(BentoMLContainer.bentoml_home.get()) / STAMP_FILE
 
 
+def stored_model(tag: str) -> bentoml.Model | None:
+    """The store model of ``tag`` (``name:version`` or ``name:latest``), or None."""
+    try:
+        return bentoml.models.get(tag)
+    except NotFound:
+        return None
+
+
 def store_folder() -> Path:
     """The model store this process reads: BENTOML_HOME's, or a served bento's own (in a
     container, the bento's ``models/``). A child process must be told (``use_store``)."""

@@ -66,12 +66,13 @@ class Replicas:
             return alive
         for entry in entries:
             try:
-                if entry.stat().st_mtime >= cutoff:
-                    alive.add(entry.name)
-                elif entry.stat().st_mtime < cutoff - 24 * 3600:
-                    entry.unlink(missing_ok=True)  # long gone: forget it
+                beat = entry.stat().st_mtime
             except FileNotFoundError:
                 continue
+            if beat >= cutoff:
+                alive.add(entry.name)
+            elif beat < cutoff - 24 * 3600:
+                entry.unlink(missing_ok=True)  # long gone: forget it
         return alive | (self.remote_alive() or set())
 
     def remote_alive(self) -> set[str] | None:

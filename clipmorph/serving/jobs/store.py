@@ -14,7 +14,6 @@ import json
 import logging
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,10 +120,7 @@ class Job:
         if self.folder.exists():
             self.cancel_flag.touch()
         if self.remote is not None:
-            with tempfile.TemporaryDirectory(prefix="clipmorph-cancel-") as folder:
-                flag = Path(folder) / "cancel"
-                flag.touch()
-                locations.upload(flag, locations.join(self.remote, "cancel"))
+            locations.put_bytes(b"", locations.join(self.remote, "cancel"))
 
     @property
     def cancel_requested(self) -> bool:
@@ -159,13 +155,10 @@ def settle_orphan(job: Job, record: dict) -> None:
     """Mark failed, in the bucket, a job whose replica is gone (what ``recovery`` does on disk)."""
     settled = {**record, "state": "failed", "updated": time.time()}
     settled["error"] = "the replica running this job stopped before it ended: submit it again"
-    with tempfile.TemporaryDirectory(prefix="clipmorph-orphan-") as folder:
-        progress = Path(folder) / "progress.json"
-        progress.write_text(json.dumps(settled))
-        try:
-            locations.upload(progress, locations.join(job.remote, "progress.json"))
-        except ClipMorphError as error:
-            log.warning("job %s: could not mark it failed in the bucket: %s", job.id, error)
+    try:
+        locations.put_bytes(json.dumps(settled).encode(), locations.join(job.remote, "progress.json"))
+    except ClipMorphError as error:
+        log.warning("job %s: could not mark it failed in the bucket: %s", job.id, error)
     log.warning("job %s: its replica %s stopped beating; marked failed", job.id, record.get("owner"))
 
 

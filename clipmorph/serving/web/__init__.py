@@ -36,7 +36,8 @@ def create_jobs_app(store: JobStore, authorize_cancel: Callable[[Job, Headers], 
                 job = store.get(request.path_params["job_id"])
             except BadInput as error:
                 return _error(400, str(error))
-            if job is None or not job.read():  # a folder made a moment ago has no record yet
+            # A folder made a moment ago has no record yet; another replica's job was found by its record.
+            if job is None or (job.folder.exists() and not job.progress_file.exists()):
                 return _error(404, "no such job (it may not have started yet, or was swept)")
             if request.method == "POST" and authorize_cancel:
                 try:
