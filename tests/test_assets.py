@@ -3,6 +3,8 @@ found by training and style creation when neither a cache nor a photo folder is 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -76,3 +78,22 @@ def test_the_cli_stores_photos_and_says_what_is_wrong(tmp_path):
         target = folder if args else photo_folder(tmp_path / "none", 0)
         failed = run_cli("content", "import", str(target), *args, env=env)
         assert failed.returncode == 1 and message in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_a_style_deleted_while_the_styles_are_listed_is_left_out(empty_store, monkeypatch):
+    from clipmorph.styles import store
+
+    from conftest import random_library
+
+    store.save_library(random_library())
+    models = index.style_models()
+    gone = sorted(models)[0]
+    real_describe = index._describe
+
+    def deleted_meanwhile(style_id, model):
+        if style_id == gone:  # another process deletes it between the listing and the reading
+            Path(model.path_of(index.WEIGHTS_FILE)).unlink()
+        return real_describe(style_id, model)
+
+    monkeypatch.setattr(index, "_describe", deleted_meanwhile)
+    assert [row["id"] for row in index.describe_styles()] == sorted(models)[1:]

@@ -44,6 +44,12 @@ def submit(client, clip: Path) -> str:
     return answer.json()["job_id"]
 
 
+def listed_ok(client) -> list[dict]:
+    answer = client.post("/styles", json={})
+    assert answer.status_code == 200 and isinstance(answer.json(), list), (answer.status_code, answer.text)
+    return answer.json()
+
+
 def wait_running(client, job_id: str) -> None:
     deadline = time.monotonic() + 120
     while client.get(f"/jobs/{job_id}").json()["state"] != "running":
@@ -136,7 +142,7 @@ def test_a_style_made_on_one_replica_is_served_by_the_other_and_slots_hold_for_b
                 # Deleted on A: out of the bucket, so B, which made it, drops it too, and keeps it dropped.
                 assert on_a.post("/delete_style", json={"style": "shared-stripes"}).status_code == 200
                 deadline = time.monotonic() + 60
-                while "shared-stripes" in {row["id"] for row in on_b.post("/styles", json={}).json()}:
+                while "shared-stripes" in {row["id"] for row in listed_ok(on_b)}:
                     assert time.monotonic() < deadline, "the deleted style stayed on the other replica"
                     time.sleep(0.5)
                 time.sleep(3)  # a few more polls on both

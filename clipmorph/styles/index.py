@@ -94,25 +94,32 @@ def served_tags() -> list[str]:
 
 
 def describe_styles() -> list[dict]:
-    """What ``clipmorph styles list`` shows: one entry per style id, newest version."""
+    """What ``clipmorph styles list`` shows: one entry per style id, newest version. A style
+    deleted while it is listed (by another process: a delete, a pull of a withdrawn style) is
+    left out, not an error."""
     rows = []
     for style_id, model in sorted(style_models().items()):
-        meta = dict(model.info.metadata)
-        rows.append(
-            {
-                "id": style_id,
-                "display_name": meta.get("display_name", style_id),
-                "tag": str(model.tag),
-                "backbone": meta.get("backbone"),
-                "style_image_sha256": meta.get("style_image_sha256"),
-                "artist": meta.get("artist"),
-                "title": meta.get("title"),
-                "year": meta.get("year"),
-                "created": model.creation_time.isoformat(),
-                "size_bytes": Path(model.path_of(WEIGHTS_FILE)).stat().st_size,
-            }
-        )
+        try:
+            rows.append(_describe(style_id, model))
+        except (FileNotFoundError, NotFound):
+            continue
     return rows
+
+
+def _describe(style_id: str, model: bentoml.Model) -> dict:
+    meta = dict(model.info.metadata)
+    return {
+        "id": style_id,
+        "display_name": meta.get("display_name", style_id),
+        "tag": str(model.tag),
+        "backbone": meta.get("backbone"),
+        "style_image_sha256": meta.get("style_image_sha256"),
+        "artist": meta.get("artist"),
+        "title": meta.get("title"),
+        "year": meta.get("year"),
+        "created": model.creation_time.isoformat(),
+        "size_bytes": Path(model.path_of(WEIGHTS_FILE)).stat().st_size,
+    }
 
 
 def thumbnail_path(style_id: str) -> Path | None:
