@@ -67,6 +67,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         wandb=not args.no_wandb,
         norm=args.norm or str(backbone.get("norm", "instance")),
         lr=args.lr,
+        spot_weight=args.spot_weight,
     )
 
 
@@ -486,6 +487,7 @@ def main_parser() -> argparse.ArgumentParser:
         help="train: normalisation (default: catalogue.toml's [backbone] norm)",
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="train: Adam learning rate")
+    parser.add_argument("--spot-weight", type=float, default=0.0, help="train, refine: droplet penalty weight")
     parser.add_argument("--workers", type=int, default=1, help="photo loading processes")
     parser.add_argument(
         "--export",

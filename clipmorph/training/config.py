@@ -51,6 +51,7 @@ class TrainConfig:
     noise_weight: float = 2e6  # seed's noise-stability term (pixel MSE)
     noise_sigma: float = 0.04
     warp_weight: float = 4e6  # warp-consistency term (pixel MSE on the valid region)
+    spot_weight: float = 0.0  # droplet penalty (clipmorph.training.spots): 0 leaves it out
     norm: str = "instance"  # new backbones: instance, or mean (no droplets; see NetworkSpec)
     motion: MotionRange = field(default_factory=MotionRange)
     temporal_images: int = 2  # images per batch that get the temporal terms (0: all); each costs 2 passes
@@ -110,7 +111,7 @@ class TrainConfig:
         """What a style's metadata records about how it was trained."""
         keep = ["width", "batch_size", "image_size", "style_size", "lr", "seed"]
         keep += ["content_weight", "style_weight", "tv_weight", "noise_weight", "noise_sigma", "warp_weight"]
-        keep += ["temporal_images", "norm"]
+        keep += ["spot_weight", "temporal_images", "norm"]
         # planned_steps: a run may stop early (time budget); the record's `steps` are the ones taken
         return {k: getattr(self, k) for k in keep} | {"planned_steps": self.steps, "motion": asdict(self.motion)}
 

@@ -29,6 +29,7 @@ from clipmorph.training.data import RandomCrops, find_images, fit_long_side, loa
 from clipmorph.training.distributed import ShardedSampleStream, World
 from clipmorph.training.loss_network import load_vgg
 from clipmorph.training.objective import LossWeights, PerceptualObjective
+from clipmorph.training.spots import spot_penalty
 from clipmorph.training.starts import starting_network
 from clipmorph.training.temporal import noise_stability_loss, warp_consistency_loss
 from clipmorph.training.tracking import Tracker
@@ -131,6 +132,8 @@ class Trainer:
             output = self.forward(content, styles)
             losses = self.objective.losses(output, content, styles, self.weights)
             self._per_style = losses.pop("per_image_style")
+            if cfg.spot_weight:
+                losses["spot"] = cfg.spot_weight * spot_penalty(output, content)
             temporal = self.temporal_weights[styles[sub]]
             zero = output.sum() * 0  # a process without temporal images still takes part in every term
             if cfg.noise_weight:
