@@ -20,6 +20,7 @@ MIN_AREA_FRACTION = 1e-3  # of the picture: smaller specks are texture
 MAX_AREA_FRACTION = 0.02  # larger bright regions are the picture's own light areas
 MIN_FILL = 0.45  # area / bounding box: ovals fill about 0.79, strokes and lines far less
 MAX_ASPECT = 3.0
+LUMA = (0.299, 0.587, 0.114)  # Rec. 601 luminance weights of R, G, B
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,12 @@ class Droplet:
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
-    return (rgb[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / 255.0
+    return (rgb[..., :3].astype(np.float32) @ np.array(LUMA, np.float32)) / 255.0
+
+
+def neighbourhood_sigma(height: int, width: int) -> float:
+    """The blur that defines a pixel's neighbourhood: a blob stands out from an area larger than itself."""
+    return max(2.0, min(height, width) / 24)
 
 
 def local_rise(lum: np.ndarray, sigma: float) -> np.ndarray:
@@ -46,7 +52,7 @@ def find_droplets(output: np.ndarray, photo: np.ndarray) -> list[Droplet]:
     height, width = output.shape[:2]
     if photo.shape[:2] != (height, width):
         photo = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
-    sigma = max(2.0, min(height, width) / 24)
+    sigma = neighbourhood_sigma(height, width)
     rise_out = local_rise(luminance(output), sigma)
     rise_in = local_rise(luminance(photo), sigma)
     candidate = ((rise_out > RISE) & (rise_out - rise_in > RISE - PHOTO_RISE)).astype(np.uint8)

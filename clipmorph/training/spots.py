@@ -14,15 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from clipmorph.training.droplets import PHOTO_RISE, RISE
+from clipmorph.training.droplets import LUMA, PHOTO_RISE, RISE, neighbourhood_sigma
 
-LUMA = (0.299, 0.587, 0.114)
 MARGIN = RISE - PHOTO_RISE  # the detector's rise over the photo's
-
-
-def blur_sigma(height: int, width: int) -> float:
-    """The neighbourhood the detector compares with (the same rule as ``find_droplets``)."""
-    return max(2.0, min(height, width) / 24)
 
 
 def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
@@ -47,7 +41,7 @@ def local_rise(images: Tensor, sigma: float) -> Tensor:
 def spot_penalty(output: Tensor, content: Tensor, margin: float = MARGIN) -> Tensor:
     """Mean squared excess of the output's local rise over the photo's, beyond ``margin``."""
     output, content = output.float(), content.float()
-    sigma = blur_sigma(*output.shape[-2:])
+    sigma = neighbourhood_sigma(*output.shape[-2:])
     with torch.no_grad():
         rise_in = local_rise(content, sigma)
     excess = F.relu(local_rise(output, sigma) - rise_in - margin)
