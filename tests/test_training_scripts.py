@@ -77,6 +77,8 @@ def test_pack_for_device_shrinks_photos_keeps_paintings_and_halves_the_loss_netw
     import torch
     from safetensors.torch import load_file
 
+    from clipmorph.model.vgg import VGGFeatures, VGGWeightsMissing
+
     data = tmp_path / "data"
     for folder in ("bsds500", "imagenet-sample", "urban100", "coco2014-224", "sun-hays80"):
         (data / "content" / folder).mkdir(parents=True)
@@ -97,9 +99,16 @@ def test_pack_for_device_shrinks_photos_keeps_paintings_and_halves_the_loss_netw
         assert min(image.size) == 96
     assert (out / "data" / "styles" / "painting.jpg").read_bytes() == (data / "styles" / "painting.jpg").read_bytes()
     packed, original = load_file(str(out / "vgg" / vgg_assets[1].name)), load_file(str(vgg_assets[1]))
-    assert packed.keys() == original.keys()
+    # Up to relu4_3, the deepest layer the objective uses: block4_conv4 and block5_conv1 stay home.
+    assert set(packed) == set(original) - {"25.weight", "25.bias", "28.weight", "28.bias"}
     for key, value in packed.items():
         assert value.dtype == torch.float16 and torch.allclose(value.float(), original[key], rtol=1e-3, atol=1e-4)
+    trimmed, full = VGGFeatures.from_file(out / "vgg" / vgg_assets[1].name), VGGFeatures.from_file(vgg_assets[1])
+    x = torch.rand(1, 3, 48, 48)
+    deep = trimmed(x, ["relu4_3"])["relu4_3"].float()
+    assert torch.allclose(deep, full(x, ["relu4_3"])["relu4_3"], rtol=0.02, atol=0.5)
+    with pytest.raises(VGGWeightsMissing, match="end before relu5_1"):
+        trimmed(x, ["relu5_1"])
 
 
 def stand_in_data(data, photos: int = 2) -> list[str]:
@@ -228,3 +237,76 @@ def test_a_refined_style_that_collapsed_to_one_flat_colour_keeps_its_earlier_vec
     kept = build.lively(refined, before, args)
     assert kept.styles["a"] is before.styles["a"]
     assert kept.styles["b"] is refined.styles["b"]
+
+
+BLOCKED = "raise ModuleNotFoundError(f'{__name__} is blocked: the GPU machine has none', name=__name__)\n"
+
+
+def without_av_and_bentoml(tmp_path) -> dict:
+    """An environment where `import av` and `import bentoml` fail, as on the lent GPU machine."""
+    blocker = tmp_path / "blocked-imports"
+    blocker.mkdir(exist_ok=True)
+    for name in ("av", "bentoml"):
+        (blocker / f"{name}.py").write_text(BLOCKED)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(REPO)])}
+
+
+def test_the_training_entry_points_import_neither_pyav_nor_bentoml(tmp_path):
+    code = (
+        "import sys; sys.path.insert(0, 'training'); import build_catalogue, pack_for_device; "
+        "import clipmorph.training.trainer, clipmorph.training.distill, clipmorph.training.evaluate; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('av', 'bentoml')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=without_av_and_bentoml(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    check = subprocess.run(  # the blocker itself works: the video half still needs PyAV
+        [sys.executable, "-c", "from clipmorph.inference.media import VideoReader"],
+        capture_output=True, text=True, cwd=REPO, env=without_av_and_bentoml(tmp_path),
+    )  # fmt: skip
+    assert check.returncode != 0 and "av is blocked" in check.stderr
+
+
+def test_the_gpu_session_script_trains_with_the_teacher_and_exports_without_pyav_or_bentoml(tmp_path, vgg_assets):
+    """training/gpu_session.sh end to end on the CPU with a tiny budget: pack (with teacher
+    renderings), then the script, with PyAV and BentoML unimportable as on the GPU machine."""
+    import numpy as np
+
+    from clipmorph.styles import catalogue
+    from clipmorph.training.data import load_rgb
+    from clipmorph.training.teacher import render_missing
+
+    data = tmp_path / "data"
+    ids = stand_in_data(data, photos=2)
+    photos = sorted((data / "content").rglob("*.png"))
+    teacher = tmp_path / "teacher"
+    render_missing(teacher, dict.fromkeys(ids), photos, lambda rgb, _: np.flipud(rgb).copy(), load_rgb)
+    env = {**os.environ, "CLIPMORPH_CACHE": str(vgg_assets[1].parent)}
+    pack = tmp_path / "pack"
+    packed = subprocess.run(
+        [sys.executable, str(REPO / "training" / "pack_for_device.py"), "--data", str(data), "--out", str(pack),
+         "--photos", "8", "--photo-side", "64", "--teacher-dir", str(teacher)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert packed.returncode == 0, packed.stderr
+    assert "168 teacher renderings" in packed.stdout  # 8 photos x 21 styles
+    out = tmp_path / "out"
+    env = without_av_and_bentoml(tmp_path) | {
+        "OUT": str(out), "PACK": str(pack), "PYTHON": sys.executable, "RUNS": str(tmp_path / "runs"),
+        "BATCH": "2", "WORKERS": "0", "IMAGE_SIZE": "32",
+    }  # fmt: skip
+    session = subprocess.run(
+        ["bash", str(REPO / "training" / "gpu_session.sh"), "1", "1e6", "--", "--steps", "3"],
+        capture_output=True, text=True, timeout=600, cwd=REPO, env=env,
+    )  # fmt: skip
+    log = (out / "session.log").read_text()
+    assert session.returncode == 0, session.stderr + log
+    assert "throughput:" in log and "crops/s" in log
+    (archive,) = out.glob("full-teacher-1e6.tgz")
+    subprocess.run(["tar", "xzf", str(archive), "-C", str(tmp_path)], check=True)
+    exported = catalogue.read_catalogue(tmp_path / "export")
+    assert sorted(exported.styles) == sorted(ids)
+    trained = exported.styles["scream"].metadata["training"]
+    assert trained["teacher_weight"] == 1e6 and trained["steps"] == 3

@@ -1,5 +1,6 @@
 """Build the shipped catalogue (models/) from training/catalogue.toml, in resumable stages.
 
+    python training/build_catalogue.py teach                       # cache the teacher's renderings (CPU)
     python training/build_catalogue.py train --max-minutes 80      # repeat until it is good enough
     python training/build_catalogue.py refine --styles scream      # learn some styles again, backbone frozen
     python training/build_catalogue.py ablation --steps 200        # temporal terms on/off, small scale
@@ -68,15 +69,69 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         norm=args.norm or str(backbone.get("norm", "instance")),
         lr=args.lr,
         spot_weight=args.spot_weight,
+        teacher_dir=teacher_dir(args) if args.teacher_weight else None,
+        teacher_weight=args.teacher_weight,
     )
+
+
+def teacher_dir(args: argparse.Namespace) -> Path:
+    return Path(args.teacher_dir) if args.teacher_dir else runs_dir(args) / "teacher"
+
+
+def teacher_photos(args: argparse.Namespace) -> list[Path]:
+    """An even spread of about ``--teacher-photos`` training photos (every k-th of each set)."""
+    from clipmorph.training.data import find_images
+
+    content = data_root(args) / "content"
+    per_set = [find_images(content / name) for name in TRAIN_FOLDERS if (content / name).is_dir()]
+    total = sum(len(paths) for paths in per_set)
+    step = max(1, round(total / args.teacher_photos))
+    return [path for paths in per_set for path in paths[::step]]
+
+
+def stage_teach(args: argparse.Namespace) -> None:
+    """Cache the teacher's renderings of the catalogue's paintings on the teacher photos
+    (resumable: what is cached is kept), and print how close a crop's rendering is to a crop
+    of the whole photo's rendering."""
+    import time
+
+    import numpy as np
+
+    from clipmorph.training.config import styles_from_toml
+    from clipmorph.training.data import fit_long_side, load_rgb
+    from clipmorph.training.teacher import arbitrary_renderer, crop_agreement, render_missing
+
+    _, sources = styles_from_toml(CATALOGUE, data_root(args) / "styles")
+    paintings = {s.id: np.asarray(fit_long_side(load_rgb(s.image), 512)) for s in sources}
+    render = arbitrary_renderer(paintings)
+    photos = teacher_photos(args)
+    root = teacher_dir(args)
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        if done % 200 == 0 or done == total:
+            print(f"  {done}/{total} renderings, {(time.monotonic() - started) / done:.3f} s each", flush=True)
+
+    count = render_missing(root, paintings, photos, render, lambda p: fit_long_side(load_rgb(p), 384), progress)
+    print(f"teacher: {count} new renderings of {len(photos)} photos x {len(paintings)} paintings in {root}")
+    checked = photos[:: max(1, len(photos) // 6)][:6]
+    agreement = [
+        crop_agreement(lambda rgb, s=style: render(rgb, s), np.asarray(fit_long_side(load_rgb(photo), 384)))
+        for photo, style in zip(checked, ["starrynight", "scream", "monet"] * 2, strict=False)
+    ]
+    print(f"crop of the rendering vs rendering of the crop (half the photo, pooled): PSNR {np.round(agreement, 1)} dB")
 
 
 def stage_train(args: argparse.Namespace) -> None:
     from clipmorph.styles import catalogue
     from clipmorph.training.trainer import train
 
-    result = train(catalogue_config(args), resume=True)
+    config = catalogue_config(args)
+    result = train(config, resume=True)
     print(f"catalogue backbone: step {result.step}, {result.seconds / 60:.1f} min of training so far")
+    if result.seconds:  # of the whole run (this chunk, or the resumed run it continues)
+        rate = result.step * config.batch_size / result.seconds
+        print(f"throughput: {rate:.1f} crops/s at {config.image_size} px, batch {config.batch_size}")
     if args.export:  # the full library with its record: small, and `finish --full-from` takes it
         catalogue.write_catalogue(result.library, args.export)
         print(f"exported to {args.export}")
@@ -460,7 +515,7 @@ def ablation_lines(data: dict) -> list[str]:
 
 def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["train", "refine", "ablation", "finish"])
+    parser.add_argument("stage", choices=["teach", "train", "refine", "ablation", "finish"])
     parser.add_argument("--data", type=Path, help="default $CLIPMORPH_DATA or ../shared/data")
     parser.add_argument("--steps", type=int, default=40_000, help="train: planned steps; ablation: steps per run")
     parser.add_argument("--image-size", type=int, default=192)
@@ -489,6 +544,11 @@ def main_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=1e-3, help="train: Adam learning rate")
     parser.add_argument("--spot-weight", type=float, default=0.0, help="train, refine: droplet penalty weight")
     parser.add_argument("--workers", type=int, default=1, help="photo loading processes")
+    parser.add_argument("--teacher-dir", type=Path, help="teach, train: renderings (default <runs>/teacher)")
+    parser.add_argument("--teacher-photos", type=int, default=240, help="teach: about this many photos, evenly spread")
+    parser.add_argument(
+        "--teacher-weight", type=float, default=0.0, help="train: weight of the distance to the teacher (0: none)"
+    )
     parser.add_argument(
         "--export",
         type=Path,
@@ -505,7 +565,13 @@ def main_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = main_parser().parse_args(argv)
-    stages = {"train": stage_train, "refine": stage_refine, "ablation": stage_ablation, "finish": stage_finish}
+    stages = {
+        "teach": stage_teach,
+        "train": stage_train,
+        "refine": stage_refine,
+        "ablation": stage_ablation,
+        "finish": stage_finish,
+    }
     stages[args.stage](args)
     return 0
 

@@ -108,14 +108,21 @@ def preprocess(rgb: Tensor) -> Tensor:
     return rgb.flip(1) * 255.0 - mean
 
 
+def deepest_needed(layers: Iterable[str]) -> int:
+    """The index of the last conv the named layers need (weights beyond it can be left out)."""
+    return max(LAYERS[name] for name in layers) - 1
+
+
 class VGGFeatures(nn.Module):
-    """Frozen VGG19 convolutions up to relu5_1 returning the named activations asked for."""
+    """Frozen VGG19 convolutions up to relu5_1 (or up to the last conv the weights hold: a pack
+    for another machine leaves out what its losses never use) returning the named activations."""
 
     def __init__(self, state: dict[str, Tensor]) -> None:
         super().__init__()
         from torchvision.models import vgg19
 
-        self.features = vgg19().features[: LAYERS["relu5_1"] + 1]
+        last_conv = max(int(key.split(".")[0]) for key in state)
+        self.features = vgg19().features[: min(last_conv + 2, LAYERS["relu5_1"] + 1)]
         self.features.load_state_dict(state, strict=True)
         self.requires_grad_(False)
         self.eval()
@@ -135,6 +142,8 @@ class VGGFeatures(nn.Module):
     def forward(self, rgb: Tensor, layers: Iterable[str]) -> dict[str, Tensor]:
         wanted = {LAYERS[name]: name for name in layers}
         last = max(wanted)
+        if last >= len(self.features):
+            raise VGGWeightsMissing(f"these VGG19 weights end before {wanted[last]}: use the full file")
         out: dict[str, Tensor] = {}
         x = preprocess(rgb)
         for index, module in enumerate(self.features):

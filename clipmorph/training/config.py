@@ -25,6 +25,7 @@ class StyleSource:
     style_weight: float = 1.0  # multiplies TrainConfig.style_weight for this style only
     metadata: dict = field(default_factory=dict)  # display_name, artist, title, year, ...
     temporal_weight: float = 1.0  # multiplies the noise and warp weights for this style only (busy styles flicker)
+    teacher_weight: float = 1.0  # multiplies TrainConfig.teacher_weight for this style only
 
     def __post_init__(self) -> None:
         validate_name(self.id)
@@ -52,6 +53,8 @@ class TrainConfig:
     noise_sigma: float = 0.04
     warp_weight: float = 4e6  # warp-consistency term (pixel MSE on the valid region)
     spot_weight: float = 0.0  # droplet penalty (clipmorph.training.spots): 0 leaves it out
+    teacher_dir: Path | None = None  # cached teacher renderings (clipmorph.training.teacher); None: no anchor
+    teacher_weight: float = 0.0  # weight of the distance to them (pooled pixels, L1)
     norm: str = "instance"  # new backbones: instance, or mean (no droplets; see NetworkSpec)
     motion: MotionRange = field(default_factory=MotionRange)
     temporal_images: int = 2  # images per batch that get the temporal terms (0: all); each costs 2 passes
@@ -81,6 +84,9 @@ class TrainConfig:
             raise BadInput("steps and batch size must be >= 1, image and style sizes >= 32")
         folders = [self.content] if isinstance(self.content, str | Path) else self.content
         self.content, self.checkpoint_dir = [Path(f) for f in folders], local_or_url(self.checkpoint_dir)
+        if self.teacher_weight and self.teacher_dir is None:
+            raise BadInput("a teacher weight needs the teacher renderings' folder (--teacher-dir)")
+        self.teacher_dir = Path(self.teacher_dir) if self.teacher_dir is not None else None
         if self.init_from is not None:
             if self.add_to:
                 raise BadInput("--init-from starts a new backbone; --add-to keeps a stored one frozen: pick one")
@@ -105,13 +111,14 @@ class TrainConfig:
         data["content"], data["checkpoint_dir"] = [str(f) for f in self.content], str(self.checkpoint_dir)
         data["wandb_dir"] = str(self.wandb_dir) if self.wandb_dir else None
         data["init_from"] = str(self.init_from) if self.init_from else None
+        data["teacher_dir"] = str(self.teacher_dir) if self.teacher_dir else None
         return data
 
     def hyperparameters(self) -> dict:
         """What a style's metadata records about how it was trained."""
         keep = ["width", "batch_size", "image_size", "style_size", "lr", "seed"]
         keep += ["content_weight", "style_weight", "tv_weight", "noise_weight", "noise_sigma", "warp_weight"]
-        keep += ["spot_weight", "temporal_images", "norm"]
+        keep += ["spot_weight", "temporal_images", "norm", "teacher_weight"]
         # planned_steps: a run may stop early (time budget); the record's `steps` are the ones taken
         return {k: getattr(self, k) for k in keep} | {"planned_steps": self.steps, "motion": asdict(self.motion)}
 
@@ -148,7 +155,8 @@ def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSour
         style_id = entry.pop("id")
         weight = float(entry.pop("style_weight", 1.0))
         temporal = float(entry.pop("temporal_weight", 1.0))
-        if weight <= 0 or temporal <= 0:
-            raise BadInput(f"style {style_id}: style_weight and temporal_weight must be > 0")
-        sources.append(StyleSource(style_id, image, weight, entry, temporal_weight=temporal))
+        teacher = float(entry.pop("teacher_weight", 1.0))
+        if weight <= 0 or temporal <= 0 or teacher < 0:
+            raise BadInput(f"style {style_id}: style_weight and temporal_weight must be > 0, teacher_weight >= 0")
+        sources.append(StyleSource(style_id, image, weight, entry, temporal_weight=temporal, teacher_weight=teacher))
     return dict(data.get("backbone", {})), sources

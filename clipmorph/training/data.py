@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from torch.utils.data import Dataset, Sampler
 
 from clipmorph.errors import BadInput
 from clipmorph.inference.media.images import upright
+from clipmorph.training import teacher
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 log = logging.getLogger(__name__)
@@ -67,41 +68,63 @@ class SampleStream(Sampler[int]):
 
 class RandomCrops(Dataset):
     """Sample number -> a random photo, cropped square (``min_scale``..1 of its shorter side),
-    resized to ``size`` and maybe mirrored.
+    resized to ``size`` and maybe mirrored; with ``teacher_root``, also the teacher's rendering
+    of that crop in the sample's style (``style_ids[sample % len(style_ids)]``, the trainer's
+    round-robin), at the pooled size ``clipmorph.training.teacher`` compares at.
 
     Everything is drawn from (seed, sample number), so runs are reproducible whatever the
     number of workers, and a resumed run sees the photos the interrupted one would have.
     Unreadable files are logged and replaced by another photo instead of stopping training.
     """
 
-    def __init__(self, paths: list[Path], size: int, min_scale: float = 0.5, seed: int = 0) -> None:
+    def __init__(
+        self, paths: list[Path], size: int, min_scale: float = 0.5, seed: int = 0,
+        teacher_root: Path | None = None, style_ids: Sequence[str] = (),
+    ) -> None:  # fmt: skip
         self.paths = paths
         self.size = size
         self.min_scale = min_scale
         self.seed = seed
+        self.teacher_root = teacher_root
+        self.style_ids = list(style_ids)
+        if teacher_root is not None and not self.style_ids:
+            raise ValueError("teacher renderings need the style ids of the round-robin")
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, sample: int) -> Tensor:
+    def __getitem__(self, sample: int) -> Tensor | tuple[Tensor, Tensor]:
         rng = np.random.default_rng([self.seed, sample])
         for _ in range(min(len(self.paths), 20)):
             path = self.paths[int(rng.integers(len(self.paths)))]
             try:
                 image = load_rgb(path)
+                rendering = self._rendering(path, sample)
             except (OSError, ValueError) as error:
                 log.warning("skipping unreadable training image %s: %s", path, error)
                 continue
-            return self._crop(image, rng)
+            return self._crop(image, rng, rendering)
         raise BadInput("the content images cannot be read")
 
-    def _crop(self, image: Image.Image, rng: np.random.Generator) -> Tensor:
+    def _rendering(self, path: Path, sample: int) -> Image.Image | None:
+        if self.teacher_root is None:
+            return None
+        style_id = self.style_ids[sample % len(self.style_ids)]
+        return load_rgb(teacher.rendering_path(self.teacher_root, style_id, path))
+
+    def _crop(
+        self, image: Image.Image, rng: np.random.Generator, rendering: Image.Image | None = None
+    ) -> Tensor | tuple[Tensor, Tensor]:
         short = min(image.size)
         side = max(1, round(short * rng.uniform(self.min_scale, 1.0)))
         left = int(rng.integers(0, image.width - side + 1))
         top = int(rng.integers(0, image.height - side + 1))
         crop = image.crop((left, top, left + side, top + side))
         crop = crop.resize((self.size, self.size), Image.Resampling.BILINEAR)
-        if rng.random() < 0.5:
+        mirror = rng.random() < 0.5
+        if mirror:
             crop = ImageOps.mirror(crop)
-        return to_tensor(crop)
+        if rendering is None:
+            return to_tensor(crop)
+        box = (left / image.width, top / image.height, (left + side) / image.width, (top + side) / image.height)
+        return to_tensor(crop), teacher.target_crop(rendering, box, self.size, mirror)

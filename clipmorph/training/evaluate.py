@@ -27,7 +27,6 @@ from PIL import Image, ImageDraw
 
 from clipmorph.fsutil import sha256_file
 from clipmorph.inference.engine import Engine
-from clipmorph.inference.media import VideoReader
 from clipmorph.inference.options import StyleMix, StylizeOptions
 from clipmorph.model.vgg import VGGFeatures
 from clipmorph.styles.library import StyleLibrary
@@ -107,6 +106,8 @@ def warping_error(frames: Sequence[np.ndarray], flows: Sequence[tuple[np.ndarray
 
 
 def read_frames(video: Path, count: int, long_side: int) -> list[np.ndarray]:
+    from clipmorph.inference.media import VideoReader  # PyAV: only when a clip is measured
+
     reader = VideoReader(video)
     frames = []
     try:

@@ -1,18 +1,20 @@
 """The VGG19 loss network of every training: the cache's converted weights, else the store's
-(``clipmorph vgg fetch`` writes both; a bento or a container carries only the store)."""
+(``clipmorph vgg fetch`` writes both; a bento or a container carries only the store). BentoML
+is imported only for the store, so a machine without it trains from a weights file."""
 
 from __future__ import annotations
 
 import os
 
 from clipmorph.model.vgg import VGGFeatures, VGGWeightsMissing
-from clipmorph.styles import assets
 
 
 def load_vgg(directory: str | os.PathLike | None = None) -> VGGFeatures:
     try:
         return VGGFeatures.load(directory)
     except VGGWeightsMissing:
+        from clipmorph.styles import assets  # BentoML: only when the cache has no weights
+
         stored = assets.loss_network_file()
         if stored is None:
             raise VGGWeightsMissing(

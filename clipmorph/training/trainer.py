@@ -31,6 +31,7 @@ from clipmorph.training.loss_network import load_vgg
 from clipmorph.training.objective import LossWeights, PerceptualObjective
 from clipmorph.training.spots import spot_penalty
 from clipmorph.training.starts import starting_network
+from clipmorph.training.teacher import covered_photos, teacher_distance
 from clipmorph.training.temporal import noise_stability_loss, warp_consistency_loss
 from clipmorph.training.tracking import Tracker
 
@@ -72,6 +73,7 @@ class Trainer:
             self.forward = torch.compile(self.forward)
         weights = torch.tensor([s.style_weight for s in config.styles], device=self.device)
         self.temporal_weights = torch.tensor([s.temporal_weight for s in config.styles], device=self.device)
+        self.teacher_weights = torch.tensor([s.teacher_weight for s in config.styles], device=self.device)
         self.objective = PerceptualObjective.for_paintings(vgg, self._paintings(), weights)
         self.weights = LossWeights(config.content_weight, config.style_weight, config.tv_weight)
         self.step, self.seconds, self.content_images = 0, 0.0, 0
@@ -114,7 +116,9 @@ class Trainer:
 
     # --- the loop ---
 
-    def losses(self, content: Tensor, styles: Tensor, samples: list[int]) -> dict[str, Tensor]:
+    def losses(
+        self, content: Tensor, styles: Tensor, samples: list[int], target: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """The step's loss terms for this process's share of the global batch, each scaled so
         that the gradients averaged over the processes are those of the whole batch."""
         cfg = self.config
@@ -134,6 +138,8 @@ class Trainer:
             self._per_style = losses.pop("per_image_style")
             if cfg.spot_weight:
                 losses["spot"] = cfg.spot_weight * spot_penalty(output, content)
+            if cfg.teacher_weight and target is not None:
+                losses["teacher"] = cfg.teacher_weight * teacher_distance(output, target, self.teacher_weights[styles])
             temporal = self.temporal_weights[styles[sub]]
             zero = output.sum() * 0  # a process without temporal images still takes part in every term
             if cfg.noise_weight:
@@ -162,9 +168,18 @@ class Trainer:
         )  # fmt: skip
         self.wandb_id = tracker.run_id
         paths = [path for folder in cfg.content for path in find_images(folder)]
+        style_ids = [s.id for s in cfg.styles]
+        if cfg.teacher_weight:  # only photos the teacher has painted in every style
+            paths = covered_photos(cfg.teacher_dir, style_ids, paths)
+            if not paths:
+                raise BadInput(f"no teacher renderings under {cfg.teacher_dir} for these photos and styles")
         self.content_images = len(paths)
+        crops = RandomCrops(
+            paths, cfg.image_size, seed=cfg.seed, style_ids=style_ids,
+            teacher_root=cfg.teacher_dir if cfg.teacher_weight else None,
+        )  # fmt: skip
         loader = DataLoader(
-            RandomCrops(paths, cfg.image_size, seed=cfg.seed), batch_size=self.local_batch,
+            crops, batch_size=self.local_batch,
             sampler=ShardedSampleStream(self.step, cfg.batch_size, self.world), num_workers=cfg.workers,
             persistent_workers=False, pin_memory=self.device.type == "cuda", prefetch_factor=4 if cfg.workers else None,
         )  # fmt: skip
@@ -242,15 +257,19 @@ class Trainer:
             library, self.step, finished, self.seconds, dict(self.averages), checkpoint, self.world.is_main
         )  # fmt: skip
 
-    def _train_step(self, batch: Tensor) -> None:
+    def _train_step(self, batch: Tensor | list[Tensor]) -> None:
         cfg = self.config
+        target = None
+        if isinstance(batch, list | tuple):  # photos and the teacher's renderings of them
+            batch, target = batch
+            target = target.to(self.device, non_blocking=True)
         content = batch.to(self.device, non_blocking=True)
         if self.channels_last:
             content = content.contiguous(memory_format=torch.channels_last)
         # Round-robin over styles: every style gets the same number of images, in any order of steps.
         samples = self.world.samples(self.step, cfg.batch_size)
         styles = torch.tensor(samples, device=self.device) % len(cfg.styles)
-        losses = self.losses(content, styles, samples)
+        losses = self.losses(content, styles, samples, target)
         self.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         self.optimizer.step()

@@ -1,6 +1,7 @@
 """Image and streamed video I/O: decode to RGB arrays, encode from them. No model code here.
 
-One facade over three modules: ``kinds`` (what a file is), ``images`` and ``video``.
+One facade over three modules: ``kinds`` (what a file is), ``images`` and ``video`` (PyAV,
+imported when one of its names is first used).
 """
 
 from clipmorph.inference.media.images import (
@@ -22,17 +23,31 @@ from clipmorph.inference.media.kinds import (
     image_extensions,
     output_kind,
 )
-from clipmorph.inference.media.video import (
-    DEFAULT_ENCODING,
-    DecodeLimits,
-    VideoEncoding,
-    VideoInfo,
-    VideoReader,
-    VideoWriter,
-    encoder_opens,
-    h264_options,
-    pick_h264_encoder,
+
+# The video half needs PyAV; it is imported on first use, so code that reads only images (the
+# training data path, a GPU machine without PyAV) never imports it.
+_VIDEO_NAMES = frozenset(
+    {
+        "DEFAULT_ENCODING",
+        "DecodeLimits",
+        "VideoEncoding",
+        "VideoInfo",
+        "VideoReader",
+        "VideoWriter",
+        "encoder_opens",
+        "h264_options",
+        "pick_h264_encoder",
+    }
 )
+
+
+def __getattr__(name: str) -> object:
+    if name in _VIDEO_NAMES:
+        from clipmorph.inference.media import video
+
+        return getattr(video, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AUDIO_COPYABLE",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 from PIL import Image, UnidentifiedImageError
 
 from clipmorph.errors import BadInput
@@ -60,6 +59,8 @@ def detect_kind(path: Path) -> str:
         raise BadInput(f"{path}: image too large to decode safely ({error})", "too_large") from error
     except (UnidentifiedImageError, OSError, ValueError):
         pass
+    import av  # here, not at the top: image-only code (training) runs without PyAV
+
     try:
         with av.open(str(path)) as container:
             # FFmpeg's still-image demuxers accept any bytes named .png etc.: not a video.
