@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--sections model,video,service,peer]` (also: creation, soak, gpu...)."""
+"""`python -m bench [--quick] [--sections model,video,service,peer]` (also: creation, soak, training, gpu...)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import torch
 from bench import report
 
 SECTIONS = ["model", "video", "service", "peer"]
-# creation: slow, needs the trained catalogue; gpu*: need CUDA. Asked for by name.
-EXTRA_SECTIONS = ["creation", "gpu", "gpu_video", "gpu_service", "soak"]
+# creation, training: slow, need the trained catalogue; gpu*: need CUDA. Asked for by name.
+EXTRA_SECTIONS = ["creation", "gpu", "gpu_video", "gpu_service", "soak", "training"]
 HERE = Path(__file__).parent
 
 

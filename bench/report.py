@@ -199,6 +199,14 @@ def write(info: dict, rows: list[dict], out: Path) -> None:
         "",
         table(section("soak"), SOAK_COLUMNS),
         "",
+        "## Training throughput (`python -m bench --sections training --merge`)",
+        "",
+        "Crops per second of the catalogue's training (the `full` backbone from models/, 21 paintings, content, "
+        "style, TV, both temporal terms, the teacher anchor where its renderings are cached), after two warm-up "
+        "steps; run it on a CUDA machine for the GPU rows.",
+        "",
+        table(section("training"), ["device", "batch", "image_size", "teacher", "steps", "seconds", "crops_per_s"]),
+        "",
         "## GPU (`python -m bench --sections gpu --merge` on a CUDA machine)",
         table(section("gpu-model"), GPU_MODEL_COLUMNS),
         "",

@@ -74,6 +74,8 @@ def test_a_painting_becomes_a_served_style_without_restart_then_is_deleted(studi
         final, seen = wait_for_job(client, job["job_id"], timeout=300)
         assert final["state"] == "succeeded", final
         assert any(r["state"] == "running" and r.get("steps") == 4 for r in seen)
+        # The catalogue's recipe: the arbitrary network (fetched here) anchors the new style too.
+        assert any("teacher" in r.get("losses", {}) for r in seen), seen[-1]
         assert final["result"]["style"] == "my-stripes"
         preview = client.get(f"/jobs/{job['job_id']}/preview")
         assert preview.status_code == 200 and preview.headers["content-type"] == "image/jpeg"

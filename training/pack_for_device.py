@@ -37,7 +37,7 @@ def shrink(source: Path, target: Path, short_side: int, quality: int = 85) -> No
 
 
 def pack_photos(data: Path, out: Path, count: int, short_side: int, teacher: Path | None, style_ids: list[str]) -> int:
-    """An even spread over the training sets (every k-th photo of each), in the same folders;
+    """``count`` photos spread evenly over the training sets, in the same folders;
     with ``teacher``, of the photos it painted in every style, their renderings beside them."""
     from build_catalogue import TRAIN_FOLDERS
 
@@ -47,17 +47,15 @@ def pack_photos(data: Path, out: Path, count: int, short_side: int, teacher: Pat
     per_set = {name: find_images(data / "content" / name) for name in TRAIN_FOLDERS}
     if teacher is not None:
         per_set = {name: anchor.covered_photos(teacher, style_ids, paths) for name, paths in per_set.items()}
-    total = sum(len(paths) for paths in per_set.values())
-    step = max(1, round(total / count))
+    every = [(name, path) for name, paths in per_set.items() for path in paths]
     packed = 0
-    for name, paths in per_set.items():
-        for path in paths[::step]:
-            target = out / "data" / "content" / name / (path.stem + ".jpg")
-            shrink(path, target, short_side)
-            packed += 1
-            for style_id in style_ids if teacher is not None else []:
-                rendering = anchor.rendering_path(teacher, style_id, path)
-                shrink(rendering, anchor.rendering_path(out / "teacher", style_id, target), TEACHER_SIDE)
+    for name, path in anchor.spread(every, count):
+        target = out / "data" / "content" / name / (path.stem + ".jpg")
+        shrink(path, target, short_side)
+        packed += 1
+        for style_id in style_ids if teacher is not None else []:
+            rendering = anchor.rendering_path(teacher, style_id, path)
+            shrink(rendering, anchor.rendering_path(out / "teacher", style_id, target), TEACHER_SIDE)
     return packed
 
 

@@ -19,12 +19,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from clipmorph.training.config import StyleSource
 
 log = logging.getLogger(__name__)
 POOL = 4  # the output is compared with the rendering after this much averaging per side
@@ -86,6 +90,26 @@ def arbitrary_renderer(paintings: dict[str, np.ndarray], threads: int | None = N
         return stylizer.stylize(photo, vectors[style_id])
 
     return render
+
+
+def spread(paths: Sequence[Path], count: int) -> list[Path]:
+    """``count`` of ``paths`` spread evenly over the list (all of them when there are fewer)."""
+    picked = sorted({round(i * len(paths) / count) for i in range(min(count, len(paths)))})
+    return [paths[i] for i in picked]
+
+
+def render_for(
+    sources: Sequence[StyleSource], photos: Sequence[Path], root: Path, threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:  # fmt: skip
+    """Cache the teacher's renderings of ``photos`` in each source's painting (the catalogue's
+    `teach` stage, a style-creation job); returns how many were new. Raises
+    ``ArbitraryModelMissing`` when the network is not fetched."""
+    from clipmorph.training.data import fit_long_side, load_rgb
+
+    paintings = {s.id: np.asarray(fit_long_side(load_rgb(s.image), 512)) for s in sources}
+    render = arbitrary_renderer(paintings, threads)
+    return render_missing(root, paintings, photos, render, lambda p: fit_long_side(load_rgb(p), 384), progress)
 
 
 def crop_box_on(image: Image.Image, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:

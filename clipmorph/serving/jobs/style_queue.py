@@ -47,6 +47,10 @@ PRESETS: dict[str, dict] = {
     "best": {"steps": 300, "image_size": 256, "style_size": 512, "batch_size": 4, "sample_every": 25},
 }
 STYLE_LR = 0.02  # only the scale/shift vectors learn: they take a large step size well
+# The teacher anchor of the catalogue (training/catalogue.toml's recipe): a new style keeps the
+# photo's subject too, where the arbitrary-style network is fetched (the instant preview's).
+TEACHER_WEIGHT = 3e6
+TEACHER_PHOTOS = 48  # rendered before training (a few seconds), at most one per image trained on
 SPEC_FILE = "spec.json"
 PREVIEW_FILE = "preview.jpg"
 

@@ -11,12 +11,23 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from clipmorph.errors import without_paths
 from clipmorph.fsutil import atomic_path
 from clipmorph.serving.jobs.store import Job
-from clipmorph.serving.jobs.style_queue import PREVIEW_FILE, SPEC_FILE, StyleJobSpec, finish_cancelled, preset_config
+from clipmorph.serving.jobs.style_queue import (
+    PREVIEW_FILE,
+    SPEC_FILE,
+    TEACHER_PHOTOS,
+    TEACHER_WEIGHT,
+    StyleJobSpec,
+    finish_cancelled,
+    preset_config,
+)
+
+log = logging.getLogger(__name__)
 
 
 def _save_preview(job: Job, grid) -> None:
@@ -49,6 +60,10 @@ def run_job(folder: Path) -> int:
         source, spec.preset, [Path(c) for c in spec.content], spec.base, folder / "checkpoint",
         wandb=spec.wandb, wandb_dir=Path(spec.wandb_dir) if spec.wandb_dir else None,
     )  # fmt: skip
+    job.write("running", step=0, steps=config.steps, phase="preparing")
+    teacher = prepare_teacher(folder / "teacher", source, config.content, config.steps * config.batch_size)
+    if teacher is not None:
+        config = replace(config, teacher_dir=teacher, teacher_weight=TEACHER_WEIGHT)
     started = time.monotonic()
     job.write("running", step=0, steps=config.steps)
 
@@ -89,6 +104,22 @@ def run_job(folder: Path) -> int:
         eta_seconds=0,
     )
     return 0
+
+
+def prepare_teacher(root: Path, source, content: list[Path], images: int) -> Path | None:
+    """The teacher's renderings of a few training photos in the new painting, or None (the style
+    then trains on the Gram terms alone) where the arbitrary-style network is not fetched."""
+    from clipmorph.inference.arbitrary import ArbitraryModelMissing
+    from clipmorph.training.data import find_images
+    from clipmorph.training.teacher import render_for, spread
+
+    photos = spread([path for folder in content for path in find_images(folder)], min(TEACHER_PHOTOS, images))
+    try:
+        render_for([source], photos, root, threads=1)
+    except ArbitraryModelMissing as error:
+        log.warning("style job without the teacher anchor: %s", error)
+        return None
+    return root
 
 
 def publish(url: str) -> dict:
