@@ -86,11 +86,13 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m bench --merge
 
-## catalogue: train the shipped styles (resumable; MINUTES per run), refine the weak ones, the temporal ablation, then models/
+## catalogue: the teacher's renderings, train the shipped styles (resumable; MINUTES per run), refine, ablation, then models/
 MINUTES ?= 100
 catalogue: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[training]'
 	$(VENV)/bin/clipmorph vgg fetch
+	$(VENV)/bin/clipmorph arbitrary fetch
+	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py teach --teacher-photos 360
 	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py train --max-minutes $(MINUTES) $(if $(INIT_FROM),--init-from $(INIT_FROM)) --export training/runs/trained
 	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py refine --full-from training/runs/trained --steps 1800 --image-size 256 --max-minutes 60
 	CLIPMORPH_DATA=$(DATA) $(PY) training/build_catalogue.py ablation --steps 200 --eval-photos 12 --eval-frames 32

@@ -48,6 +48,9 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
 
     data = data_root(args)
     backbone, sources = styles_from_toml(CATALOGUE, data / "styles")
+    teacher_weight = args.teacher_weight
+    if teacher_weight is None:  # the recipe's, from catalogue.toml
+        teacher_weight = float(backbone.get("teacher_weight", 0.0))
     if getattr(args, "refine_weights", False):  # the [refine] multipliers in the joint training too
         sources = [replace(s, style_weight=s.style_weight * refine_weights().get(s.id, 1.0)) for s in sources]
     return TrainConfig(
@@ -69,8 +72,8 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         norm=args.norm or str(backbone.get("norm", "instance")),
         lr=args.lr,
         spot_weight=args.spot_weight,
-        teacher_dir=teacher_dir(args) if args.teacher_weight else None,
-        teacher_weight=args.teacher_weight,
+        teacher_dir=teacher_dir(args) if teacher_weight else None,
+        teacher_weight=teacher_weight,
     )
 
 
@@ -546,7 +549,7 @@ def main_parser() -> argparse.ArgumentParser:
     parser.add_argument("--teacher-dir", type=Path, help="teach, train: renderings (default <runs>/teacher)")
     parser.add_argument("--teacher-photos", type=int, default=240, help="teach: about this many photos, evenly spread")
     parser.add_argument(
-        "--teacher-weight", type=float, default=0.0, help="train: weight of the distance to the teacher (0: none)"
+        "--teacher-weight", type=float, help="distance to the teacher (default: catalogue.toml's; 0: none)"
     )
     parser.add_argument(
         "--export",

@@ -7,6 +7,7 @@
 #   python training/pack_for_device.py --teacher-dir training/runs/teacher --photos 340
 # and carry .device-pack. Then `finish --full-from` takes an unpacked export.
 #   usage: OUT=out bash training/gpu_session.sh MINUTES [TEACHER_WEIGHT ...] [-- extra train args]
+# (no weight given: one chunk without the anchor)
 # Settings by environment: BATCH (64), WORKERS (cores - 2), IMAGE_SIZE (256), LR (5e-4), PACK,
 # INIT (the catalogue to start from: models, or an earlier chunk's export carried along).
 set -uo pipefail
@@ -33,8 +34,8 @@ log=$OUT/session.log
 status=0
 for weight in "${weights[@]}"; do
   runs=${RUNS:-/tmp/clipmorph-runs}/teacher-$weight
-  teacher=()
-  if [ "$weight" != 0 ]; then teacher=(--teacher-dir "$pack/teacher" --teacher-weight "$weight"); fi
+  teacher=(--teacher-weight "$weight")  # 0: without the anchor
+  if [ "$weight" != 0 ]; then teacher+=(--teacher-dir "$pack/teacher"); fi
   echo "== teacher weight $weight: $minutes min, batch ${BATCH:-64}, $workers loader workers" | tee -a "$log"
   $PYTHON training/build_catalogue.py train --init-from "${INIT:-models}" --runs "$runs" --max-minutes "$minutes" \
     --image-size "${IMAGE_SIZE:-256}" --batch-size "${BATCH:-64}" --workers "$workers" --lr "${LR:-5e-4}" \

@@ -172,7 +172,10 @@ class Trainer:
         if cfg.teacher_weight:  # only photos the teacher has painted in every style
             paths = covered_photos(cfg.teacher_dir, style_ids, paths)
             if not paths:
-                raise BadInput(f"no teacher renderings under {cfg.teacher_dir} for these photos and styles")
+                raise BadInput(
+                    f"no teacher renderings under {cfg.teacher_dir} for these photos and styles: render them first "
+                    "(training/build_catalogue.py teach) or train without the anchor (teacher weight 0)"
+                )
         self.content_images = len(paths)
         crops = RandomCrops(
             paths, cfg.image_size, seed=cfg.seed, style_ids=style_ids,
