@@ -427,7 +427,8 @@ def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) 
         "",
         "Style distance: Gram distance to the painting (in brackets: relative to the unstylized photo's). "
         "Droplets: compact bright blobs the network painted where the photo has none, counted over the "
-        "held-out photos (`clipmorph/training/droplets.py`).",
+        "held-out photos (`clipmorph/training/droplets.py`). Blobs: spots and short streaks of colour standing out "
+        "from the picture's own texture where the photo is calm (`clipmorph/training/blobs.py`).",
         "",
         "![contact sheet](contact-sheet.jpg)",
         "",

@@ -31,6 +31,7 @@ from clipmorph.inference.options import StyleMix, StylizeOptions
 from clipmorph.model.vgg import VGGFeatures
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.training import objective
+from clipmorph.training.blobs import find_blobs
 from clipmorph.training.data import fit_long_side, load_rgb
 from clipmorph.training.droplets import find_droplets
 from clipmorph.training.record import total_steps
@@ -45,6 +46,7 @@ class StyleScores:
     warping_error: float | None
     warping_error_ratio: float | None  # over the input video's own warping error
     droplets: int = 0  # droplet artifacts found on the photos (clipmorph.training.droplets)
+    blobs: int = 0  # spots and streaks of colour where the photo is calm (clipmorph.training.blobs)
 
 
 @dataclass
@@ -169,6 +171,7 @@ def evaluate_library(
         options = StylizeOptions(StyleMix.single(style_id), max_side=None)
         outputs = engine.stylize_frames(photo_arrays, options)  # the engine groups them by size
         droplets = sum(len(find_droplets(o, p)) for o, p in zip(outputs, photo_arrays, strict=True))
+        blobs = sum(len(find_blobs(o, p)) for o, p in zip(outputs, photo_arrays, strict=True))
         out_feats = [distances.features(o) for o in outputs]
         content = float(
             np.mean([distances.content_distance(o, p) for o, p in zip(out_feats, photo_feats, strict=True)])
@@ -185,7 +188,7 @@ def evaluate_library(
             stylized = engine.stylize_frames(frames, options)
             error = warping_error(stylized, flows)
             error_ratio = error / input_error if input_error else None
-        results.append(StyleScores(style_id, style_distance, ratio, content, error, error_ratio, droplets))
+        results.append(StyleScores(style_id, style_distance, ratio, content, error, error_ratio, droplets, blobs))
     run = {
         "photos": len(photo_arrays),
         "video": str(video.name) if video else None,
@@ -224,8 +227,8 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 def markdown_table(scores: Sequence[StyleScores], library: StyleLibrary) -> str:
     lines = [
         "| style | steps | device | style dist. (ratio to photo) | content dist. | warping error (ratio to input) "
-        "| droplets |",
-        "|---|---|---|---|---|---|---|",
+        "| droplets | blobs |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in scores:
         training = library.styles[s.style].metadata.get("training", {}) if s.style in library.styles else {}
@@ -233,7 +236,7 @@ def markdown_table(scores: Sequence[StyleScores], library: StyleLibrary) -> str:
         lines.append(
             f"| {s.style} | {steps} | {training.get('device', 'n/a')} "
             f"| {_fmt(s.style_distance)} ({_fmt(s.style_distance_ratio, 2)}) | {_fmt(s.content_distance)} "
-            f"| {_fmt(s.warping_error)} ({_fmt(s.warping_error_ratio, 3)}) | {s.droplets} |"
+            f"| {_fmt(s.warping_error)} ({_fmt(s.warping_error_ratio, 3)}) | {s.droplets} | {s.blobs} |"
         )
     return "\n".join(lines) + "\n"
 
