@@ -29,7 +29,7 @@ from clipmorph.errors import BadInput
 from clipmorph.fsutil import sha256_file
 from clipmorph.locations import Location
 from clipmorph.styles import assets
-from clipmorph.styles.index import KIND_LABEL, stored_model, styles_changed
+from clipmorph.styles.index import KIND_LABEL, list_models, stored_model, styles_changed
 
 INDEX = "index.json"
 INDEX_FORMAT = "clipmorph-bucket"
@@ -45,7 +45,7 @@ class Transfer:
 
 
 def _stored(kind: str) -> list[str]:
-    return sorted(str(m.tag) for m in bentoml.models.list() if m.info.labels.get(KIND_LABEL) == kind)
+    return sorted(str(m.tag) for m in list_models() if m.info.labels.get(KIND_LABEL) == kind)
 
 
 def _in_store(tag: str) -> bool:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import bentoml
-from bentoml.exceptions import NotFound
+from bentoml.exceptions import BentoMLException, NotFound
 
 from clipmorph.errors import BadInput, UnknownStyle
 
@@ -32,12 +32,40 @@ def stamp_path() -> Path:
     return Path(BentoMLContainer.bentoml_home.get()) / STAMP_FILE
 
 
+# What reading a model raises while another process deletes it (``shutil.rmtree`` may take its
+# model.yaml first: BentoML then refuses to read it, and refuses a whole listing that meets it)
+# or is still writing it. Such a model is answered as absent, never as an error.
+GONE = (FileNotFoundError, BentoMLException)  # NotFound is a BentoMLException
+
+
 def stored_model(tag: str) -> bentoml.Model | None:
     """The store model of ``tag`` (``name:version`` or ``name:latest``), or None."""
     try:
         return bentoml.models.get(tag)
-    except NotFound:
+    except GONE:
         return None
+
+
+def list_models(name: str | None = None) -> list[bentoml.Model]:
+    """``bentoml.models.list()`` (of one model name, or all), leaving out a model that another
+    process deletes or writes meanwhile instead of failing the whole listing."""
+    try:
+        return bentoml.models.list(name) if name else bentoml.models.list()
+    except NotFound:
+        return []
+    except GONE:
+        pass  # one model is mid-change: read the others one by one
+    root = store_folder()
+    names = [name] if name else sorted(folder.name for folder in root.iterdir() if folder.is_dir())
+    models = []
+    for model_name in names:
+        folder = root / model_name
+        versions = sorted(v.name for v in folder.iterdir() if v.is_dir()) if folder.is_dir() else []
+        for version in versions:
+            model = stored_model(f"{model_name}:{version}")
+            if model is not None:
+                models.append(model)
+    return models
 
 
 def store_folder() -> Path:
@@ -73,7 +101,7 @@ def styles_generation() -> int:
 def style_models() -> dict[str, bentoml.Model]:
     """The newest store model of every style id."""
     newest: dict[str, bentoml.Model] = {}
-    for model in bentoml.models.list():
+    for model in list_models():
         if model.info.labels.get(KIND_LABEL) != "style":
             continue
         style_id = model.tag.name.removeprefix(STYLE_PREFIX)
@@ -101,7 +129,7 @@ def describe_styles() -> list[dict]:
     for style_id, model in sorted(style_models().items()):
         try:
             rows.append(_describe(style_id, model))
-        except (FileNotFoundError, NotFound):
+        except GONE:
             continue
     return rows
 
@@ -147,12 +175,7 @@ def style_versions(style_id: str, user_made_only: bool = False) -> list[str]:
 
 
 def _deletable(style_id: str, user_made_only: bool) -> list[bentoml.Model]:
-    try:
-        models = [
-            m for m in bentoml.models.list(f"{STYLE_PREFIX}{style_id}") if m.info.labels.get(KIND_LABEL) == "style"
-        ]
-    except NotFound:
-        models = []
+    models = [m for m in list_models(f"{STYLE_PREFIX}{style_id}") if m.info.labels.get(KIND_LABEL) == "style"]
     if not models:
         raise UnknownStyle(style_id, list(style_models()))
     if user_made_only and not all(m.info.metadata.get("user_made") for m in models):
@@ -166,11 +189,8 @@ def backbone_key(reference: str) -> str:
     models = style_models()
     if reference in models:
         return str(models[reference].info.metadata["backbone"]).removeprefix(BACKBONE_PREFIX)
-    try:
-        model = bentoml.models.get(f"{BACKBONE_PREFIX}{reference}")
-    except NotFound:
-        raise UnknownStyle(reference, list(models)) from None
-    if model.info.labels.get(KIND_LABEL) != "backbone":
+    model = stored_model(f"{BACKBONE_PREFIX}{reference}")
+    if model is None or model.info.labels.get(KIND_LABEL) != "backbone":
         raise UnknownStyle(reference, list(models))
     return str(model.tag).removeprefix(BACKBONE_PREFIX)
 

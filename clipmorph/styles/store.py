@@ -12,6 +12,7 @@ from pathlib import Path
 
 import bentoml
 from bentoml.exceptions import NotFound
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from clipmorph.errors import UnknownStyle
@@ -19,6 +20,7 @@ from clipmorph.model.network import NetworkSpec
 from clipmorph.styles.index import (
     BACKBONE_LABEL,
     BACKBONE_PREFIX,
+    GONE,
     KIND_LABEL,
     STYLE_PREFIX,
     THUMBNAIL_FILE,
@@ -105,16 +107,29 @@ def load_library(style_ids: list[str] | None = None) -> StyleLibrary:
     for style_id in wanted:
         if style_id not in models:
             raise UnknownStyle(style_id, list(models))
-        model = models[style_id]
-        meta = dict(model.info.metadata)
-        backbone_ref = str(meta["backbone"]).removeprefix(BACKBONE_PREFIX)
-        if backbone_ref not in library.backbones:
-            library.add_backbone(_load_backbone(f"{BACKBONE_PREFIX}{backbone_ref}"))
-        thumbnail = Path(model.path_of(THUMBNAIL_FILE))
-        params = load_file(model.path_of(WEIGHTS_FILE))
-        picture = thumbnail.read_bytes() if thumbnail.is_file() else None
-        library.add_style(Style(style_id, backbone_ref, params, _plain(meta), picture))
+        try:
+            style, backbone = _load_style(style_id, models[style_id], library)
+        except (*GONE, SafetensorError):
+            if style_ids is not None:  # asked for by name: it is gone now
+                raise UnknownStyle(style_id, [s for s in models if s != style_id]) from None
+            continue  # deleted by another process while the others load: serve those
+        if backbone is not None:
+            library.add_backbone(backbone)
+        library.add_style(style)
     return library
+
+
+def _load_style(style_id: str, model: bentoml.Model, library: StyleLibrary) -> tuple[Style, Backbone | None]:
+    """A stored style, and its backbone when ``library`` does not hold it yet."""
+    meta = dict(model.info.metadata)
+    backbone_ref = str(meta["backbone"]).removeprefix(BACKBONE_PREFIX)
+    backbone = None
+    if backbone_ref not in library.backbones:
+        backbone = _load_backbone(f"{BACKBONE_PREFIX}{backbone_ref}")
+    thumbnail = Path(model.path_of(THUMBNAIL_FILE))
+    params = load_file(model.path_of(WEIGHTS_FILE))
+    picture = thumbnail.read_bytes() if thumbnail.is_file() else None
+    return Style(style_id, backbone_ref, params, _plain(meta), picture), backbone
 
 
 def backbone_library(reference: str) -> StyleLibrary:

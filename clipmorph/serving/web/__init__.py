@@ -131,8 +131,12 @@ def create_web_app() -> Starlette:
         from clipmorph.styles import index
 
         stored = index.thumbnail_path(style_id)
-        if stored is not None:
-            return FileResponse(stored, media_type="image/jpeg")
+        try:  # read now: a style deleted meanwhile gets the placeholder, not a broken stream
+            picture = stored.read_bytes() if stored is not None else None
+        except OSError:
+            picture = None
+        if picture is not None:
+            return Response(picture, media_type="image/jpeg")
         return Response(placeholder_thumbnail(style_id), media_type="image/svg+xml")
 
     return Starlette(
