@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from clipmorph.training.droplets import neighbourhood_sigma
+from clipmorph.training.droplets import neighbourhood_sigma, shaped_regions
 
 RISE = 22.0  # CIELAB distance from the neighbourhood's colour that can count at all
 RELATIVE = 2.5  # ...and this many times the local texture contrast (the mean distance around it)
@@ -60,15 +60,9 @@ def find_blobs(output: np.ndarray, photo: np.ndarray) -> list[Blob]:
     calm_photo = standing_out(photo, sigma) < PHOTO_RISE
     candidate = ((out > np.maximum(RISE, RELATIVE * texture)) & calm_photo).astype(np.uint8)
     candidate = cv2.morphologyEx(candidate, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))  # lone pixels are noise
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(candidate, connectivity=8)
-    total = height * width
     found = []
-    for label in range(1, count):
-        x, y, w, h, area = (int(v) for v in stats[label])
-        if not MIN_AREA_FRACTION * total <= area <= MAX_AREA_FRACTION * total:
-            continue
-        if area / (w * h) < MIN_FILL or max(w, h) / max(1, min(w, h)) > MAX_ASPECT:
-            continue
-        region = labels[y : y + h, x : x + w] == label
+    for x, y, w, h, area, region in shaped_regions(
+        candidate, (MIN_AREA_FRACTION, MAX_AREA_FRACTION), MIN_FILL, MAX_ASPECT
+    ):
         found.append(Blob(x, y, w, h, area, float(out[y : y + h, x : x + w][region].mean())))
     return found

@@ -9,6 +9,7 @@ textures are small, and a lamp in the photo is not the network's doing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -47,6 +48,22 @@ def local_rise(lum: np.ndarray, sigma: float) -> np.ndarray:
     return lum - cv2.GaussianBlur(lum, (0, 0), sigma)
 
 
+def shaped_regions(
+    candidate: np.ndarray, area_fractions: tuple[float, float], min_fill: float, max_aspect: float
+) -> Iterator[tuple[int, int, int, int, int, np.ndarray]]:
+    """Connected regions of a 0/1 mask whose size (a fraction of the picture), fill of their
+    bounding box and aspect are those of a spot: (x, y, width, height, area, the region's mask)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(candidate, connectivity=8)
+    total = candidate.shape[0] * candidate.shape[1]
+    for label in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[label])
+        if not area_fractions[0] * total <= area <= area_fractions[1] * total:
+            continue
+        if area / (w * h) < min_fill or max(w, h) / max(1, min(w, h)) > max_aspect:
+            continue
+        yield x, y, w, h, area, labels[y : y + h, x : x + w] == label
+
+
 def find_droplets(output: np.ndarray, photo: np.ndarray) -> list[Droplet]:
     """Droplets in ``output`` (RGB uint8) painted from ``photo`` (any size: resized to match)."""
     height, width = output.shape[:2]
@@ -56,16 +73,10 @@ def find_droplets(output: np.ndarray, photo: np.ndarray) -> list[Droplet]:
     rise_out = local_rise(luminance(output), sigma)
     rise_in = local_rise(luminance(photo), sigma)
     candidate = ((rise_out > RISE) & (rise_out - rise_in > RISE - PHOTO_RISE)).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(candidate, connectivity=8)
-    total = height * width
     found = []
-    for label in range(1, count):
-        x, y, w, h, area = (int(v) for v in stats[label])
-        if not MIN_AREA_FRACTION * total <= area <= MAX_AREA_FRACTION * total:
-            continue
-        if area / (w * h) < MIN_FILL or max(w, h) / max(1, min(w, h)) > MAX_ASPECT:
-            continue
-        region = labels[y : y + h, x : x + w] == label
+    for x, y, w, h, area, region in shaped_regions(
+        candidate, (MIN_AREA_FRACTION, MAX_AREA_FRACTION), MIN_FILL, MAX_ASPECT
+    ):
         if rise_in[y : y + h, x : x + w][region].mean() > PHOTO_RISE:
             continue  # the photo is bright there too
         found.append(Droplet(x, y, w, h, area, float(rise_out[y : y + h, x : x + w][region].mean())))
