@@ -27,11 +27,10 @@ sys.path.insert(0, str(REPO / "training"))
 def shrink(source: Path, target: Path, short_side: int, quality: int = 85) -> None:
     from PIL import Image
 
+    from clipmorph.training.teacher import shrink_to_short_side
+
     with Image.open(source) as image:
-        image = image.convert("RGB")
-        scale = short_side / min(image.size)
-        if scale < 1:
-            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+        image = shrink_to_short_side(image.convert("RGB"), short_side, Image.Resampling.LANCZOS)
         target.parent.mkdir(parents=True, exist_ok=True)
         image.save(target, quality=quality)
 

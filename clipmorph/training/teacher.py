@@ -45,12 +45,15 @@ def covered_photos(root: Path, style_ids: Sequence[str], photos: Iterable[Path])
     return [p for p in photos if all(rendering_path(root, s, p).is_file() for s in style_ids)]
 
 
-def shrink_to_short_side(image: Image.Image, short_side: int) -> Image.Image:
+def shrink_to_short_side(
+    image: Image.Image, short_side: int, resample: Image.Resampling = Image.Resampling.BOX
+) -> Image.Image:
+    """Smaller so that its short side is ``short_side`` (never larger)."""
     scale = short_side / min(image.size)
     if scale >= 1:
         return image
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.BOX)
+    return image.resize(size, resample)
 
 
 def render_missing(
