@@ -46,6 +46,7 @@ from clipmorph.serving.requests import (
 from clipmorph.serving.schema import FrameItem, Picture, answers_errors, http_errors
 from clipmorph.serving.security_headers import SecurityHeaders
 from clipmorph.serving.settings import ServiceSettings, gpu_count
+from clipmorph.serving.slots import RequestSlots
 from clipmorph.serving.state_guard import StateChangeGuard
 from clipmorph.serving.uploads import refuse_addresses_in_file_fields
 from clipmorph.serving.web import create_jobs_app, create_web_app
@@ -110,9 +111,9 @@ StyleModel = bentoml.service(
 @bentoml.asgi_app(
     create_jobs_app(JOBS, lambda job, headers: may_cancel(job, headers, SETTINGS.admin_token)), path="/jobs"
 )
-@bentoml.service(
-    name="clipmorph", workers=1, threads=32, traffic={"timeout": 900, "max_concurrency": SETTINGS.max_concurrency}
-)
+# No traffic.max_concurrency: BentoML's limiter counts a request from its first byte, so stalled
+# uploads would hold every slot; RequestSlots (below) counts it once its body is in.
+@bentoml.service(name="clipmorph", workers=1, threads=32, traffic={"timeout": 900})
 class ClipMorph:
     model = bentoml.depends(StyleModel)
 
@@ -246,6 +247,9 @@ class ClipMorph:
             raise bentoml.exceptions.InvalidArgument("the job was cancelled") from None
 
 
+ClipMorph.add_asgi_middleware(
+    RequestSlots, max_processing=SETTINGS.max_concurrency, max_per_client=SETTINGS.max_requests_per_client
+)
 ClipMorph.add_asgi_middleware(
     BodyLimits, max_bytes=SETTINGS.max_upload_bytes, route_bytes=SETTINGS.route_upload_bytes(),
     idle_seconds=SETTINGS.body_idle_seconds, total_seconds=SETTINGS.body_total_seconds,

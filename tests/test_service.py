@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -381,20 +382,60 @@ def test_each_route_has_its_own_body_limit(server):
         assert small.status_code == 413
 
 
-def test_stalled_uploads_get_408_and_do_not_lock_other_clients_out(server):
+def open_uploads(server, source: str, count: int, length: int = 200000) -> list:
+    """``count`` uploads from the address ``source`` (any of 127/8 reaches the server) that send
+    their headers and the start of a body, and nothing more."""
     import socket
     from urllib.parse import urlsplit
 
     address = urlsplit(server.url)
     head = (
-        b"POST /stylize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200000\r\n"
+        b"POST /stylize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n"
         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n"
+        b'Content-Disposition: form-data; name="image"; filename="slow.png"\r\n\r\n' % length
     )
-    stalled = []
-    for _ in range(70):  # more than CLIPMORPH_MAX_CONCURRENCY (64): every slot held by a stalled upload
-        connection = socket.create_connection((address.hostname, address.port))
+    uploads = []
+    for _ in range(count):
+        connection = socket.create_connection((address.hostname, address.port), source_address=(source, 0))
         connection.sendall(head)
-        stalled.append(connection)
+        uploads.append(connection)
+    return uploads
+
+
+def answered(connections: list, wait: float, enough: int | None = None) -> list:
+    """The connections with an answer to read: those ready at once, then (``wait`` > 0) those
+    ready within ``wait`` seconds, stopping once ``enough`` are (select, no polling)."""
+    import select
+
+    ready: set = set()
+    deadline = time.monotonic() + wait
+    while True:
+        waiting = [c for c in connections if c not in ready]
+        readable = select.select(waiting, [], [], max(0.0, deadline - time.monotonic()))[0] if waiting else []
+        ready.update(readable)
+        if not readable or len(ready) >= (enough or len(connections)):
+            return [c for c in connections if c in ready]
+
+
+def read_to_close(connection) -> bytes:
+    """Everything the server sends until it closes the connection (its answer said so)."""
+    connection.settimeout(30)
+    chunks = []
+    while chunk := connection.recv(4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def keep_sending(connections: list, stop) -> None:
+    """A byte on every connection twice a second, until ``stop`` is set: slow, never idle."""
+    while not stop.wait(0.5):
+        for connection in connections:
+            with contextlib.suppress(OSError):  # answered and closed by the server
+                connection.sendall(b"x")
+
+
+def test_stalled_uploads_get_408_and_do_not_lock_other_clients_out(server):
+    stalled = open_uploads(server, "127.0.0.1", 70)  # more than CLIPMORPH_MAX_CONCURRENCY (64)
     answers = []
     for connection in stalled:
         connection.settimeout(30)  # the idle limit is 3 s here; the traffic timeout is 900 s
@@ -407,6 +448,36 @@ def test_stalled_uploads_get_408_and_do_not_lock_other_clients_out(server):
     assert set(answers) <= {b"408", b"429"} and b"408" in answers, answers
     response = stylize(server.client(timeout=60), png_bytes())
     assert response.status_code == 200  # the slots are free again
+    assert server.alive()
+
+
+def test_a_hundred_slow_uploads_from_two_addresses_lock_no_one_else_out(server):
+    """100 uploads that never finish, kept alive a byte at a time: each address may hold 32 open
+    (CLIPMORPH_MAX_REQUESTS_PER_CLIENT), its next ones get 429 at once; the 64 held ones fill what
+    used to be every processing slot (CLIPMORPH_MAX_CONCURRENCY 64), yet other clients are served."""
+    import threading
+
+    uploads = open_uploads(server, "127.0.0.2", 50) + open_uploads(server, "127.0.0.3", 50)
+    stop = threading.Event()
+    trickle = threading.Thread(target=keep_sending, args=(uploads, stop), daemon=True)
+    trickle.start()
+    try:
+        refused = answered(uploads, wait=30, enough=36)
+        assert len(refused) == 36, len(refused)  # 18 over the cap at each address
+        for connection in refused:
+            answer = read_to_close(connection)
+            assert answer.startswith(b"HTTP/1.1 429") and b"at most 32" in answer, answer
+        held = [c for c in uploads if c not in refused]
+        with server.client(timeout=60) as client:
+            for _ in range(4):
+                assert stylize(client, png_bytes()).status_code == 200
+                assert client.get("/styles").status_code == 200
+        assert answered(held, wait=0) == []  # all 64 still held (no 408, no 429) while others were served
+    finally:
+        stop.set()
+        trickle.join()
+        for connection in uploads:
+            connection.close()
     assert server.alive()
 
 

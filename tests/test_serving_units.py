@@ -46,6 +46,7 @@ def test_default_settings_parse_and_hide_the_token(monkeypatch):
         ("CLIPMORPH_BACKEND", "tensorrt", "unknown backend 'tensorrt'"),
         ("CLIPMORPH_DEVICE", "gpu", "auto, cpu, cuda or cuda:N"),
         ("CLIPMORPH_TRAIN_NICE", "40", "0-19"),
+        ("CLIPMORPH_MAX_REQUESTS_PER_CLIENT", "-1", "0: no cap"),
     ],
 )
 def test_a_bad_setting_is_refused_with_its_name(monkeypatch, name, value, says):

@@ -26,6 +26,18 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+async def send_refusal(send: Send, status: int, reason: str, message: str) -> None:
+    """A JSON error that closes the connection (the client may still be sending), counted by reason."""
+    from clipmorph.serving import metrics
+
+    metrics.rejected(reason)
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodyLimits:
     def __init__(
         self,
@@ -44,17 +56,6 @@ class BodyLimits:
     def limit_for(self, path: str) -> int:
         return self.route_bytes.get(path.rstrip("/") or "/", self.max_bytes)
 
-    @staticmethod
-    async def _refuse(send: Send, status: int, reason: str, message: str) -> None:
-        from clipmorph.serving import metrics
-
-        metrics.rejected(reason)
-        body = json.dumps({"error": message}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -63,7 +64,7 @@ class BodyLimits:
         too_large = f"request body too large: the limit for {scope.get('path', '/')} is {limit} bytes"
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._refuse(send, 413, "body_too_large", too_large)
+            await send_refusal(send, 413, "body_too_large", too_large)
             return
 
         received = 0
@@ -76,7 +77,7 @@ class BodyLimits:
             nonlocal refused
             refused = True
             if not started:
-                await self._refuse(send, status, reason, message)
+                await send_refusal(send, status, reason, message)
             return {"type": "http.disconnect"}
 
         async def guarded_receive() -> Message:

@@ -125,7 +125,8 @@ class ServiceSettings:
     batch_size: int | None  # CLIPMORPH_BATCH_SIZE: frames per forward pass (unset: 1 on CPU, 8 on GPU)
     max_batch_size: int  # CLIPMORPH_MAX_BATCH_SIZE: adaptive batching upper bound
     max_latency_ms: int  # CLIPMORPH_MAX_LATENCY_MS: batch queue budget; a fuller queue answers 503 at once
-    max_concurrency: int  # CLIPMORPH_MAX_CONCURRENCY: requests in the API at once; more get 429 at once
+    max_concurrency: int  # CLIPMORPH_MAX_CONCURRENCY: requests processed at once (body in); more get 429 at once
+    max_requests_per_client: int  # CLIPMORPH_MAX_REQUESTS_PER_CLIENT: open requests per client address (0: no cap)
     admin_token: str  # CLIPMORPH_ADMIN_TOKEN: required by style create/delete (unset: loopback-only servers)
     allowed_origins: list[str]  # CLIPMORPH_ALLOWED_ORIGINS: other sites' pages that may change state (comma list)
     train_content: list[Path]  # CLIPMORPH_TRAIN_CONTENT: photo folders for style creation (os.pathsep list)
@@ -174,6 +175,9 @@ class ServiceSettings:
             max_batch_size=_read("CLIPMORPH_MAX_BATCH_SIZE", "16", int, count, lambda v: v >= 1),
             max_latency_ms=_read("CLIPMORPH_MAX_LATENCY_MS", "20000", int, count, lambda v: v >= 1),
             max_concurrency=_read("CLIPMORPH_MAX_CONCURRENCY", "64", int, count, lambda v: v >= 1),
+            max_requests_per_client=_read(
+                "CLIPMORPH_MAX_REQUESTS_PER_CLIENT", "32", int, "a whole number >= 0 (0: no cap)", lambda v: v >= 0
+            ),
             admin_token=os.environ.get("CLIPMORPH_ADMIN_TOKEN", ""),
             allowed_origins=[
                 o.strip() for o in os.environ.get("CLIPMORPH_ALLOWED_ORIGINS", "").split(",") if o.strip()
