@@ -23,6 +23,9 @@ SOAK_COLUMNS = ["seconds", "requests", "good_ok", "bad_4xx", "5xx", "connection_
 SOAK_COLUMNS += ["rss_mib_warm", "rss_mib_end"]
 
 
+TRAINING_COLUMNS = ["device", "batch", "image_size", "teacher", "crops", "steps", "seconds", "crops_per_s"]
+
+
 def table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     cell = lambda value: f"{value:.4g}" if isinstance(value, float) else str(value)  # noqa: E731
@@ -203,9 +206,10 @@ def write(info: dict, rows: list[dict], out: Path) -> None:
         "",
         "Crops per second of the catalogue's training (the `full` backbone from models/, 21 paintings, content, "
         "style, TV, both temporal terms, the teacher anchor where its renderings are cached), after two warm-up "
-        "steps; run it on a CUDA machine for the GPU rows.",
+        "steps; `crops`: cut on the device (photos decoded once) or by loader processes. Run it on a CUDA "
+        "machine for the GPU rows.",
         "",
-        table(section("training"), ["device", "batch", "image_size", "teacher", "steps", "seconds", "crops_per_s"]),
+        table(section("training"), TRAINING_COLUMNS),
         "",
         "## GPU (`python -m bench --sections gpu --merge` on a CUDA machine)",
         table(section("gpu-model"), GPU_MODEL_COLUMNS),

@@ -297,7 +297,7 @@ def test_the_gpu_session_script_trains_with_the_teacher_and_exports_without_pyav
     out = tmp_path / "out"
     env = without_av_and_bentoml(tmp_path) | {
         "OUT": str(out), "PACK": str(pack), "PYTHON": sys.executable, "RUNS": str(tmp_path / "runs"),
-        "BATCH": "2", "WORKERS": "0", "IMAGE_SIZE": "32",
+        "BATCH": "2", "WORKERS": "0", "IMAGE_SIZE": "32", "CROPS": "device",
     }  # fmt: skip
     session = subprocess.run(
         ["bash", str(REPO / "training" / "gpu_session.sh"), "1", "1e6", "--", "--steps", "3"],

@@ -65,6 +65,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         batch_size=args.batch_size,
         image_size=args.image_size,
         workers=args.workers,
+        crops=args.crops,
         checkpoint_every=100,
         sample_every=250,
         max_minutes=args.max_minutes,
@@ -547,6 +548,12 @@ def main_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=1e-3, help="train: Adam learning rate")
     parser.add_argument("--spot-weight", type=float, default=0.0, help="train, refine: droplet penalty weight")
     parser.add_argument("--workers", type=int, default=1, help="photo loading processes")
+    parser.add_argument(
+        "--crops",
+        choices=["auto", "device", "loader"],
+        default="auto",
+        help="train: cut crops on the device (photos decoded once) or in loader processes (auto: device on a GPU)",
+    )
     parser.add_argument("--teacher-dir", type=Path, help="teach, train: renderings (default <runs>/teacher)")
     parser.add_argument("--teacher-photos", type=int, default=240, help="teach: about this many photos, evenly spread")
     parser.add_argument(

@@ -8,7 +8,8 @@
 # and carry .device-pack. Then `finish --full-from` takes an unpacked export.
 #   usage: OUT=out bash training/gpu_session.sh MINUTES [TEACHER_WEIGHT ...] [-- extra train args]
 # (no weight given: one chunk without the anchor)
-# Settings by environment: BATCH (64), WORKERS (cores - 2), IMAGE_SIZE (256), LR (5e-4), PACK,
+# Settings by environment: BATCH (64), WORKERS (cores - 2: loader processes, or decoding threads
+# when crops are cut on the GPU), CROPS (auto: on the GPU), IMAGE_SIZE (256), LR (5e-4), PACK,
 # INIT (the catalogue to start from: models, or an earlier chunk's export carried along).
 set -uo pipefail
 minutes=${1:?minutes of training per chunk}
@@ -36,9 +37,9 @@ for weight in "${weights[@]}"; do
   runs=${RUNS:-/tmp/clipmorph-runs}/teacher-$weight
   teacher=(--teacher-weight "$weight")  # 0: without the anchor
   if [ "$weight" != 0 ]; then teacher+=(--teacher-dir "$pack/teacher"); fi
-  echo "== teacher weight $weight: $minutes min, batch ${BATCH:-64}, $workers loader workers" | tee -a "$log"
+  echo "== teacher weight $weight: $minutes min, batch ${BATCH:-64}, crops ${CROPS:-auto}, $workers workers" | tee -a "$log"
   $PYTHON training/build_catalogue.py train --init-from "${INIT:-models}" --runs "$runs" --max-minutes "$minutes" \
-    --image-size "${IMAGE_SIZE:-256}" --batch-size "${BATCH:-64}" --workers "$workers" --lr "${LR:-5e-4}" \
+    --image-size "${IMAGE_SIZE:-256}" --batch-size "${BATCH:-64}" --workers "$workers" --crops "${CROPS:-auto}" --lr "${LR:-5e-4}" \
     --steps 1000000 --no-wandb --export "$runs/export" "${teacher[@]}" "$@" 2>&1 \
     | tr '\r' '\n' | grep -v "^ *$" | awk '!/step\/s|s\/step/ || NR % 200 == 1' | tee -a "$log"
   code=${PIPESTATUS[0]}

@@ -15,6 +15,8 @@ from clipmorph.styles.library import StyleLibrary
 from clipmorph.styles.names import validate_name
 from clipmorph.training.temporal import MotionRange
 
+CROP_PATHS = ("auto", "device", "loader")
+
 
 @dataclass
 class StyleSource:
@@ -63,6 +65,10 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 where native), bfloat16, float16, float32
     compile: bool = False
     workers: int = 2
+    # Where crops are cut: "device" decodes every photo once onto the training device and cuts
+    # there (clipmorph.training.device_crops: what a GPU needs to be fed), "loader" in ``workers``
+    # processes with PIL, "auto" the first on a GPU and the second on the CPU.
+    crops: str = "auto"
     checkpoint_every: int = 200
     sample_every: int = 200
     log_every: int = 10
@@ -84,6 +90,8 @@ class TrainConfig:
             raise BadInput("steps and batch size must be >= 1, image and style sizes >= 32")
         folders = [self.content] if isinstance(self.content, str | Path) else self.content
         self.content, self.checkpoint_dir = [Path(f) for f in folders], local_or_url(self.checkpoint_dir)
+        if self.crops not in CROP_PATHS:
+            raise BadInput(f"unknown crop path {self.crops!r}; choose from {', '.join(CROP_PATHS)}")
         if self.teacher_weight and self.teacher_dir is None:
             raise BadInput("a teacher weight needs the teacher renderings' folder (--teacher-dir)")
         self.teacher_dir = Path(self.teacher_dir) if self.teacher_dir is not None else None

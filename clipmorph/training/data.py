@@ -56,6 +56,16 @@ def fit_long_side(image: Image.Image, long_side: int) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
+def crop_geometry(rng: np.random.Generator, width: int, height: int, min_scale: float) -> tuple[int, int, int, bool]:
+    """A random square crop (``min_scale``..1 of the shorter side) and whether to mirror it:
+    (left, top, side, mirror). The one draw order both crop paths share (``RandomCrops``, and
+    ``DeviceCrops`` on a GPU), so either gives a sample number the same crop."""
+    side = max(1, round(min(width, height) * rng.uniform(min_scale, 1.0)))
+    left = int(rng.integers(0, width - side + 1))
+    top = int(rng.integers(0, height - side + 1))
+    return left, top, side, bool(rng.random() < 0.5)
+
+
 class SampleStream(Sampler[int]):
     """Endless sample numbers from ``start``: resuming at step k continues the same stream."""
 
@@ -115,13 +125,9 @@ class RandomCrops(Dataset):
     def _crop(
         self, image: Image.Image, rng: np.random.Generator, rendering: Image.Image | None = None
     ) -> Tensor | tuple[Tensor, Tensor]:
-        short = min(image.size)
-        side = max(1, round(short * rng.uniform(self.min_scale, 1.0)))
-        left = int(rng.integers(0, image.width - side + 1))
-        top = int(rng.integers(0, image.height - side + 1))
+        left, top, side, mirror = crop_geometry(rng, image.width, image.height, self.min_scale)
         crop = image.crop((left, top, left + side, top + side))
         crop = crop.resize((self.size, self.size), Image.Resampling.BILINEAR)
-        mirror = rng.random() < 0.5
         if mirror:
             crop = ImageOps.mirror(crop)
         if rendering is None:

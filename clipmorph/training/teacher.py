@@ -117,13 +117,17 @@ def render_for(
 
 def crop_box_on(image: Image.Image, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
     """A crop given as fractions (left, top, right, bottom) of a picture, in ``image``'s pixels."""
+    return crop_box_in(*image.size, box)
+
+
+def crop_box_in(width: int, height: int, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+    """``crop_box_on`` for a picture of ``width`` x ``height`` pixels (at least one pixel)."""
     left, top, right, bottom = box
-    w, h = image.size
     return (
-        round(left * w),
-        round(top * h),
-        max(round(right * w), round(left * w) + 1),
-        max(round(bottom * h), round(top * h) + 1),
+        round(left * width),
+        round(top * height),
+        max(round(right * width), round(left * width) + 1),
+        max(round(bottom * height), round(top * height) + 1),
     )
 
 

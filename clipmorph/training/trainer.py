@@ -9,11 +9,12 @@ weights), ``objective`` (+ ``temporal``), ``checkpoints``, ``previews``, ``recor
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -26,6 +27,7 @@ from clipmorph.styles.library import StyleLibrary
 from clipmorph.training import checkpoints, previews, record
 from clipmorph.training.config import ProgressCallback, TrainConfig, TrainResult
 from clipmorph.training.data import RandomCrops, find_images, fit_long_side, load_rgb, to_tensor
+from clipmorph.training.device_crops import DeviceCrops
 from clipmorph.training.distributed import ShardedSampleStream, World
 from clipmorph.training.loss_network import load_vgg
 from clipmorph.training.objective import LossWeights, PerceptualObjective
@@ -177,15 +179,7 @@ class Trainer:
                     "(training/build_catalogue.py teach) or train without the anchor (teacher weight 0)"
                 )
         self.content_images = len(paths)
-        crops = RandomCrops(
-            paths, cfg.image_size, seed=cfg.seed, style_ids=style_ids,
-            teacher_root=cfg.teacher_dir if cfg.teacher_weight else None,
-        )  # fmt: skip
-        loader = DataLoader(
-            crops, batch_size=self.local_batch,
-            sampler=ShardedSampleStream(self.step, cfg.batch_size, self.world), num_workers=cfg.workers,
-            persistent_workers=False, pin_memory=self.device.type == "cuda", prefetch_factor=4 if cfg.workers else None,
-        )  # fmt: skip
+        loader = self._batches(paths, style_ids)
         preview = previews.preview_batch(paths, cfg.image_size) if main else None
         bar = None
         if show_bar and main:
@@ -258,6 +252,32 @@ class Trainer:
         self.world.leave()
         return TrainResult(
             library, self.step, finished, self.seconds, dict(self.averages), checkpoint, self.world.is_main
+        )  # fmt: skip
+
+    @property
+    def crops_on_device(self) -> bool:
+        if self.config.crops == "auto":
+            return self.device.type == "cuda"
+        return self.config.crops == "device"
+
+    def _batches(self, paths: list[Path], style_ids: list[str]) -> Iterable[Tensor | list[Tensor]]:
+        """This process's batches from the current step on: cut on the device (every photo
+        decoded once), or by loader processes; both draw a sample's crop the same way."""
+        cfg = self.config
+        teacher_root = cfg.teacher_dir if cfg.teacher_weight else None
+        if self.crops_on_device:
+            crops = DeviceCrops(
+                paths, cfg.image_size, self.device, seed=cfg.seed, teacher_root=teacher_root, style_ids=style_ids,
+                threads=max(1, cfg.workers),
+            )  # fmt: skip
+            log.info("%d photos decoded onto %s (%.0f MB)", len(crops), self.device, crops.nbytes / 1e6)
+            samples = iter(ShardedSampleStream(self.step, cfg.batch_size, self.world))
+            return (crops.batch(list(itertools.islice(samples, self.local_batch))) for _ in itertools.count())
+        crops = RandomCrops(paths, cfg.image_size, seed=cfg.seed, style_ids=style_ids, teacher_root=teacher_root)
+        return DataLoader(
+            crops, batch_size=self.local_batch,
+            sampler=ShardedSampleStream(self.step, cfg.batch_size, self.world), num_workers=cfg.workers,
+            persistent_workers=False, pin_memory=self.device.type == "cuda", prefetch_factor=4 if cfg.workers else None,
         )  # fmt: skip
 
     def _train_step(self, batch: Tensor | list[Tensor]) -> None:
