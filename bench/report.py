@@ -23,7 +23,7 @@ SOAK_COLUMNS = ["seconds", "requests", "good_ok", "bad_4xx", "5xx", "connection_
 SOAK_COLUMNS += ["rss_mib_warm", "rss_mib_end"]
 
 
-TRAINING_COLUMNS = ["device", "batch", "image_size", "teacher", "crops", "steps", "seconds", "crops_per_s"]
+TRAINING_COLUMNS = ["device", "batch", "image_size", "teacher", "crops", "compiled", "steps", "seconds", "crops_per_s"]
 
 
 def table(rows: list[dict], columns: list[str]) -> str:

@@ -36,7 +36,9 @@ def teacher_root() -> Path | None:
     return root if root.is_dir() else None
 
 
-def measure(batch: int, image_size: int, device: str, seconds: float, workers: int, crops: str) -> dict:
+def measure(
+    batch: int, image_size: int, device: str, seconds: float, workers: int, crops: str, compiled: bool = False
+) -> dict:
     from clipmorph.training.config import TrainConfig, styles_from_toml
     from clipmorph.training.trainer import Trainer
 
@@ -49,8 +51,8 @@ def measure(batch: int, image_size: int, device: str, seconds: float, workers: i
         config = TrainConfig(
             styles, [data / "content" / f for f in folders], Path(tmp), init_from=REPO / "models",
             norm="mean-after-encoder", steps=1_000_000, batch_size=batch, image_size=image_size, device=device,
-            workers=workers, crops=crops, max_minutes=seconds / 60, wandb=False, checkpoint_every=10**9,
-            sample_every=10**9, teacher_dir=teacher, teacher_weight=3e6 if teacher else 0.0,
+            workers=workers, crops=crops, compile=compiled, max_minutes=seconds / 60, wandb=False,
+            checkpoint_every=10**9, sample_every=10**9, teacher_dir=teacher, teacher_weight=3e6 if teacher else 0.0,
         )  # fmt: skip
         Trainer(config).run(progress=lambda step, *_: marks.append((step, time.monotonic())), show_bar=False)
     (first_step, first), (last_step, last) = marks[min(1, len(marks) - 1)], marks[-1]
@@ -62,6 +64,7 @@ def measure(batch: int, image_size: int, device: str, seconds: float, workers: i
         "image_size": image_size,
         "teacher": bool(teacher),
         "crops": crops,
+        "compiled": compiled,
         "steps": timed,
         "seconds": round(last - first, 2),
         "crops_per_s": round(timed * batch / (last - first), 2) if timed else 0.0,
@@ -79,13 +82,16 @@ def run(quick: bool = False) -> list[dict]:
     workers = max(0, min(14, (os.cpu_count() or 2) - 2))
     rows = []
     # Every batch size on the device's own crop path; the largest on the other path too (cut on
-    # the GPU or by loader processes), to show what the data path costs.
-    runs = [(batch, "auto") for batch in (batches[:1] if quick else batches)]
-    runs.append((runs[-1][0], "loader" if device == "cuda" else "device"))
-    for batch, crops in runs:
-        if crops == "auto":
-            crops = "device" if device == "cuda" else "loader"
-        row = measure(batch, size, device, seconds, workers, crops)
+    # the GPU or by loader processes), to show what the data path costs, and on a GPU compiled.
+    own = "device" if device == "cuda" else "loader"
+    runs = [(batch, own, False) for batch in (batches[:1] if quick else batches)]
+    largest = runs[-1][0]
+    runs.append((largest, "loader" if device == "cuda" else "device", False))
+    if device == "cuda":
+        runs.append((largest, own, True))
+    for batch, crops, compiled in runs:
+        compiling = 90.0 if compiled else 0.0  # the first steps compile; the timed ones come after
+        row = measure(batch, size, device, seconds + compiling, workers, crops, compiled)
         print(f"training: {row}", flush=True)
         rows.append(row)
     return rows

@@ -47,7 +47,7 @@ def test_device_crops_are_the_loader_crops_of_the_same_samples(photos_and_render
     samples = list(range(40, 52))
     content, targets = device.batch(samples)
     assert content.shape == (12, 3, 64, 64) and targets.shape == (12, 3, 16, 16)
-    assert content.dtype == torch.float32 and 0 <= content.min() and content.max() <= 1
+    assert content.dtype == torch.float32 and content.min() >= 0 and content.max() <= 1
     for row, sample in enumerate(samples):
         photo, target = loader[sample]
         assert psnr(content[row], photo) > 30, sample  # same place, size and mirroring; other filters

@@ -66,6 +66,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         image_size=args.image_size,
         workers=args.workers,
         crops=args.crops,
+        compile=args.compile,
         checkpoint_every=100,
         sample_every=250,
         max_minutes=args.max_minutes,
@@ -548,6 +549,7 @@ def main_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=1e-3, help="train: Adam learning rate")
     parser.add_argument("--spot-weight", type=float, default=0.0, help="train, refine: droplet penalty weight")
     parser.add_argument("--workers", type=int, default=1, help="photo loading processes")
+    parser.add_argument("--compile", action="store_true", help="train: torch.compile the network and the loss network")
     parser.add_argument(
         "--crops",
         choices=["auto", "device", "loader"],

@@ -9,7 +9,7 @@
 #   usage: OUT=out bash training/gpu_session.sh MINUTES [TEACHER_WEIGHT ...] [-- extra train args]
 # (no weight given: one chunk without the anchor)
 # Settings by environment: BATCH (64), WORKERS (cores - 2: loader processes, or decoding threads
-# when crops are cut on the GPU), CROPS (auto: on the GPU), IMAGE_SIZE (256), LR (5e-4), PACK,
+# when crops are cut on the GPU), CROPS (auto: on the GPU), COMPILE (1: torch.compile the step), IMAGE_SIZE (256), LR (5e-4), PACK,
 # INIT (the catalogue to start from: models, or an earlier chunk's export carried along).
 set -uo pipefail
 minutes=${1:?minutes of training per chunk}
@@ -36,6 +36,7 @@ status=0
 for weight in "${weights[@]}"; do
   runs=${RUNS:-/tmp/clipmorph-runs}/teacher-$weight
   teacher=(--teacher-weight "$weight")  # 0: without the anchor
+  [ "${COMPILE:-0}" = 1 ] && teacher+=(--compile)
   if [ "$weight" != 0 ]; then teacher+=(--teacher-dir "$pack/teacher"); fi
   echo "== teacher weight $weight: $minutes min, batch ${BATCH:-64}, crops ${CROPS:-auto}, $workers workers" | tee -a "$log"
   $PYTHON training/build_catalogue.py train --init-from "${INIT:-models}" --runs "$runs" --max-minutes "$minutes" \

@@ -71,12 +71,16 @@ class Trainer:
             self.forward = DistributedDataParallel(
                 self.net, device_ids=[self.device] if self.device.type == "cuda" else None
             )
+        if self.device.type == "cuda":  # one crop size all run long: let cuDNN pick its fastest kernels
+            torch.backends.cudnn.benchmark = True
         if config.compile:
             self.forward = torch.compile(self.forward)
         weights = torch.tensor([s.style_weight for s in config.styles], device=self.device)
         self.temporal_weights = torch.tensor([s.temporal_weight for s in config.styles], device=self.device)
         self.teacher_weights = torch.tensor([s.teacher_weight for s in config.styles], device=self.device)
         self.objective = PerceptualObjective.for_paintings(vgg, self._paintings(), weights)
+        if config.compile:  # after the Gram targets: each painting has its own size, the crops one
+            self.objective.vgg = torch.compile(vgg)
         self.weights = LossWeights(config.content_weight, config.style_weight, config.tv_weight)
         self.step, self.seconds, self.content_images = 0, 0.0, 0
         self.averages: dict[str, float] = {}
