@@ -430,7 +430,10 @@ def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) 
         "Style distance: Gram distance to the painting (in brackets: relative to the unstylized photo's). "
         "Droplets: compact bright blobs the network painted where the photo has none, counted over the "
         "held-out photos (`clipmorph/training/droplets.py`). Blobs: spots and short streaks of colour standing out "
-        "from the picture's own texture where the photo is calm (`clipmorph/training/blobs.py`).",
+        "from the picture's own texture where the photo is calm (`clipmorph/training/blobs.py`). Stripes: the "
+        "highest banding score over the held-out photos (fine detail lined up one way where the photo is calm "
+        "and does not explain it; clean pictures score up to about 0.1) and, in brackets, how many photos score "
+        "above 0.13, where stripes show at 1:1 (`clipmorph/training/stripes.py`).",
         "",
         "![contact sheet](contact-sheet.jpg)",
         "",

@@ -35,6 +35,8 @@ from clipmorph.training.blobs import find_blobs
 from clipmorph.training.data import fit_long_side, load_rgb
 from clipmorph.training.droplets import find_droplets
 from clipmorph.training.record import total_steps
+from clipmorph.training.stripes import VISIBLE as STRIPES_VISIBLE
+from clipmorph.training.stripes import stripe_score
 
 
 @dataclass
@@ -47,6 +49,8 @@ class StyleScores:
     warping_error_ratio: float | None  # over the input video's own warping error
     droplets: int = 0  # droplet artifacts found on the photos (clipmorph.training.droplets)
     blobs: int = 0  # spots and streaks of colour where the photo is calm (clipmorph.training.blobs)
+    stripes: float = 0.0  # the highest stripe score over the photos (clipmorph.training.stripes)
+    striped: int = 0  # photos whose stripes show at 1:1 (score above stripes.VISIBLE)
 
 
 @dataclass
@@ -172,6 +176,7 @@ def evaluate_library(
         outputs = engine.stylize_frames(photo_arrays, options)  # the engine groups them by size
         droplets = sum(len(find_droplets(o, p)) for o, p in zip(outputs, photo_arrays, strict=True))
         blobs = sum(len(find_blobs(o, p)) for o, p in zip(outputs, photo_arrays, strict=True))
+        banding = [stripe_score(o, p) for o, p in zip(outputs, photo_arrays, strict=True)]
         out_feats = [distances.features(o) for o in outputs]
         content = float(
             np.mean([distances.content_distance(o, p) for o, p in zip(out_feats, photo_feats, strict=True)])
@@ -188,7 +193,9 @@ def evaluate_library(
             stylized = engine.stylize_frames(frames, options)
             error = warping_error(stylized, flows)
             error_ratio = error / input_error if input_error else None
-        results.append(StyleScores(style_id, style_distance, ratio, content, error, error_ratio, droplets, blobs))
+        striped = sum(score > STRIPES_VISIBLE for score in banding)
+        scores = (droplets, blobs, max(banding, default=0.0), striped)
+        results.append(StyleScores(style_id, style_distance, ratio, content, error, error_ratio, *scores))
     run = {
         "photos": len(photo_arrays),
         "video": str(video.name) if video else None,
@@ -227,8 +234,8 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 def markdown_table(scores: Sequence[StyleScores], library: StyleLibrary) -> str:
     lines = [
         "| style | steps | device | style dist. (ratio to photo) | content dist. | warping error (ratio to input) "
-        "| droplets | blobs |",
-        "|---|---|---|---|---|---|---|---|",
+        "| droplets | blobs | stripes (photos striped) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in scores:
         training = library.styles[s.style].metadata.get("training", {}) if s.style in library.styles else {}
@@ -236,7 +243,8 @@ def markdown_table(scores: Sequence[StyleScores], library: StyleLibrary) -> str:
         lines.append(
             f"| {s.style} | {steps} | {training.get('device', 'n/a')} "
             f"| {_fmt(s.style_distance)} ({_fmt(s.style_distance_ratio, 2)}) | {_fmt(s.content_distance)} "
-            f"| {_fmt(s.warping_error)} ({_fmt(s.warping_error_ratio, 3)}) | {s.droplets} | {s.blobs} |"
+            f"| {_fmt(s.warping_error)} ({_fmt(s.warping_error_ratio, 3)}) | {s.droplets} | {s.blobs} "
+            f"| {s.stripes:.2f} ({s.striped}) |"
         )
     return "\n".join(lines) + "\n"
 
