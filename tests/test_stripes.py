@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from clipmorph.training.stripes import VISIBLE, stripe_score
+
 from conftest import REPO
 
 
@@ -77,7 +78,7 @@ def test_on_real_crops_our_striped_scream_is_above_the_line_and_the_peers_pictur
     if not sheet_path.is_file():
         pytest.skip(f"{sheet_path} not found")
     sheet = np.asarray(Image.open(sheet_path).convert("RGB"))
-    columns = ["photo", "starrynight ours", "starrynight peer", "scream ours", "scream peer", "monet ours", "monet peer"]
+    columns = ["photo", *(f"{p} {w}" for p in ("starrynight", "scream", "monet") for w in ("ours", "peer"))]
     for top in (24, 324):
         crops = {name: sheet[top : top + 300, 300 * i : 300 * (i + 1)] for i, name in enumerate(columns)}
         scores = {name: stripe_score(crop, crops["photo"]) for name, crop in crops.items()}

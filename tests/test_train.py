@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -160,7 +161,7 @@ def test_refining_a_style_the_backbone_has_starts_from_its_vectors_and_continues
     base = train(tiny_config(pictures, tmp_path / "a", steps=2), show_bar=False).library
     (backbone,) = base.backbones.values()
     config = tiny_config(pictures, tmp_path / "b", steps=3, add_to=backbone.name, style_weight=20.0, lr=0.02)
-    config.styles = config.styles[:1]  # stripes only
+    config.styles = [replace(config.styles[0], style_weight=8.0)]  # stripes only, with its own multiplier
     before = base.styles["stripes"].params
     start = Trainer(config, base=base).net.style_state(0)
     for key, value in before.items():
@@ -172,6 +173,8 @@ def test_refining_a_style_the_backbone_has_starts_from_its_vectors_and_continues
     record = refined.metadata["training"]
     assert record["mode"] == "refine" and record["steps"] == 3 and record["total_steps"] == 5
     assert record["style_weight"] == 20.0 and record["started_from"]["training"]["style_weight"] == 5
+    # each run on record keeps the style's multiplier of that run (the REPORT multiplies them)
+    assert record["style_loss_weight"] == 8.0 and record["started_from"]["training"]["style_loss_weight"] == 1.0
     base.merge(result.library)  # the catalogue's way: the other style is untouched
     assert base.styles["stripes"] is refined and base.styles["checks"].metadata["training"]["mode"] == "from-scratch"
 

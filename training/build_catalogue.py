@@ -467,8 +467,11 @@ def training_history(trained: dict) -> list[str]:
 
 
 def own_weight(style, run: dict) -> float:
-    """The style's own loss multiplier in that run (its metadata holds the newest one)."""
-    return float(run.get("style_loss_weight", style.metadata.get("style_loss_weight", 1.0)))
+    """The style's own loss multiplier in that run. Records written before runs kept it have
+    none: a refinement then used catalogue.toml's [refine] weights, other runs 1."""
+    if "style_loss_weight" in run:
+        return float(run["style_loss_weight"])
+    return refine_weights().get(style.id.removesuffix("-lite"), 1.0) if run.get("mode") == "refine" else 1.0
 
 
 def refine_runs(trained: dict) -> list[dict]:

@@ -76,7 +76,8 @@ def result_library(trainer: Trainer) -> StyleLibrary:
             "style_image_sha256": sha256_file(source.image),
             "style_loss_weight": source.style_weight,
             "temporal_loss_weight": source.temporal_weight,
-            "training": style_record(trainer, source.id, trained),
+            # Each run on record keeps the style's own multiplier then (a refinement's differs).
+            "training": style_record(trainer, source.id, trained | {"style_loss_weight": source.style_weight}),
             "final_losses": {
                 "style": round(averages.get(f"style/{source.id}", float("nan")), 4),
                 **{k: round(v, 4) for k, v in averages.items() if "/" not in k},
