@@ -312,3 +312,51 @@ def test_the_gpu_session_script_trains_with_the_teacher_and_exports_without_pyav
     assert sorted(exported.styles) == sorted(ids)
     trained = exported.styles["scream"].metadata["training"]
     assert trained["teacher_weight"] == 1e6 and trained["steps"] == 3
+
+
+def test_report_measures_a_finished_catalogue_again_without_moving_a_weight(tmp_path, vgg_assets, monkeypatch):
+    """`build_catalogue.py report`: full and lite evaluated again (stripes included), the REPORT,
+    sheet and each style's evaluation rewritten, the weights untouched."""
+    import torch
+
+    from clipmorph.model.network import WIDTHS, TransformerNet
+    from clipmorph.styles import catalogue
+    from clipmorph.styles.library import StyleLibrary
+
+    from media_factory import make_video
+
+    data = tmp_path / "data"
+    ids = stand_in_data(data, photos=1)[:2]  # two styles keep it short; the stage takes any catalogue
+    (data / "content" / "sun-hays80").mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(gradient_frame(64, 48, t=i)).save(data / "content" / "sun-hays80" / f"{i}.jpg")
+    (data / "videos").mkdir()
+    make_video(data / "videos" / "ski.mov", frames=4, audio_codec=None)
+    run = {
+        "mode": "from-scratch", "steps": 3, "batch_size": 2, "image_size": 32, "seconds": 6.0, "device": "cpu",
+        "precision": "float32", "content_images": 4, "style_weight": 1.5, "content_weight": 1.0, "tv_weight": 1e3,
+        "noise_weight": 0.0, "warp_weight": 0.0, "lr": 1e-3,
+    }  # fmt: skip
+    torch.manual_seed(0)
+    shipped = StyleLibrary()
+    for width, name, suffix in [("full", "catalogue-full", ""), ("lite", "catalogue-lite", "-lite")]:
+        record = run | {"mode": "distilled"} if width == "lite" else run
+        library = StyleLibrary.from_network(
+            TransformerNet(WIDTHS[width], len(ids)), name, [i + suffix for i in ids], {"training": record},
+            [{"training": record, "style_image": f"{i}.jpg"} for i in ids],
+        )  # fmt: skip
+        shipped.merge(library)
+    models = tmp_path / "models"
+    catalogue.write_catalogue(shipped, models)
+    monkeypatch.setenv("CLIPMORPH_CACHE", str(vgg_assets[1].parent))
+    build = build_catalogue_module()
+    assert build.main(["report", "--data", str(data), "--models", str(models), "--eval-photos", "2",
+                       "--eval-frames", "3"]) == 0  # fmt: skip
+    report = (models / "REPORT.md").read_text()
+    assert "| stripes (photos striped) |" in report and "`lite` backbone: distilled from it, 3 steps" in report
+    assert (models / "contact-sheet.jpg").is_file()
+    again = catalogue.read_catalogue(models)
+    for style_id, style in shipped.styles.items():
+        measured = again.styles[style_id].metadata["evaluation"]
+        assert {"stripes", "striped", "blobs", "warping_error_ratio"} <= set(measured), style_id
+        assert all(torch.equal(style.params[k], again.styles[style_id].params[k]) for k in style.params)

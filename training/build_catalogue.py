@@ -346,11 +346,8 @@ def thumbnails(engine, styles: list[str], side: int = 160) -> dict[str, bytes]:
 
 
 def stage_finish(args: argparse.Namespace) -> None:
-    from clipmorph.inference.engine import Engine
     from clipmorph.styles import catalogue
-    from clipmorph.styles.library import Style, StyleLibrary
     from clipmorph.training.distill import distill, rename_styles
-    from clipmorph.training.evaluate import contact_sheet, scores_metadata
     from clipmorph.training.trainer import train
 
     if args.full_from:  # exported by `train --export` (on another machine, say), or a shipped catalogue
@@ -374,7 +371,27 @@ def stage_finish(args: argparse.Namespace) -> None:
     )
     print(f"distilled lite: {lite.steps} steps in {lite.seconds / 60:.1f} min, loss {lite.loss:.4f}")
     student = refine_lite(args, lite.library) if args.lite_refine_minutes else lite.library
-    libraries = {"full": full, "lite": rename_styles(student, "-lite")}
+    ship(args, {"full": full, "lite": rename_styles(student, "-lite")}, Path(args.models))
+
+
+def stage_report(args: argparse.Namespace) -> None:
+    """Measure a finished catalogue again (new measures, other photos) and rewrite it with its
+    REPORT, contact sheet and thumbnails, without training."""
+    from clipmorph.styles import catalogue
+
+    source = catalogue.read_catalogue(Path(args.full_from or args.models))
+    libraries = {"full": source.only_backbone("catalogue-full"), "lite": source.only_backbone("catalogue-lite")}
+    ship(args, libraries, Path(args.models))
+
+
+def ship(args: argparse.Namespace, libraries: dict, models: Path) -> None:
+    """Evaluate the full and lite libraries, then write them into ``models`` as the catalogue,
+    with the scores in each style's metadata, the REPORT, contact sheet and thumbnails."""
+    from clipmorph.inference.engine import Engine
+    from clipmorph.styles import catalogue
+    from clipmorph.styles.library import Style, StyleLibrary
+    from clipmorph.training.evaluate import contact_sheet, scores_metadata
+
     shipped = StyleLibrary()
     report_rows = {}
     for width, library in libraries.items():
@@ -387,13 +404,14 @@ def stage_finish(args: argparse.Namespace) -> None:
             style = library.styles[score.style]
             meta = style.metadata | {"evaluation": scores_metadata(score, run), "width": width}
             shipped.add_style(Style(style.id, style.backbone, style.params, meta, pictures[style.id]))
-    models = Path(args.models)
+    models.mkdir(parents=True, exist_ok=True)
     for stale in list((models / "styles").glob("*.safetensors")) + list((models / "backbones").glob("*.safetensors")):
         stale.unlink()
     catalogue.write_catalogue(shipped, models)
+    full = libraries["full"]
     engine = Engine(full)
     contact_sheet(engine, sorted(full.styles), sheet_photos(), cell=200).save(models / "contact-sheet.jpg", quality=85)
-    write_report(models / "REPORT.md", report_rows, libraries, lite, models / "ablation.json")
+    write_report(models / "REPORT.md", report_rows, libraries, models / "ablation.json")
     print(f"wrote {models}")
 
 
@@ -403,22 +421,25 @@ def lite_continuation(library) -> str:
     return f", going on from the earlier lite student ({earlier} steps of distillation before)" if earlier else ""
 
 
-def write_report(path: Path, rows: dict, libraries: dict, lite, ablation: Path) -> None:
+def write_report(path: Path, rows: dict, libraries: dict, ablation: Path) -> None:
     from clipmorph.training.evaluate import markdown_table
     from clipmorph.training.record import total_steps
 
     (backbone,) = libraries["full"].backbones.values()
     trained = backbone.metadata["training"]
+    (lite_backbone,) = libraries["lite"].backbones.values()
+    student = lite_backbone.metadata["training"]
     run = rows["full"][1]
     lines = [
         "# ClipMorph style catalogue: training and evaluation report",
         "",
-        "Written by `python training/build_catalogue.py finish`; every number below was measured by it.",
+        "Written by `python training/build_catalogue.py finish` (or `report`, which measures a finished "
+        "catalogue again); every number below was measured by it.",
         "",
         f"- Backbone `{backbone.name}` (`full` width), {total_steps(trained)} steps in all:",
         *training_history(trained),
         *refinement_lines(libraries["full"]),
-        f"- `lite` backbone: distilled from it, {lite.steps} steps in {lite.seconds / 60:.1f} min"
+        f"- `lite` backbone: distilled from it, {student['steps']} steps in {student['seconds'] / 60:.1f} min"
         + lite_continuation(libraries["lite"])
         + " (ids end in `-lite`).",
         *refinement_lines(libraries["lite"], "`lite` "),
@@ -526,7 +547,7 @@ def ablation_lines(data: dict) -> list[str]:
 
 def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["teach", "train", "refine", "ablation", "finish"])
+    parser.add_argument("stage", choices=["teach", "train", "refine", "ablation", "finish", "report"])
     parser.add_argument("--data", type=Path, help="default $CLIPMORPH_DATA or ../shared/data")
     parser.add_argument("--steps", type=int, default=40_000, help="train: planned steps; ablation: steps per run")
     parser.add_argument("--image-size", type=int, default=192)
@@ -589,6 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         "refine": stage_refine,
         "ablation": stage_ablation,
         "finish": stage_finish,
+        "report": stage_report,
     }
     stages[args.stage](args)
     return 0
