@@ -113,9 +113,9 @@ def model_rows(quick: bool) -> list[dict]:
 def preset_rows(presets: tuple[str, ...]) -> list[dict]:
     """Add-a-style training per preset on the catalogue backbone (models/), painting and photos
     from $CLIPMORPH_DATA: seconds of training as a creation job would spend them."""
-    from clipmorph.serving.jobs.style_queue import preset_config
     from clipmorph.styles.catalogue import read_catalogue
     from clipmorph.training.config import StyleSource
+    from clipmorph.training.presets import preset_config
     from clipmorph.training.trainer import train
 
     base = read_catalogue(REPO / "models").only_backbone("catalogue-full")

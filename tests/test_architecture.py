@@ -101,3 +101,60 @@ def test_the_modules_api_workers_share_with_the_engine_are_torch_free(module):
     code = f"import sys; sys.modules['torch'] = None\nimport {module}\n"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def module_graph() -> dict[str, set[str]]:
+    """clipmorph module -> the clipmorph modules it imports (anywhere in it, type-only included:
+    two modules that need each other's names are one module in two files)."""
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {}
+    for here, path in paths.items():
+        targets = set()
+        for imported, _ in imports_of(path):
+            while imported and imported not in paths:  # a name inside a module: its module
+                imported = imported.rpartition(".")[0]
+            if imported and imported != here and paths[imported].name != "__init__.py":
+                targets.add(imported)
+        graph[here] = targets
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan's algorithm)."""
+    index, low, on_stack, stack, found = {}, {}, set(), [], []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in graph.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_two_modules_import_each_other():
+    """Within a layer too: a cycle means two modules that cannot be understood (or loaded) apart."""
+    assert cycles(module_graph()) == []
+
+
+def test_the_cycle_check_finds_a_cycle_of_three():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]

@@ -18,7 +18,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def photos_and_renderings(tmp_path):
     """Photos of different sizes and shapes, and a teacher's renderings of them in two styles
     (each rendering a recoloured photo, so a crop's place shows in its target)."""
-    from clipmorph.training.data import load_rgb
+    from clipmorph.training.pictures import load_rgb
     from clipmorph.training.teacher import render_missing
 
     photos = []

@@ -49,7 +49,8 @@ def test_the_distance_is_zero_at_the_teacher_and_its_gradient_leads_there():
 
 
 def test_renderings_are_cached_once_and_only_covered_photos_train(tmp_path):
-    from clipmorph.training.data import RandomCrops, load_rgb
+    from clipmorph.training.data import RandomCrops
+    from clipmorph.training.pictures import load_rgb
     from clipmorph.training.teacher import covered_photos, render_missing, rendering_path
 
     photos = []
@@ -90,7 +91,8 @@ def test_training_with_the_anchor_moves_the_output_toward_the_teachers_colours(
 
     from clipmorph.inference.engine import Engine
     from clipmorph.inference.options import StyleMix, StylizeOptions
-    from clipmorph.training.data import find_images, load_rgb
+    from clipmorph.training.data import find_images
+    from clipmorph.training.pictures import load_rgb
     from clipmorph.training.teacher import render_missing
     from clipmorph.training.trainer import train
 

@@ -277,7 +277,7 @@ def test_the_gpu_session_script_trains_with_the_teacher_and_exports_without_pyav
     import numpy as np
 
     from clipmorph.styles import catalogue
-    from clipmorph.training.data import load_rgb
+    from clipmorph.training.pictures import load_rgb
     from clipmorph.training.teacher import render_missing
 
     data = tmp_path / "data"

@@ -102,7 +102,7 @@ def stage_teach(args: argparse.Namespace) -> None:
     import numpy as np
 
     from clipmorph.training.config import styles_from_toml
-    from clipmorph.training.data import fit_long_side, load_rgb
+    from clipmorph.training.pictures import fit_long_side, load_rgb
     from clipmorph.training.teacher import arbitrary_renderer, crop_agreement, render_for
 
     _, sources = styles_from_toml(CATALOGUE, data_root(args) / "styles")
@@ -161,7 +161,7 @@ def stage_refine(args: argparse.Namespace) -> None:
 def refine_config(args: argparse.Namespace, library, wanted: list[str] | None = None, max_minutes=None):
     """The catalogue's settings for the named styles, as add-a-style training on ``library``'s
     one backbone (the full one, or the distilled lite student)."""
-    from clipmorph.serving.jobs.style_queue import STYLE_LR
+    from clipmorph.training.presets import STYLE_LR
 
     base = catalogue_config(args)
     weights = refine_weights()
@@ -224,7 +224,8 @@ def check_photos(args: argparse.Namespace, count: int = 3) -> list:
     """A few small held-out photos (training photos where the held-out set is absent)."""
     import numpy as np
 
-    from clipmorph.training.data import find_images, load_rgb
+    from clipmorph.training.data import find_images
+    from clipmorph.training.pictures import load_rgb
 
     content = data_root(args) / "content"
     folder = next((f for f in [content / HELD_OUT, *(content / t for t in TRAIN_FOLDERS)] if f.is_dir()), None)

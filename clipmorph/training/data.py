@@ -8,14 +8,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from clipmorph.errors import BadInput
-from clipmorph.inference.media.images import upright
 from clipmorph.training import teacher
+from clipmorph.training.pictures import load_rgb, to_tensor
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 log = logging.getLogger(__name__)
@@ -38,22 +37,6 @@ def find_images(root: Path) -> list[Path]:
 
 def _hidden(relative: Path) -> bool:
     return any(part.startswith(".") for part in relative.parts)
-
-
-def load_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return upright(image).convert("RGB")
-
-
-def to_tensor(image: Image.Image) -> Tensor:
-    """PIL RGB -> float tensor (3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
-
-
-def fit_long_side(image: Image.Image, long_side: int) -> Image.Image:
-    scale = long_side / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.LANCZOS)
 
 
 def crop_geometry(rng: np.random.Generator, width: int, height: int, min_scale: float) -> tuple[int, int, int, bool]:

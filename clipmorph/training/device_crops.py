@@ -23,7 +23,8 @@ from torch import Tensor
 
 from clipmorph.errors import BadInput
 from clipmorph.training import teacher
-from clipmorph.training.data import crop_geometry, load_rgb
+from clipmorph.training.data import crop_geometry
+from clipmorph.training.pictures import load_rgb
 
 log = logging.getLogger(__name__)
 

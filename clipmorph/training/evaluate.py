@@ -32,8 +32,8 @@ from clipmorph.model.vgg import VGGFeatures
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.training import objective
 from clipmorph.training.blobs import find_blobs
-from clipmorph.training.data import fit_long_side, load_rgb
 from clipmorph.training.droplets import find_droplets
+from clipmorph.training.pictures import fit_long_side, load_rgb
 from clipmorph.training.record import total_steps
 from clipmorph.training.stripes import VISIBLE as STRIPES_VISIBLE
 from clipmorph.training.stripes import stripe_score

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from clipmorph.model.network import TransformerNet
-from clipmorph.training.data import load_rgb, to_tensor
+from clipmorph.training.pictures import load_rgb, to_tensor
 
 SAMPLES_SHOWN = 8  # styles in a sample grid
 

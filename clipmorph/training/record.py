@@ -7,16 +7,34 @@ import copy
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
 from clipmorph.fsutil import sha256_file
 from clipmorph.inference.options import dtype_name
 from clipmorph.styles.library import Style, StyleLibrary
+from clipmorph.training.config import TrainConfig
+from clipmorph.training.distributed import World
 
-if TYPE_CHECKING:
-    from clipmorph.training.trainer import Trainer
+
+class Trainer(Protocol):
+    """What a record is made of: the state of a run (``clipmorph.training.trainer.Trainer``),
+    named here so that the loop and its provenance do not import each other."""
+
+    config: TrainConfig
+    step: int
+    seconds: float
+    device: torch.device
+    world: World
+    amp_dtype: torch.dtype
+    content_images: int
+    earlier: dict | None
+    started_from: str | None
+    net: torch.nn.Module
+    averages: dict[str, float]
+    base: StyleLibrary | None
+    style_records: dict[str, dict]
 
 
 def describe_device(device: torch.device) -> str:

@@ -108,7 +108,7 @@ def render_for(
     """Cache the teacher's renderings of ``photos`` in each source's painting (the catalogue's
     `teach` stage, a style-creation job); returns how many were new. Raises
     ``ArbitraryModelMissing`` when the network is not fetched."""
-    from clipmorph.training.data import fit_long_side, load_rgb
+    from clipmorph.training.pictures import fit_long_side, load_rgb
 
     paintings = {s.id: np.asarray(fit_long_side(load_rgb(s.image), 512)) for s in sources}
     render = arbitrary_renderer(paintings, threads)

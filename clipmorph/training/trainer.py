@@ -26,11 +26,12 @@ from clipmorph.inference.engine import pick_device, pick_dtype
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.training import checkpoints, previews, record
 from clipmorph.training.config import ProgressCallback, TrainConfig, TrainResult
-from clipmorph.training.data import RandomCrops, find_images, fit_long_side, load_rgb, to_tensor
+from clipmorph.training.data import RandomCrops, find_images
 from clipmorph.training.device_crops import DeviceCrops
 from clipmorph.training.distributed import ShardedSampleStream, World
 from clipmorph.training.loss_network import load_vgg
 from clipmorph.training.objective import LossWeights, PerceptualObjective
+from clipmorph.training.pictures import fit_long_side, load_rgb, to_tensor
 from clipmorph.training.spots import spot_penalty
 from clipmorph.training.starts import starting_network
 from clipmorph.training.teacher import covered_photos, teacher_distance

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from clipmorph.errors import BadInput, UnknownStyle, without_paths
 from clipmorph.serving.jobs.recovery import CHILD_PID_FILE
 from clipmorph.serving.jobs.store import ENDED, Job, JobStore
+from clipmorph.training.presets import PRESETS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,23 +35,11 @@ if TYPE_CHECKING:
     import numpy as np
 
     from clipmorph.serving.schema import ItemError, Picture
-    from clipmorph.training.config import StyleSource, TrainConfig
 
     PaintPreview = Callable[[Picture, Picture], np.ndarray | ItemError]
 
 log = logging.getLogger(__name__)
 
-# Measured on the catalogue backbone: see README "Create your own style".
-PRESETS: dict[str, dict] = {
-    "tiny": {"steps": 4, "image_size": 64, "style_size": 128, "batch_size": 2, "sample_every": 2},
-    "fast": {"steps": 150, "image_size": 192, "style_size": 512, "batch_size": 4, "sample_every": 15},
-    "best": {"steps": 300, "image_size": 256, "style_size": 512, "batch_size": 4, "sample_every": 25},
-}
-STYLE_LR = 0.02  # only the scale/shift vectors learn: they take a large step size well
-# The teacher anchor of the catalogue (training/catalogue.toml's recipe): a new style keeps the
-# photo's subject too, where the arbitrary-style network is fetched (the instant preview's).
-TEACHER_WEIGHT = 3e6
-TEACHER_PHOTOS = 48  # rendered before training (a few seconds), at most one per image trained on
 SPEC_FILE = "spec.json"
 PREVIEW_FILE = "preview.jpg"
 
@@ -75,24 +64,6 @@ def active_style_ids(jobs: JobStore) -> set[str]:
     """Style ids that queued or running creation jobs will produce."""
     records = [job.read() for job in jobs.jobs()]
     return {r.get("style") for r in records if r.get("kind") == "style" and r.get("state") not in ENDED}
-
-
-def preset_config(
-    source: StyleSource, preset: str, content: list[Path], base: str, checkpoint_dir: Path, **options
-) -> TrainConfig:
-    """The add-a-style training a creation job runs (also timed alone by the bench)."""
-    from clipmorph.training.config import TrainConfig
-
-    return TrainConfig(
-        styles=[source],
-        content=content,
-        checkpoint_dir=checkpoint_dir,
-        add_to=base,
-        lr=STYLE_LR,
-        workers=0,
-        checkpoint_every=10**9,  # a job that stops is discarded, not resumed
-        **PRESETS[preset] | options,
-    )
 
 
 def default_base(preferred: str) -> str:

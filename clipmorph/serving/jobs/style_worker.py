@@ -17,15 +17,8 @@ from pathlib import Path
 from clipmorph.errors import without_paths
 from clipmorph.fsutil import atomic_path
 from clipmorph.serving.jobs.store import Job
-from clipmorph.serving.jobs.style_queue import (
-    PREVIEW_FILE,
-    SPEC_FILE,
-    TEACHER_PHOTOS,
-    TEACHER_WEIGHT,
-    StyleJobSpec,
-    finish_cancelled,
-    preset_config,
-)
+from clipmorph.serving.jobs.style_queue import PREVIEW_FILE, SPEC_FILE, StyleJobSpec, finish_cancelled
+from clipmorph.training.presets import TEACHER_PHOTOS, TEACHER_WEIGHT, preset_config
 
 log = logging.getLogger(__name__)
 
