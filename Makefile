@@ -53,11 +53,13 @@ dashboards: $(STAMP)
 
 ## build: package the service and the stored styles as a bento
 build: $(STAMP)
+	$(PY) deploy/bento_requirements.py  # requirements-bento.txt from pyproject.toml
 	$(VENV)/bin/clipmorph styles import models/
 	$(VENV)/bin/bentoml build
 
 ## build-gpu: the same bento on the CUDA base image (clipmorph-gpu), for GPU nodes
 build-gpu: $(STAMP)
+	$(PY) deploy/bento_requirements.py
 	$(VENV)/bin/clipmorph styles import models/
 	$(VENV)/bin/bentoml build -f bentofile.gpu.yaml
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -270,13 +272,29 @@ def requirement_names(lines: list[str]) -> dict[str, str]:
     return found
 
 
-def test_the_bento_requirements_are_the_projects_runtime_dependencies():
-    """The bento installs requirements-bento.txt: it must hold every runtime dependency of
-    pyproject.toml, pinned alike, so no feature (style creation included) lacks an import."""
+def test_the_bento_requirements_are_generated_from_pyproject_and_current():
+    """requirements-bento.txt is pyproject.toml's dependencies plus its [serve] extra, written by
+    deploy/bento_requirements.py: the committed file is what the script writes now."""
+    check = subprocess.run(
+        [sys.executable, str(REPO / "deploy" / "bento_requirements.py"), "--check"], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    declared = requirement_names(project["dependencies"])
     bento = requirement_names((REPO / "requirements-bento.txt").read_text().splitlines())
-    assert declared == bento
+    assert requirement_names(project["dependencies"]).items() <= bento.items()  # every one, pinned alike
+
+
+def test_the_bento_can_open_every_bucket_its_deploy_files_name_and_take_the_openvino_path():
+    """A deploy file that points a URL at a bucket (s3://, gs://, az://) needs that file system in
+    the bento, or replicas quietly stop sharing styles and jobs; the OpenVINO video path needs onnx."""
+    file_systems = {"s3": "s3fs", "gs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
+    bento = requirement_names((REPO / "requirements-bento.txt").read_text().splitlines())
+    named = set()
+    for path in (REPO / "deploy").rglob("*.y*ml"):
+        named |= set(re.findall(r"\b(s3|gs|az|abfs)://", path.read_text()))
+    assert "s3" in named  # the deploy files do name buckets: the check looks at something
+    assert {file_systems[scheme] for scheme in named} <= set(bento), named
+    assert {"onnx", "openvino"} <= set(bento)
 
 
 def test_every_third_party_import_of_the_served_code_is_declared():
