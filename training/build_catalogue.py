@@ -425,6 +425,7 @@ def lite_continuation(library) -> str:
 def write_report(path: Path, rows: dict, libraries: dict, ablation: Path) -> None:
     from clipmorph.training.evaluate import markdown_table
     from clipmorph.training.record import total_steps
+    from clipmorph.training.stripes import VISIBLE as STRIPES_VISIBLE
 
     (backbone,) = libraries["full"].backbones.values()
     trained = backbone.metadata["training"]
@@ -455,7 +456,7 @@ def write_report(path: Path, rows: dict, libraries: dict, ablation: Path) -> Non
         "from the picture's own texture where the photo is calm (`clipmorph/training/blobs.py`). Stripes: the "
         "highest banding score over the held-out photos (fine detail lined up one way where the photo is calm "
         "and does not explain it; clean pictures score up to about 0.1) and, in brackets, how many photos score "
-        "above 0.13, where stripes show at 1:1 (`clipmorph/training/stripes.py`).",
+        f"above {STRIPES_VISIBLE:g}, where stripes show at 1:1 (`clipmorph/training/stripes.py`).",
         "",
         "![contact sheet](contact-sheet.jpg)",
         "",

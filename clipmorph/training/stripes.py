@@ -37,9 +37,9 @@ def lab_detail(rgb: np.ndarray) -> np.ndarray:
     return lab - np.stack([cv2.GaussianBlur(lab[..., c], (0, 0), SIGMA) for c in range(3)], -1)
 
 
-def calm_mask(photo: np.ndarray) -> np.ndarray:
-    """Where the photo's own detail is weakest (its local energy at or under the median)."""
-    energy = cv2.GaussianBlur((lab_detail(photo) ** 2).sum(-1), (0, 0), 2 * SIGMA)
+def calm_mask(photo_detail: np.ndarray) -> np.ndarray:
+    """Where the photo's own detail (``lab_detail``) is weakest: its local energy at or under the median."""
+    energy = cv2.GaussianBlur((photo_detail**2).sum(-1), (0, 0), 2 * SIGMA)
     return energy <= np.quantile(energy, CALM_QUANTILE)
 
 
@@ -90,6 +90,6 @@ def stripe_score(output: np.ndarray, photo: np.ndarray) -> float:
     height, width = output.shape[:2]
     if photo.shape[:2] != (height, width):
         photo = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
-    mask = calm_mask(photo)
     photo_detail = lab_detail(photo)
+    mask = calm_mask(photo_detail)
     return directional_coherence(unexplained(lab_detail(output), photo_detail, mask), mask)
