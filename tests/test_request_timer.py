@@ -14,7 +14,7 @@ SCENARIO = textwrap.dedent(
     import asyncio, contextvars, gc, weakref, sys
     from bentoml._internal.server.http.traffic import TimeoutMiddleware
     if sys.argv[1] == "fixed":
-        from clipmorph.serving import request_timer
+        from clipmorph.serving.upstream import request_timer
         assert request_timer.install()
 
     REQUEST = contextvars.ContextVar("request")  # what tracing or BentoML's context set outside
@@ -61,7 +61,7 @@ def alive_after_300_requests(variant: str) -> int:
 
 
 def test_bentoml_as_released_keeps_every_request_for_the_whole_traffic_timeout():
-    # If this fails, BentoML fixed its TimeoutMiddleware and clipmorph.serving.request_timer can go.
+    # If this fails, BentoML fixed its TimeoutMiddleware and clipmorph.serving.upstream.request_timer can go.
     assert alive_after_300_requests("as-released") == 300
 
 

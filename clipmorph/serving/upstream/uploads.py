@@ -57,7 +57,7 @@ def refuse_addresses_in_file_fields() -> None:
     from _bentoml_impl.serde import ALL_SERDE, MultipartSerde
 
     if not hasattr(MultipartSerde, "ensure_file"):  # BentoML changed: fail loudly, never run unguarded
-        raise RuntimeError("this BentoML has no MultipartSerde.ensure_file: review clipmorph/serving/uploads.py")
+        raise RuntimeError("this BentoML has no MultipartSerde.ensure_file: review serving/upstream/uploads.py")
     MultipartSerde.ensure_file = staticmethod(only_uploads)
     for serde in ALL_SERDE.values():
         serde.parse_request = client_errors_when_parsing(serde.parse_request)
