@@ -51,16 +51,20 @@ monitor: $(STAMP) system-deps
 dashboards: $(STAMP)
 	$(PY) monitoring/grafana/dashboards.py
 
-## build: package the service and the stored styles as a bento
+## build: package the service, the shipped catalogue and the loss network as a bento (bentofile.yaml names them)
 build: $(STAMP)
 	$(PY) deploy/bento_requirements.py  # requirements-bento.txt from pyproject.toml
+	$(PY) deploy/bento_models.py  # the bentofiles' models: models/manifest.json + the loss network
 	$(VENV)/bin/clipmorph styles import models/
+	$(VENV)/bin/clipmorph vgg fetch
 	$(VENV)/bin/bentoml build
 
 ## build-gpu: the same bento on the CUDA base image (clipmorph-gpu), for GPU nodes
 build-gpu: $(STAMP)
 	$(PY) deploy/bento_requirements.py
+	$(PY) deploy/bento_models.py
 	$(VENV)/bin/clipmorph styles import models/
+	$(VENV)/bin/clipmorph vgg fetch
 	$(VENV)/bin/bentoml build -f bentofile.gpu.yaml
 
 ## test: install, then the whole suite (unit + end-to-end over real media)

@@ -49,14 +49,12 @@ from clipmorph.serving.settings import ServiceSettings, gpu_count
 from clipmorph.serving.slots import RequestSlots
 from clipmorph.serving.state_guard import StateChangeGuard
 from clipmorph.serving.web import create_jobs_app, create_web_app
-from clipmorph.styles import assets, index
+from clipmorph.styles import index
 from clipmorph.styles.names import backbone_for_mix, validate_name
 
 SETTINGS = ServiceSettings.from_env()  # a bad value stops the service here, with the variable's name
 # BentoML and uvicorn as pinned, with their three known faults fixed; any other release: no start.
 upstream.install(SETTINGS.header_timeout_seconds)
-if SETTINGS.models_url:  # before the store is read below: what the bucket adds is packed and served
-    models_source.pull_new(SETTINGS.models_url)
 JOBS = JobStore(SETTINGS.jobs_dir, SETTINGS.job_ttl_seconds, owner=new_replica_id(), remote=SETTINGS.jobs_url)
 
 
@@ -71,6 +69,8 @@ class StyleModel:
     """Every stored style, loaded once; one batchable forward for all of them."""
 
     def __init__(self) -> None:
+        if SETTINGS.models_url:  # the bucket's styles before the first load: served from the start
+            models_source.pull_new(SETTINGS.models_url)
         self.runtime = ModelRuntime(SETTINGS)
         models_source.start_poller(SETTINGS.models_url, SETTINGS.models_poll_seconds)
 
@@ -87,11 +87,9 @@ class StyleModel:
         return self.runtime.info()
 
 
-# Declare the stored models as class attributes so that `bentoml build` packs them into the
-# bento (a model only loaded in __init__ is not packed). The set is whatever the store holds:
-# the styles and their backbones, and what style creation trains with (``styles.assets``).
-for _index, _tag in enumerate(index.served_tags() + assets.stored_tags()):
-    setattr(StyleModel, f"model_{_index}", bentoml.models.BentoModel(_tag))
+# What a bento packs is named in the bentofile's `models` list (deploy/bento_models.py), by
+# exact version; importing this file reads no store and pulls no bucket, so a build is the same
+# on every machine. The store is read when the model worker starts (ModelRuntime).
 
 StyleModel = bentoml.service(
     name="clipmorph-model",

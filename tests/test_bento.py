@@ -1,5 +1,7 @@
-"""`bentoml build` packs the service, the package, the stored styles and what style creation
-trains with; the bento serves every feature, also unpacked the way its container runs it."""
+"""`bentoml build` packs the service, the package, the styles and what style creation trains
+with; the bento serves every feature, also unpacked the way its container runs it. These bentos
+pack a store of test styles, named by `deploy/bento_models.py --from-store` (a private build);
+tests/test_bento_models.py covers the shipped bentofiles' own list."""
 
 from __future__ import annotations
 
@@ -29,6 +31,18 @@ class Built:
     home: Path  # the BentoML home it was built in
 
 
+def bentofile_of_the_store(bentofile: Path, workdir: Path, env: dict | None = None) -> Path:
+    """A copy of ``bentofile`` whose models list is what the store of ``env`` holds."""
+    copy = workdir / bentofile.name
+    copy.write_text(bentofile.read_text())
+    written = subprocess.run(
+        [sys.executable, str(REPO / "deploy" / "bento_models.py"), "--from-store", "--bentofile", str(copy)],
+        capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=120,
+    )  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    return copy
+
+
 @pytest.fixture(scope="module")
 def bento(vgg_assets, tmp_path_factory) -> Built:
     """Built from a store of its own: the random styles, and what style creation trains with,
@@ -44,9 +58,10 @@ def bento(vgg_assets, tmp_path_factory) -> Built:
         Image.fromarray(gradient_frame(96, 72, t=i)).save(photos / f"{i}.jpg")
     imported = run_cli("content", "import", str(photos), env=env)
     assert imported.returncode == 0 and "clipmorph-content:" in imported.stdout, imported.stderr
+    bentofile = bentofile_of_the_store(REPO / "bentofile.yaml", workdir, env)
     result = subprocess.run(
-        [sys.executable, "-m", "bentoml", "build", "--output", "tag"], cwd=REPO, capture_output=True, text=True,
-        timeout=600, env={**os.environ, **env},
+        [sys.executable, "-m", "bentoml", "build", "-f", str(bentofile), "--output", "tag"], cwd=REPO,
+        capture_output=True, text=True, timeout=600, env={**os.environ, **env},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     tag = re.search(r"clipmorph:[a-z0-9]+", result.stdout).group(0)
@@ -57,8 +72,7 @@ def bento(vgg_assets, tmp_path_factory) -> Built:
 def test_bento_holds_service_package_models_and_ffmpeg(bento):
     folder = bento.folder
     manifest = yaml.safe_load((folder / "bento.yaml").read_text())
-    model_service = next(s for s in manifest["services"] if s["name"] == "clipmorph-model")
-    packed = {m["tag"].split(":")[0] for m in model_service["models"]}
+    packed = {m["tag"].split(":")[0] for m in manifest["models"]}
     assert {"clipmorph-style-rand-0", "clipmorph-style-rand-1", "clipmorph-vgg19", "clipmorph-content"} <= packed
     assert any(name.startswith("clipmorph-backbone-") for name in packed)
     assert (folder / "src" / "service.py").is_file() and (
@@ -72,15 +86,16 @@ def test_bento_holds_service_package_models_and_ffmpeg(bento):
     assert "torch==2.14.1" in (folder / "env" / "python" / "requirements.txt").read_text()
 
 
-def test_the_gpu_bento_is_the_same_bento_on_the_cuda_image(stored_styles):
+def test_the_gpu_bento_is_the_same_bento_on_the_cuda_image(stored_styles, tmp_path):
     cpu, gpu = (yaml.safe_load((REPO / name).read_text()) for name in ("bentofile.yaml", "bentofile.gpu.yaml"))
     gpu_only = {"name": "clipmorph-gpu", "cuda_version": "12.8", "NVIDIA_DRIVER_CAPABILITIES": "compute,utility,video"}
     assert gpu.pop("name") == gpu_only["name"] and gpu["docker"].pop("cuda_version") == gpu_only["cuda_version"]
     assert gpu["envs"].pop() == {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": gpu_only["NVIDIA_DRIVER_CAPABILITIES"]}
     cpu.pop("name")
     assert gpu == cpu  # nothing else drifts apart
+    bentofile = bentofile_of_the_store(REPO / "bentofile.gpu.yaml", tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "bentoml", "build", "-f", "bentofile.gpu.yaml", "--output", "tag"], cwd=REPO,
+        [sys.executable, "-m", "bentoml", "build", "-f", str(bentofile), "--output", "tag"], cwd=REPO,
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
@@ -91,10 +106,7 @@ def test_the_gpu_bento_is_the_same_bento_on_the_cuda_image(stored_styles):
     assert any("apt-get install" in run and " ffmpeg" in run for run in dockerfile.split("\nRUN "))
     assert "ENV NVIDIA_DRIVER_CAPABILITIES=$NVIDIA_DRIVER_CAPABILITIES" in dockerfile
     manifest = yaml.safe_load((folder / "bento.yaml").read_text())
-    model_service = next(s for s in manifest["services"] if s["name"] == "clipmorph-model")
-    assert {"clipmorph-style-rand-0", "clipmorph-style-rand-1"} <= {
-        m["tag"].split(":")[0] for m in model_service["models"]
-    }
+    assert {"clipmorph-style-rand-0", "clipmorph-style-rand-1"} <= {m["tag"].split(":")[0] for m in manifest["models"]}
 
 
 def test_built_bento_serves(bento, tmp_path):

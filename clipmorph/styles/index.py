@@ -110,6 +110,16 @@ def style_models() -> dict[str, bentoml.Model]:
     return newest
 
 
+def catalogue_tags(manifest_path: str | os.PathLike) -> list[str]:
+    """The store tags of a catalogue folder's backbones and styles (``models/manifest.json``):
+    versions are content hashes, so these name exactly the weights the folder holds."""
+    import json
+
+    manifest = json.loads(Path(manifest_path).read_text())
+    backbones = [f"{BACKBONE_PREFIX}{entry['name']}:{entry['version']}" for entry in manifest["backbones"]]
+    return backbones + [f"{STYLE_PREFIX}{entry['id']}:{entry['version']}" for entry in manifest["styles"]]
+
+
 def served_tags() -> list[str]:
     """Tags of the newest version of every style and of the backbones they use."""
     tags: list[str] = []
