@@ -23,12 +23,13 @@ from bentoml.validators import ContentType
 from clipmorph.inference import media
 from clipmorph.inference.pipeline import VIDEO_GROUP, stylize_images
 from clipmorph.serving import models_source, upstream
-from clipmorph.serving.access import require_admin
+from clipmorph.serving.access import may_cancel, require_admin
 from clipmorph.serving.get_routes import ReadOnlyGets
 from clipmorph.serving.jobs.recovery import recover_orphans, start_sweeper
 from clipmorph.serving.jobs.replicas import Replicas, new_replica_id
 from clipmorph.serving.jobs.store import Job, JobCancelled, JobStore
-from clipmorph.serving.jobs.style_queue import StyleTrainingQueue, create_style_job, may_cancel
+from clipmorph.serving.jobs.style_creation import create_style_job
+from clipmorph.serving.jobs.style_queue import StyleTrainingQueue
 from clipmorph.serving.jobs.video import check_video, observe_stage, run_video
 from clipmorph.serving.jobs.video_queue import AnyioSpawner, VideoJobQueue
 from clipmorph.serving.limits import BodyLimits

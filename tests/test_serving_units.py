@@ -19,7 +19,7 @@ from clipmorph.inference import media
 from clipmorph.inference.media import DecodeLimits
 from clipmorph.serving.get_routes import ReadOnlyGets
 from clipmorph.serving.jobs.store import JobCancelled, JobStore
-from clipmorph.serving.jobs.style_queue import create_style_job
+from clipmorph.serving.jobs.style_creation import create_style_job
 from clipmorph.serving.jobs.video import check_video, run_video
 from clipmorph.serving.remote import RemoteStylizer
 from clipmorph.serving.requests import BatchRequest, ImageRequest, VideoRequest, safe_stem

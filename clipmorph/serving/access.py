@@ -62,3 +62,20 @@ def style_id_from_name(name: str) -> tuple[str, str]:
     if not slug:
         raise BadInput("give the style a name with at least one letter or digit", "bad_name")
     return validate_name(slug), display
+
+
+def may_cancel(job, headers: Mapping[str, str], admin_token: str) -> None:
+    """With an admin token configured, a style job is cancelled by its owner (X-Owner-Key, given
+    when it was created) or an admin. Video jobs: knowing the random job id is the capability."""
+    from clipmorph import locations
+
+    key_file = job.shared_file("owner_key")  # this replica's, or the jobs bucket's
+    if not admin_token or key_file is None:
+        return
+    if is_admin(headers, admin_token):
+        return
+    with locations.fetched(key_file) as local:
+        owner_key = local.read_text()
+    if secrets.compare_digest(headers.get("x-owner-key", "").encode(), owner_key.encode()):
+        return
+    raise BadInput("only the job's owner (X-Owner-Key) or an admin can cancel it", "forbidden")

@@ -17,7 +17,7 @@ from pathlib import Path
 from clipmorph.errors import without_paths
 from clipmorph.fsutil import atomic_path
 from clipmorph.serving.jobs.store import Job
-from clipmorph.serving.jobs.style_queue import PREVIEW_FILE, SPEC_FILE, StyleJobSpec, finish_cancelled
+from clipmorph.serving.jobs.style_files import PREVIEW_FILE, SPEC_FILE, StyleJobSpec, finish_cancelled
 from clipmorph.training.presets import TEACHER_PHOTOS, TEACHER_WEIGHT, preset_config
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def _thumbnail(grid_jpeg: bytes | None) -> bytes | None:
 if __name__ == "__main__":
     import os
 
-    from clipmorph.serving.jobs.style_queue import CHILD_STORE_VARIABLE
+    from clipmorph.serving.jobs.style_child import CHILD_STORE_VARIABLE
     from clipmorph.styles import index
 
     logging.basicConfig(level=logging.INFO)
