@@ -16,8 +16,7 @@ TRAIN_CONTENT ?= $(or $(CLIPMORPH_TRAIN_CONTENT),$(abspath $(wildcard $(DATA)/co
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]'  # every pin (torch included) is pyproject.toml's
 	touch $(STAMP)
 
 install: $(STAMP)

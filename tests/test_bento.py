@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from media_factory import gradient_frame
 from service_fixture import own_store, start_server, stop_server
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+TORCH_PIN = next(d for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+                 if d.startswith("torch=="))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,8 @@ def test_bento_holds_service_package_models_and_ffmpeg(bento):
     dockerfile = (folder / "env" / "docker" / "Dockerfile").read_text()
     assert re.search(r"apt-get install .*ffmpeg", dockerfile)
     assert "requirements.txt" in dockerfile
-    assert "torch==2.14.1" in (folder / "env" / "python" / "requirements.txt").read_text()
+    packed = (folder / "env" / "python" / "requirements.txt").read_text().splitlines()
+    assert [line for line in packed if line.startswith("torch==")] == [TORCH_PIN]
 
 
 def test_the_gpu_bento_is_the_same_bento_on_the_cuda_image(stored_styles, tmp_path):
@@ -171,12 +176,15 @@ def unpacked_like_a_container(bento: Built, target: Path) -> Path:
 
 
 def test_the_built_bento_runs_every_feature_on_its_own_requirements(bento, bento_environment, tmp_path_factory):
-    """Served the way its container serves it: `bentoml serve` of the unpacked bento folder, by
-    an environment made from its requirements alone, with an empty BentoML home, an empty cache,
-    no photo folder and no package index. An image, a video job and style creation (the tiny
-    preset: the bento's own loss network and training photos) all work."""
+    """Served the way its container serves it, the way the deploy files configure it: `bentoml
+    serve` of the unpacked bento folder, by an environment made from its requirements alone, with
+    an empty BentoML home, an empty cache, no photo folder and no package index; styles and jobs
+    in buckets of a real S3-protocol server, and the OpenVINO backend. An image, a video job and
+    style creation (the tiny preset: the bento's own loss network and training photos) all work;
+    the job and the new style reach the buckets, and the frames ran through OpenVINO."""
     import io
 
+    from s3_server import s3_server
     from test_style_creation import painting_bytes
 
     from media_factory import make_video
@@ -187,33 +195,45 @@ def test_the_built_bento_runs_every_feature_on_its_own_requirements(bento, bento
     (tmp_path / "cache").mkdir()
     env = {"BENTOML_HOME": str(tmp_path / "home"), "CLIPMORPH_CACHE": str(tmp_path / "cache"), "PIP_NO_INDEX": "1"}
     env |= {"CLIPMORPH_WANDB_DIR": str(tmp_path / "wandb"), "CLIPMORPH_WANDB": "0", "CLIPMORPH_TRAIN_CONTENT": ""}
-    server = start_server(tmp_path, env, target=str(folder), python=str(bento_environment), cwd=tmp_path)
-    try:
-        with server.client() as client:
-            buffer = io.BytesIO()
-            Image.fromarray(gradient_frame(64, 48)).save(buffer, format="PNG")
-            image = client.post("/stylize", files={"image": ("x.png", buffer.getvalue())}, data={"style": "rand-0"})
-            assert image.status_code == 200, image.text
+    env |= {"CLIPMORPH_BACKEND": "openvino"}
+    with s3_server(tmp_path / "moto.log") as s3:
+        buckets = s3.filesystem()
+        models_url, jobs_url = s3.bucket("bento-models") + "/catalogue", s3.bucket("bento-jobs") + "/jobs"
+        env |= {**s3.env, "CLIPMORPH_MODELS_URL": models_url, "CLIPMORPH_JOBS_URL": jobs_url}
+        server = start_server(tmp_path, env, target=str(folder), python=str(bento_environment), cwd=tmp_path)
+        try:
+            with server.client() as client:
+                assert client.get("/info").json()["backend"] == "openvino"
+                buffer = io.BytesIO()
+                Image.fromarray(gradient_frame(64, 48)).save(buffer, format="PNG")
+                image = client.post("/stylize", files={"image": ("x.png", buffer.getvalue())}, data={"style": "rand-0"})
+                assert image.status_code == 200, image.text
 
-            clip = make_video(tmp_path / "clip.mp4", frames=8, size=(64, 48))
-            submitted = client.post("/video_job/submit", files={"video": ("clip.mp4", clip.read_bytes())},
-                                    data={"style": "rand-1"})  # fmt: skip
-            assert submitted.status_code == 200, submitted.text
-            final, _ = wait_for_job(client, submitted.json()["task_id"])
-            assert final["state"] == "succeeded", final
+                clip = make_video(tmp_path / "clip.mp4", frames=8, size=(64, 48))
+                submitted = client.post("/video_job/submit", files={"video": ("clip.mp4", clip.read_bytes())},
+                                        data={"style": "rand-1"})  # fmt: skip
+                assert submitted.status_code == 200, submitted.text
+                job_id = submitted.json()["task_id"]
+                final, _ = wait_for_job(client, job_id)
+                assert final["state"] == "succeeded", final
+                assert any(job_id in path for path in buckets.find(jobs_url.removeprefix("s3://")))
 
-            created = client.post("/create_style", files={"painting": ("p.png", painting_bytes())},
-                                  data={"name": "Bento Stripes", "preset": "tiny"})  # fmt: skip
-            assert created.status_code == 200, created.text
-            final, _ = wait_for_job(client, created.json()["job_id"])
-            assert final["state"] == "succeeded", final
-            try:
-                painted = client.post("/stylize", files={"image": ("x.png", buffer.getvalue())},
-                                      data={"style": "bento-stripes"})  # fmt: skip
-                assert painted.status_code == 200, painted.text
-            finally:
-                assert client.post("/delete_style", json={"style": "bento-stripes"}).status_code == 200
-    finally:
-        stop_server(server)
+                created = client.post("/create_style", files={"painting": ("p.png", painting_bytes())},
+                                      data={"name": "Bento Stripes", "preset": "tiny"})  # fmt: skip
+                assert created.status_code == 200, created.text
+                final, _ = wait_for_job(client, created.json()["job_id"])
+                assert final["state"] == "succeeded", final
+                try:
+                    painted = client.post("/stylize", files={"image": ("x.png", buffer.getvalue())},
+                                          data={"style": "bento-stripes"})  # fmt: skip
+                    assert painted.status_code == 200, painted.text
+                    in_bucket = buckets.find(models_url.removeprefix("s3://"))
+                    assert any("bento-stripes" in path for path in in_bucket), in_bucket
+                finally:
+                    assert client.post("/delete_style", json={"style": "bento-stripes"}).status_code == 200
+        finally:
+            stop_server(server)
     assert not (tmp_path / "home" / "models").exists() or not list((tmp_path / "home" / "models").iterdir())
-    assert not list((tmp_path / "cache").iterdir())  # nothing was fetched: the bento carried it all
+    # Nothing was fetched (the bento carried it all); the cache holds only OpenVINO's compiled networks.
+    assert {p.name for p in (tmp_path / "cache").iterdir()} == {"openvino"}
+    assert any((tmp_path / "cache" / "openvino").iterdir())

@@ -405,3 +405,21 @@ def test_a_failed_video_job_records_no_server_path(tmp_path, quiet_metrics):
                   RemoteStylizer(broken, batch_size=4), media.DEFAULT_ENCODING, DecodeLimits(60, 10**7))  # fmt: skip
     record = job.read()
     assert record["state"] == "failed" and str(tmp_path) not in record["error"] and "<file>" in record["error"]
+
+
+def test_pyproject_is_the_only_place_a_dependency_version_is_written():
+    """The Makefile, the CI script, the bentofiles and the deploy files install from pyproject.toml
+    (or the requirements file generated from it): none of them repeats a version of a dependency."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    every = [*project["dependencies"], *(d for extra in project["optional-dependencies"].values() for d in extra)]
+    names = set(requirement_names(every)) - {project["name"]}
+    files = [REPO / "Makefile", *REPO.glob("bentofile*.yaml"), *(REPO / ".ci").rglob("*")]
+    files += list((REPO / "deploy").rglob("*"))
+    pinned = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, sorted(names))) + r")\s*(==|>=|~=)", re.I)
+    repeated = [
+        f"{path.relative_to(REPO)}: {match.group(0)}"
+        for path in files
+        if path.is_file() and path.suffix not in {".pyc"}
+        for match in pinned.finditer(path.read_text(errors="ignore"))
+    ]
+    assert repeated == []
