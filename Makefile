@@ -90,6 +90,7 @@ vgg: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m bench --merge
+	$(PY) docs/generate.py  # the figures of docs/performance.md, from the new bench/results.json
 
 ## catalogue: the teacher's renderings, train the shipped styles (resumable; MINUTES per run), refine, ablation, then models/
 MINUTES ?= 100

@@ -53,7 +53,7 @@ class SpaceToDepthConv(nn.Module):
     kernel gives every output phase, and pixel_shuffle unfolds them. The same sums, regrouped
     (exact up to rounding). With blocks of 4 the thin 9x9 RGB layers become 3x3 layers with
     channel counts in multiples of 8 (3 -> 32 becomes 48 -> 512), the shapes GPU tensor-core
-    kernels take. On the CPU it does not pay (the README's Performance section)."""
+    kernels take. On the CPU it does not pay (docs/performance.md)."""
 
     def __init__(self, layer: ConvLayer, block: int = 4) -> None:
         super().__init__()

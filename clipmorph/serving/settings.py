@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from clipmorph.errors import ClipMorphError
 
@@ -30,8 +30,116 @@ class UnknownChoice(ValueError):
     pass
 
 
-def _read(name: str, default: str, parse: Callable[[str], T], expect: str, valid: Callable[[T], bool] = bool) -> T:
-    text = os.environ.get(name, default).strip()
+class Setting(NamedTuple):
+    """One variable of the service: its default as the text of the variable, and what it does."""
+
+    default: str  # "" means unset; $TMPDIR stands for the system's temporary folder
+    meaning: str  # one line, for docs/settings.md
+
+
+# The one list of the service's variables: from_env reads its defaults here, and
+# `python -m clipmorph.serving.settings --markdown` writes the table of docs/settings.md from it.
+SETTINGS: dict[str, Setting] = {
+    "CLIPMORPH_MAX_UPLOAD_MB": Setting("200", "request body limit (413 above): videos, batches"),
+    "CLIPMORPH_MAX_IMAGE_UPLOAD_MB": Setting("50", "the same for `/stylize` and `/create_style`"),
+    "CLIPMORPH_BODY_IDLE_SECONDS": Setting("20", "an upload that sends nothing this long gets 408"),
+    "CLIPMORPH_BODY_TIMEOUT_SECONDS": Setting("300", "an upload not complete after this long gets 408"),
+    "CLIPMORPH_HEADER_TIMEOUT_SECONDS": Setting(
+        "15", "a connection whose request head is not complete after this long is closed"
+    ),
+    "CLIPMORPH_MAX_IMAGE_MEGAPIXELS": Setting("50", "image size limit, from the header, checked before decoding"),
+    "CLIPMORPH_MAX_SIDE": Setting("1920", "network resolution cap (long side) and default `max_side`"),
+    "CLIPMORPH_MAX_BATCH_IMAGES": Setting("32", "images per `/stylize_batch` request"),
+    "CLIPMORPH_MAX_BATCH_MEGAPIXELS": Setting(
+        "100", "all images of one `/stylize_batch` request together, from their headers before any is decoded"
+    ),
+    "CLIPMORPH_MAX_VIDEO_SECONDS": Setting("300", "video job length limit"),
+    "CLIPMORPH_MAX_SYNC_VIDEO_SECONDS": Setting("10", "`/stylize_video` length limit"),
+    "CLIPMORPH_MAX_VIDEO_MEGAPIXELS": Setting("8.3", "frame size limit (4K), checked on every decoded frame"),
+    "CLIPMORPH_MAX_VIDEO_FPS": Setting(
+        "120",
+        "frame rate limit; a clip also may not have more frames than its length limit x this "
+        "(counted while decoding: headers can lie)",
+    ),
+    "CLIPMORPH_JOBS_DIR": Setting("$TMPDIR/clipmorph-jobs", "job inputs, outputs and progress, shared by all workers"),
+    "CLIPMORPH_MAX_VIDEO_JOBS": Setting("2", "video jobs running at once"),
+    "CLIPMORPH_MAX_QUEUED_VIDEO_JOBS": Setting("16", "video jobs waiting; more get 429"),
+    "CLIPMORPH_JOB_TTL_SECONDS": Setting(
+        "3600",
+        "finished jobs are removed after this (swept on a timer); jobs a stopped server left unfinished are "
+        "marked failed at start and cleaned, their training children stopped",
+    ),
+    "CLIPMORPH_REPLICA_TIMEOUT_SECONDS": Setting(
+        "30",
+        "replicas sharing `CLIPMORPH_JOBS_DIR` or `CLIPMORPH_JOBS_URL`: one silent this long is gone, "
+        "its unfinished jobs fail",
+    ),
+    "CLIPMORPH_JOBS_URL": Setting(
+        "",
+        "a bucket (fsspec URL) every replica mirrors its jobs to: replicas with no shared folder answer for "
+        "each other's jobs",
+    ),
+    "CLIPMORPH_VIDEO_ENCODER": Setting(
+        "auto",
+        "H.264 encoder of video jobs, as `--encoder`: auto (NVENC where it starts, else x264), libx264, h264_nvenc",
+    ),
+    "CLIPMORPH_DEVICE": Setting("auto", "`auto`, `cpu`, `cuda` or `cuda:N`"),
+    "CLIPMORPH_COMPILE": Setting("0", "torch.compile the networks (1/0): once per input shape, then faster"),
+    "CLIPMORPH_BACKEND": Setting(
+        "torch",
+        "`torch` or `openvino` (CPU, as `--backend`; needs `clipmorph[openvino]`, "
+        "the bento carries `openvino` and `onnx`)",
+    ),
+    "CLIPMORPH_BATCH_SIZE": Setting(
+        "0", "frames per forward pass; 0: 1 on CPU, 8 on GPU (larger batches are slower per frame on CPU: measured)"
+    ),
+    "CLIPMORPH_MAX_BATCH_SIZE": Setting("16", "adaptive batching: largest batch"),
+    "CLIPMORPH_MAX_LATENCY_MS": Setting(
+        "20000", "adaptive batching: a batch queue whose expected wait is over this budget answers 503 at once"
+    ),
+    "CLIPMORPH_MAX_CONCURRENCY": Setting(
+        "64",
+        "requests processed by the API service at once, counted once their body is in; more get 429 at once "
+        "(bounded memory under overload)",
+    ),
+    "CLIPMORPH_MAX_REQUESTS_PER_CLIENT": Setting(
+        "32",
+        "requests one client address may hold open at once, uploading or processing; more get 429 at once "
+        "(0: no cap; raise it behind a proxy that hides client addresses)",
+    ),
+    "CLIPMORPH_ADMIN_TOKEN": Setting("", "required by style create/delete; unset: allowed on loopback-only servers"),
+    "CLIPMORPH_ALLOWED_ORIGINS": Setting(
+        "", "other sites (`https://app.example`, comma list) whose pages may create/delete styles"
+    ),
+    "CLIPMORPH_TRAIN_CONTENT": Setting(
+        "",
+        "photo folders (`:`-separated) user-made styles train on; unset: the store's (`clipmorph content import`), "
+        "and without those style creation answers 503",
+    ),
+    "CLIPMORPH_TRAIN_BASE": Setting("catalogue-full", "backbone (or style id) new styles are added to"),
+    "CLIPMORPH_MAX_TRAININGS": Setting("1", "style trainings at once on this device"),
+    "CLIPMORPH_TRAIN_NICE": Setting("10", "CPU priority drop of training processes (0-19)"),
+    "CLIPMORPH_WANDB": Setting("1", "log style jobs to Weights & Biases (offline files without an API key)"),
+    "CLIPMORPH_WANDB_DIR": Setting("$TMPDIR/clipmorph-wandb", "where the W&B runs of style jobs are written"),
+    "CLIPMORPH_MODELS_URL": Setting(
+        "",
+        "serve the models of a bucket or folder (`clipmorph styles push`): pulled when the model worker starts, "
+        "then looked for again",
+    ),
+    "CLIPMORPH_MODELS_POLL_SECONDS": Setting(
+        "60", "how often the model worker looks in `CLIPMORPH_MODELS_URL` again (0: at start only)"
+    ),
+}
+
+
+def _text(name: str) -> str:
+    """The variable's text, or its default from SETTINGS (a KeyError here: a variable without an entry)."""
+    default = SETTINGS[name].default.replace("$TMPDIR", tempfile.gettempdir())
+    return os.environ.get(name, default)
+
+
+def _read(name: str, parse: Callable[[str], T], expect: str, valid: Callable[[T], bool] = bool) -> T:
+    text = _text(name).strip()
     try:
         value = parse(text)
     except ValueError as error:
@@ -86,10 +194,6 @@ def gpu_count() -> int:
     return found
 
 
-def _temp(name: str) -> str:
-    return str(Path(tempfile.gettempdir()) / name)
-
-
 def _positive_number(value: float) -> bool:
     return value > 0
 
@@ -99,98 +203,95 @@ JSON_BODY_BYTES = 64 * 1024  # the routes that take a few JSON fields
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    max_upload_bytes: int  # CLIPMORPH_MAX_UPLOAD_MB: larger request bodies get 413 (videos, batches)
-    max_image_upload_bytes: int  # CLIPMORPH_MAX_IMAGE_UPLOAD_MB: the same for one-image routes
-    body_idle_seconds: float  # CLIPMORPH_BODY_IDLE_SECONDS: an upload that sends nothing this long gets 408
-    body_total_seconds: float  # CLIPMORPH_BODY_TIMEOUT_SECONDS: an upload not complete after this gets 408
-    header_timeout_seconds: float  # CLIPMORPH_HEADER_TIMEOUT_SECONDS: a request head not complete after this: closed
-    max_image_pixels: int  # CLIPMORPH_MAX_IMAGE_MEGAPIXELS: header dimensions checked before decoding
-    max_side: int  # CLIPMORPH_MAX_SIDE: network resolution cap and default
-    max_batch_images: int  # CLIPMORPH_MAX_BATCH_IMAGES: images per /stylize_batch request
-    max_batch_pixels: int  # CLIPMORPH_MAX_BATCH_MEGAPIXELS: all of a request's images together, by their headers
-    max_video_seconds: float  # CLIPMORPH_MAX_VIDEO_SECONDS: video jobs
-    max_sync_video_seconds: float  # CLIPMORPH_MAX_SYNC_VIDEO_SECONDS: the synchronous video endpoint
-    max_video_pixels: int  # CLIPMORPH_MAX_VIDEO_MEGAPIXELS: per frame
-    max_video_fps: float  # CLIPMORPH_MAX_VIDEO_FPS: frame rate; frames are capped at seconds x this
-    jobs_dir: Path  # CLIPMORPH_JOBS_DIR: video job inputs, outputs and progress
-    max_video_jobs: int  # CLIPMORPH_MAX_VIDEO_JOBS: video jobs running at once
-    max_queued_video_jobs: int  # CLIPMORPH_MAX_QUEUED_VIDEO_JOBS: jobs waiting; more get 503
-    job_ttl_seconds: float  # CLIPMORPH_JOB_TTL_SECONDS: finished jobs are swept after this
-    replica_timeout_seconds: float  # CLIPMORPH_REPLICA_TIMEOUT_SECONDS: a replica silent this long is gone
-    jobs_url: str  # CLIPMORPH_JOBS_URL: a bucket every replica mirrors its jobs to (no shared folder needed)
-    video_encoder: str  # CLIPMORPH_VIDEO_ENCODER: auto (NVENC where it starts, else x264), libx264, h264_nvenc
-    device: str  # CLIPMORPH_DEVICE: auto, cpu, cuda, cuda:N
-    compile: bool  # CLIPMORPH_COMPILE: torch.compile the networks (1/0)
-    backend: str  # CLIPMORPH_BACKEND: torch, or openvino (CPU; needs clipmorph[openvino])
-    batch_size: int | None  # CLIPMORPH_BATCH_SIZE: frames per forward pass (unset: 1 on CPU, 8 on GPU)
-    max_batch_size: int  # CLIPMORPH_MAX_BATCH_SIZE: adaptive batching upper bound
-    max_latency_ms: int  # CLIPMORPH_MAX_LATENCY_MS: batch queue budget; a fuller queue answers 503 at once
-    max_concurrency: int  # CLIPMORPH_MAX_CONCURRENCY: requests processed at once (body in); more get 429 at once
-    max_requests_per_client: int  # CLIPMORPH_MAX_REQUESTS_PER_CLIENT: open requests per client address (0: no cap)
-    admin_token: str  # CLIPMORPH_ADMIN_TOKEN: required by style create/delete (unset: loopback-only servers)
-    allowed_origins: list[str]  # CLIPMORPH_ALLOWED_ORIGINS: other sites' pages that may change state (comma list)
-    train_content: list[Path]  # CLIPMORPH_TRAIN_CONTENT: photo folders for style creation (os.pathsep list)
-    train_base: str  # CLIPMORPH_TRAIN_BASE: backbone (or style id) new styles are added to
-    max_trainings: int  # CLIPMORPH_MAX_TRAININGS: style trainings at once on this device
-    train_nice: int  # CLIPMORPH_TRAIN_NICE: CPU priority drop of training processes (0-19)
-    wandb: bool  # CLIPMORPH_WANDB: log style jobs to Weights & Biases (offline without a key)
-    wandb_dir: Path  # CLIPMORPH_WANDB_DIR: where W&B runs of style jobs are written
-    models_url: str  # CLIPMORPH_MODELS_URL: a bucket (s3://...) or folder of `clipmorph styles push`; "" for none
-    models_poll_seconds: float  # CLIPMORPH_MODELS_POLL_SECONDS: look there again this often (0: only at start)
+    """The checked values; each field's variable is named beside it and described in SETTINGS."""
+
+    max_upload_bytes: int  # CLIPMORPH_MAX_UPLOAD_MB
+    max_image_upload_bytes: int  # CLIPMORPH_MAX_IMAGE_UPLOAD_MB
+    body_idle_seconds: float  # CLIPMORPH_BODY_IDLE_SECONDS
+    body_total_seconds: float  # CLIPMORPH_BODY_TIMEOUT_SECONDS
+    header_timeout_seconds: float  # CLIPMORPH_HEADER_TIMEOUT_SECONDS
+    max_image_pixels: int  # CLIPMORPH_MAX_IMAGE_MEGAPIXELS
+    max_side: int  # CLIPMORPH_MAX_SIDE
+    max_batch_images: int  # CLIPMORPH_MAX_BATCH_IMAGES
+    max_batch_pixels: int  # CLIPMORPH_MAX_BATCH_MEGAPIXELS
+    max_video_seconds: float  # CLIPMORPH_MAX_VIDEO_SECONDS
+    max_sync_video_seconds: float  # CLIPMORPH_MAX_SYNC_VIDEO_SECONDS
+    max_video_pixels: int  # CLIPMORPH_MAX_VIDEO_MEGAPIXELS
+    max_video_fps: float  # CLIPMORPH_MAX_VIDEO_FPS
+    jobs_dir: Path  # CLIPMORPH_JOBS_DIR
+    max_video_jobs: int  # CLIPMORPH_MAX_VIDEO_JOBS
+    max_queued_video_jobs: int  # CLIPMORPH_MAX_QUEUED_VIDEO_JOBS
+    job_ttl_seconds: float  # CLIPMORPH_JOB_TTL_SECONDS
+    replica_timeout_seconds: float  # CLIPMORPH_REPLICA_TIMEOUT_SECONDS
+    jobs_url: str  # CLIPMORPH_JOBS_URL
+    video_encoder: str  # CLIPMORPH_VIDEO_ENCODER
+    device: str  # CLIPMORPH_DEVICE
+    compile: bool  # CLIPMORPH_COMPILE
+    backend: str  # CLIPMORPH_BACKEND
+    batch_size: int | None  # CLIPMORPH_BATCH_SIZE
+    max_batch_size: int  # CLIPMORPH_MAX_BATCH_SIZE
+    max_latency_ms: int  # CLIPMORPH_MAX_LATENCY_MS
+    max_concurrency: int  # CLIPMORPH_MAX_CONCURRENCY
+    max_requests_per_client: int  # CLIPMORPH_MAX_REQUESTS_PER_CLIENT
+    admin_token: str  # CLIPMORPH_ADMIN_TOKEN
+    allowed_origins: list[str]  # CLIPMORPH_ALLOWED_ORIGINS
+    train_content: list[Path]  # CLIPMORPH_TRAIN_CONTENT
+    train_base: str  # CLIPMORPH_TRAIN_BASE
+    max_trainings: int  # CLIPMORPH_MAX_TRAININGS
+    train_nice: int  # CLIPMORPH_TRAIN_NICE
+    wandb: bool  # CLIPMORPH_WANDB
+    wandb_dir: Path  # CLIPMORPH_WANDB_DIR
+    models_url: str  # CLIPMORPH_MODELS_URL
+    models_poll_seconds: float  # CLIPMORPH_MODELS_POLL_SECONDS
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
         """Read and check every setting; SettingsError names the first bad one."""
         count, number, size = "a whole number >= 1", "a number > 0", "a number of megabytes > 0"
         return cls(
-            max_upload_bytes=_read("CLIPMORPH_MAX_UPLOAD_MB", "200", _scaled(1024 * 1024), size, _positive_number),
-            max_image_upload_bytes=_read(
-                "CLIPMORPH_MAX_IMAGE_UPLOAD_MB", "50", _scaled(1024 * 1024), size, _positive_number
-            ),
-            body_idle_seconds=_read("CLIPMORPH_BODY_IDLE_SECONDS", "20", float, number, _positive_number),
-            body_total_seconds=_read("CLIPMORPH_BODY_TIMEOUT_SECONDS", "300", float, number, _positive_number),
-            header_timeout_seconds=_read("CLIPMORPH_HEADER_TIMEOUT_SECONDS", "15", float, number, _positive_number),
-            max_image_pixels=_read("CLIPMORPH_MAX_IMAGE_MEGAPIXELS", "50", _scaled(1e6), number, _positive_number),
-            max_side=_read("CLIPMORPH_MAX_SIDE", "1920", int, "a whole number >= 16", lambda v: v >= 16),
-            max_batch_pixels=_read("CLIPMORPH_MAX_BATCH_MEGAPIXELS", "100", _scaled(1e6), number, _positive_number),
-            max_batch_images=_read("CLIPMORPH_MAX_BATCH_IMAGES", "32", int, count, lambda v: v >= 1),
-            max_video_seconds=_read("CLIPMORPH_MAX_VIDEO_SECONDS", "300", float, number, _positive_number),
-            max_sync_video_seconds=_read("CLIPMORPH_MAX_SYNC_VIDEO_SECONDS", "10", float, number, _positive_number),
-            max_video_pixels=_read("CLIPMORPH_MAX_VIDEO_MEGAPIXELS", "8.3", _scaled(1e6), number, _positive_number),
-            max_video_fps=_read("CLIPMORPH_MAX_VIDEO_FPS", "120", float, number, _positive_number),
-            jobs_dir=Path(_read("CLIPMORPH_JOBS_DIR", _temp("clipmorph-jobs"), str, "a folder")),
-            max_video_jobs=_read("CLIPMORPH_MAX_VIDEO_JOBS", "2", int, count, lambda v: v >= 1),
+            max_upload_bytes=_read("CLIPMORPH_MAX_UPLOAD_MB", _scaled(1024 * 1024), size, _positive_number),
+            max_image_upload_bytes=_read("CLIPMORPH_MAX_IMAGE_UPLOAD_MB", _scaled(1024 * 1024), size, _positive_number),
+            body_idle_seconds=_read("CLIPMORPH_BODY_IDLE_SECONDS", float, number, _positive_number),
+            body_total_seconds=_read("CLIPMORPH_BODY_TIMEOUT_SECONDS", float, number, _positive_number),
+            header_timeout_seconds=_read("CLIPMORPH_HEADER_TIMEOUT_SECONDS", float, number, _positive_number),
+            max_image_pixels=_read("CLIPMORPH_MAX_IMAGE_MEGAPIXELS", _scaled(1e6), number, _positive_number),
+            max_side=_read("CLIPMORPH_MAX_SIDE", int, "a whole number >= 16", lambda v: v >= 16),
+            max_batch_pixels=_read("CLIPMORPH_MAX_BATCH_MEGAPIXELS", _scaled(1e6), number, _positive_number),
+            max_batch_images=_read("CLIPMORPH_MAX_BATCH_IMAGES", int, count, lambda v: v >= 1),
+            max_video_seconds=_read("CLIPMORPH_MAX_VIDEO_SECONDS", float, number, _positive_number),
+            max_sync_video_seconds=_read("CLIPMORPH_MAX_SYNC_VIDEO_SECONDS", float, number, _positive_number),
+            max_video_pixels=_read("CLIPMORPH_MAX_VIDEO_MEGAPIXELS", _scaled(1e6), number, _positive_number),
+            max_video_fps=_read("CLIPMORPH_MAX_VIDEO_FPS", float, number, _positive_number),
+            jobs_dir=Path(_read("CLIPMORPH_JOBS_DIR", str, "a folder")),
+            max_video_jobs=_read("CLIPMORPH_MAX_VIDEO_JOBS", int, count, lambda v: v >= 1),
             max_queued_video_jobs=_read(
-                "CLIPMORPH_MAX_QUEUED_VIDEO_JOBS", "16", int, "a whole number >= 0", lambda v: v >= 0
+                "CLIPMORPH_MAX_QUEUED_VIDEO_JOBS", int, "a whole number >= 0", lambda v: v >= 0
             ),
-            job_ttl_seconds=_read("CLIPMORPH_JOB_TTL_SECONDS", "3600", float, number, _positive_number),
-            replica_timeout_seconds=_read("CLIPMORPH_REPLICA_TIMEOUT_SECONDS", "30", float, number, _positive_number),
-            jobs_url=os.environ.get("CLIPMORPH_JOBS_URL", "").strip().rstrip("/"),
-            video_encoder=_read("CLIPMORPH_VIDEO_ENCODER", "auto", _one_of("video encoder", ENCODERS), ""),
-            device=_read("CLIPMORPH_DEVICE", "auto", _device, "auto, cpu, cuda or cuda:N"),
-            compile=_read("CLIPMORPH_COMPILE", "0", _flag, "1 or 0", lambda _: True),
-            backend=_read("CLIPMORPH_BACKEND", "torch", _one_of("backend", BACKENDS), ""),
-            batch_size=_read("CLIPMORPH_BATCH_SIZE", "0", int, "0 (automatic) or a whole number", lambda v: v >= 0)
-            or None,
-            max_batch_size=_read("CLIPMORPH_MAX_BATCH_SIZE", "16", int, count, lambda v: v >= 1),
-            max_latency_ms=_read("CLIPMORPH_MAX_LATENCY_MS", "20000", int, count, lambda v: v >= 1),
-            max_concurrency=_read("CLIPMORPH_MAX_CONCURRENCY", "64", int, count, lambda v: v >= 1),
+            job_ttl_seconds=_read("CLIPMORPH_JOB_TTL_SECONDS", float, number, _positive_number),
+            replica_timeout_seconds=_read("CLIPMORPH_REPLICA_TIMEOUT_SECONDS", float, number, _positive_number),
+            jobs_url=_text("CLIPMORPH_JOBS_URL").strip().rstrip("/"),
+            video_encoder=_read("CLIPMORPH_VIDEO_ENCODER", _one_of("video encoder", ENCODERS), ""),
+            device=_read("CLIPMORPH_DEVICE", _device, "auto, cpu, cuda or cuda:N"),
+            compile=_read("CLIPMORPH_COMPILE", _flag, "1 or 0", lambda _: True),
+            backend=_read("CLIPMORPH_BACKEND", _one_of("backend", BACKENDS), ""),
+            batch_size=_read("CLIPMORPH_BATCH_SIZE", int, "0 (automatic) or a whole number", lambda v: v >= 0) or None,
+            max_batch_size=_read("CLIPMORPH_MAX_BATCH_SIZE", int, count, lambda v: v >= 1),
+            max_latency_ms=_read("CLIPMORPH_MAX_LATENCY_MS", int, count, lambda v: v >= 1),
+            max_concurrency=_read("CLIPMORPH_MAX_CONCURRENCY", int, count, lambda v: v >= 1),
             max_requests_per_client=_read(
-                "CLIPMORPH_MAX_REQUESTS_PER_CLIENT", "32", int, "a whole number >= 0 (0: no cap)", lambda v: v >= 0
+                "CLIPMORPH_MAX_REQUESTS_PER_CLIENT", int, "a whole number >= 0 (0: no cap)", lambda v: v >= 0
             ),
-            admin_token=os.environ.get("CLIPMORPH_ADMIN_TOKEN", ""),
-            allowed_origins=[
-                o.strip() for o in os.environ.get("CLIPMORPH_ALLOWED_ORIGINS", "").split(",") if o.strip()
-            ],
-            train_content=[Path(p) for p in os.environ.get("CLIPMORPH_TRAIN_CONTENT", "").split(os.pathsep) if p],
-            train_base=_read("CLIPMORPH_TRAIN_BASE", "catalogue-full", str, "a backbone name or style id"),
-            max_trainings=_read("CLIPMORPH_MAX_TRAININGS", "1", int, count, lambda v: v >= 1),
-            train_nice=_read("CLIPMORPH_TRAIN_NICE", "10", int, "a whole number 0-19", lambda v: 0 <= v <= 19),
-            wandb=_read("CLIPMORPH_WANDB", "1", _flag, "1 or 0", lambda _: True),
-            wandb_dir=Path(_read("CLIPMORPH_WANDB_DIR", _temp("clipmorph-wandb"), str, "a folder")),
-            models_url=os.environ.get("CLIPMORPH_MODELS_URL", "").strip(),
+            admin_token=_text("CLIPMORPH_ADMIN_TOKEN"),
+            allowed_origins=[o.strip() for o in _text("CLIPMORPH_ALLOWED_ORIGINS").split(",") if o.strip()],
+            train_content=[Path(p) for p in _text("CLIPMORPH_TRAIN_CONTENT").split(os.pathsep) if p],
+            train_base=_read("CLIPMORPH_TRAIN_BASE", str, "a backbone name or style id"),
+            max_trainings=_read("CLIPMORPH_MAX_TRAININGS", int, count, lambda v: v >= 1),
+            train_nice=_read("CLIPMORPH_TRAIN_NICE", int, "a whole number 0-19", lambda v: 0 <= v <= 19),
+            wandb=_read("CLIPMORPH_WANDB", _flag, "1 or 0", lambda _: True),
+            wandb_dir=Path(_read("CLIPMORPH_WANDB_DIR", str, "a folder")),
+            models_url=_text("CLIPMORPH_MODELS_URL").strip(),
             models_poll_seconds=_read(
-                "CLIPMORPH_MODELS_POLL_SECONDS", "60", float, "a number of seconds >= 0", lambda v: v >= 0
+                "CLIPMORPH_MODELS_POLL_SECONDS", float, "a number of seconds >= 0", lambda v: v >= 0
             ),
         )
 
@@ -204,3 +305,22 @@ class ServiceSettings:
         """For /info: every setting except secrets."""
         shown = {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name != "admin_token"}
         return shown | {"admin_token": "set" if self.admin_token else "unset"}
+
+
+def markdown_table() -> str:
+    """The table of docs/settings.md, written from SETTINGS so that names, defaults and meanings
+    are typed once, here (``python docs/generate.py`` puts it into the page; a test compares)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, setting in SETTINGS.items():
+        default = f"`{setting.default}`" if setting.default else "unset"
+        rows.append(f"| `{name}` | {default} | {setting.meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="The service's CLIPMORPH_* variables.")
+    parser.add_argument("--markdown", action="store_true", help="print the table of docs/settings.md")
+    parser.parse_args()
+    print(markdown_table(), end="")

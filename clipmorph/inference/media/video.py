@@ -151,7 +151,7 @@ DEFAULT_ENCODING = VideoEncoding()
 def h264_options(encoder: str, crf: int) -> dict[str, str]:
     if encoder == "h264_nvenc":
         return {"preset": "p4", "rc": "vbr", "cq": str(crf), "b": "0"}  # constant quality, no bitrate cap
-    # veryfast: faster end to end than medium on a small CPU, and smaller files at CRF 18 (README)
+    # veryfast: faster end to end than medium on a small CPU, and smaller files at CRF 18 (docs/performance.md)
     return {"crf": str(crf), "preset": "veryfast"}
 
 
