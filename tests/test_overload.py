@@ -1,36 +1,57 @@
 """Overload is refused fast instead of queueing without bound: a real server with tiny limits."""
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from media_factory import make_video
 from service_fixture import own_store, start_server, stop_server
 from test_service import png_bytes
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 
-def test_requests_over_the_concurrency_limit_get_429_quickly_and_the_rest_succeed(tmp_path_factory):
+def in_progress(client, endpoint: str) -> float:
+    """Requests BentoML's API service is processing now on ``endpoint`` (its own gauge)."""
+    metrics = client.get("/metrics").text
+    pattern = rf'\w*request_in_progress\{{[^}}]*endpoint="{re.escape(endpoint)}"[^}}]*\}} (\S+)'
+    return sum(float(value) for value in re.findall(pattern, metrics))
+
+
+def test_requests_over_the_concurrency_limit_get_429_at_once_and_the_rest_succeed(tmp_path_factory):
+    """Two slow requests hold both slots (CLIPMORPH_MAX_CONCURRENCY=2); every request sent while
+    they do is refused with 429 before either of them ends (no waiting in line), and the two
+    are answered in full."""
     workdir = tmp_path_factory.mktemp("busy")
     home = own_store(workdir)  # two servers on one store at once trip BentoML's task database
-    server = start_server(workdir, {"CLIPMORPH_MAX_CONCURRENCY": "2", "BENTOML_HOME": str(home)})
+    clip = make_video(workdir / "clip.mp4", frames=96, size=(640, 480), fps=12)  # 8 s: a sync video
+    limits = {"CLIPMORPH_MAX_CONCURRENCY": "2", "CLIPMORPH_MAX_SYNC_VIDEO_SECONDS": "10"}
+    server = start_server(workdir, {**limits, "BENTOML_HOME": str(home)})
     try:
-        photo = png_bytes(512, 384)
 
-        def one(_: int) -> tuple[int, float]:
+        def slow(_: int) -> int | tuple[int, str]:
             with server.client() as client:
-                started = time.monotonic()
-                response = client.post("/stylize", files={"image": ("p.png", photo)}, data={"style": "rand-0"})
-                return response.status_code, time.monotonic() - started
+                files = {"video": ("clip.mp4", clip.read_bytes())}
+                answer = client.post("/stylize_video", files=files, data={"style": "rand-0"})
+                return answer.status_code if answer.status_code == 200 else (answer.status_code, answer.text[:300])
 
-        with ThreadPoolExecutor(12) as pool:
-            results = list(pool.map(one, range(12)))
-        codes = [code for code, _ in results]
-        assert set(codes) <= {200, 429} and codes.count(200) >= 2 and codes.count(429) >= 1, codes
-        refused = [seconds for code, seconds in results if code == 429]
-        served = [seconds for code, seconds in results if code == 200]
-        assert max(refused) < min(served) + 1.0  # refused at once, not after waiting in line
+        with ThreadPoolExecutor(2) as pool, server.client() as client:
+            holding = [pool.submit(slow, i) for i in range(2)]
+            deadline = time.monotonic() + 120
+            while in_progress(client, "/stylize_video") < 2:
+                assert time.monotonic() < deadline and not any(f.done() for f in holding), "the slots never filled"
+                time.sleep(0.1)
+            refused = []
+            for _ in range(6):
+                answer = client.post("/stylize", files={"image": ("p.png", png_bytes())}, data={"style": "rand-0"})
+                refused.append((answer.status_code, any(f.done() for f in holding)))
+            # Each answered while both slots were still held.
+            assert refused == [(429, False)] * 6, (refused, [f.result() for f in holding])
+            assert [f.result() for f in holding] == [200, 200]
+            after = client.post("/stylize", files={"image": ("p.png", png_bytes())}, data={"style": "rand-0"})
+            assert after.status_code == 200  # the slots are free again
         assert server.alive()
     finally:
         stop_server(server)

@@ -4,7 +4,6 @@ deletion, cancel, bad input, and the admin token. Each server here has its own m
 import io
 import json
 import socket
-import time
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from browser import open_page
 from conftest import run_cli
 from media_factory import gradient_frame
 from service_fixture import own_store, start_server, stop_server
-from test_service import error_of, png_bytes, wait_for_job
+from test_service import error_of, png_bytes, wait_for_job, wait_until
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -108,20 +107,23 @@ def test_a_cancelled_job_leaves_no_model_and_no_files(studio):
         response = create(client, name="Never Finished", preset="best")
         assert response.status_code == 200, response.text
         job_id = response.json()["job_id"]
-        for _ in range(600):
+
+        def training() -> bool:
             record = client.get(f"/jobs/{job_id}").json()
-            if record["state"] == "running" and record.get("step", 0) >= 1:
-                break
-            __import__("time").sleep(0.2)
+            return record["state"] == "running" and record.get("step", 0) >= 1
+
+        wait_until(training, 120, "the training never took a step")
         assert client.post(f"/jobs/{job_id}/cancel").status_code == 202
         final, _ = wait_for_job(client, job_id, timeout=120)
         assert final["state"] == "cancelled"
         assert "never-finished" not in style_ids(client)
         assert [p.name for p in (studio.jobs / job_id).iterdir()] == ["progress.json"]
         assert client.post(f"/jobs/{job_id}/cancel").status_code == 409
-    time.sleep(1.0)  # request folders are removed after the response is sent
-    leftovers = [p for p in studio.tmp.rglob("*") if p.is_file()]
-    assert leftovers == [], leftovers
+
+    def leftovers() -> list:  # request folders are removed after the response is sent
+        return [p for p in studio.tmp.rglob("*") if p.is_file()]
+
+    wait_until(lambda: not leftovers(), 30, f"left in the server's TMPDIR: {leftovers()}")
 
 
 @pytest.mark.parametrize(
