@@ -57,6 +57,24 @@ def wait_running(client, job_id: str) -> None:
         time.sleep(0.2)
 
 
+def heartbeats(jobs: Path) -> dict[str, int]:
+    """Each replica's heartbeat file under the job folder, by name: its last beat (ns)."""
+    folder = jobs / ".replicas"
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} if folder.is_dir() else {}
+
+
+def wait_for_new_beats(jobs: Path, known: set[str], beats: int, still, timeout: float = 120) -> None:
+    """Wait until a replica that is not in ``known`` has beaten ``beats`` times, checking at every
+    look that ``still()`` says "running": the window is the new replica's own cycles, not a time."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(seen) < beats:
+        assert time.monotonic() < deadline, "the new replica never beat"
+        assert still() == "running"
+        seen |= {beat for name, beat in heartbeats(jobs).items() if name not in known}
+        time.sleep(0.1)
+
+
 def test_replicas_on_one_job_folder_answer_for_each_others_jobs(shared_jobs, tmp_path):
     short = make_video(tmp_path / "short.mp4", frames=24, size=(96, 64), fps=12)
     # Long enough (frames x pixels) to still be running after a neighbour restarts.
@@ -82,9 +100,11 @@ def test_replicas_on_one_job_folder_answer_for_each_others_jobs(shared_jobs, tmp
             job = submit(on_a, long)
             wait_running(on_a, job)
         stop_server(b)  # a neighbour restarts while A works: A's job must go on
+        known = set(heartbeats(shared_jobs))
         b = replica(shared_jobs, made)
-        time.sleep(2 * TIMEOUT)
         with a.client() as on_a, b.client() as on_b:
+            # B looks for orphans after each heartbeat: three of its beats, and A's job is untouched.
+            wait_for_new_beats(shared_jobs, known, beats=3, still=lambda: on_b.get(f"/jobs/{job}").json()["state"])
             assert on_b.get(f"/jobs/{job}").json()["state"] == "running"
             kill_tree(a)  # A dies with its job half done
             final, _ = wait_for_job(on_b, job, timeout=10 * TIMEOUT)
@@ -102,6 +122,9 @@ def test_a_style_made_on_one_replica_is_served_by_the_other_and_slots_hold_for_b
     from s3_server import s3_server
     from test_style_creation import create
 
+    from clipmorph.styles.catalogue import write_catalogue
+
+    from conftest import random_library, run_cli
     from media_factory import gradient_frame
 
     photos = tmp_path / "photos"
@@ -127,7 +150,14 @@ def test_a_style_made_on_one_replica_is_served_by_the_other_and_slots_hold_for_b
                 short = create(on_b, name="Shared Stripes", preset="tiny")
                 assert short.status_code == 200, short.text
                 short_id = short.json()["job_id"]
-                time.sleep(3)  # one training slot on this machine, held by A's job: B's waits
+                # One training slot on this machine, held by A's job: B's waits while A's trains on.
+                long_id = long.json()["job_id"]
+                first = on_a.get(f"/jobs/{long_id}").json().get("step", 0)
+                deadline = time.monotonic() + 300
+                while on_a.get(f"/jobs/{long_id}").json().get("step", 0) < first + 2:
+                    assert time.monotonic() < deadline, "the long training stopped taking steps"
+                    assert on_a.get(f"/jobs/{short_id}").json()["state"] == "queued"
+                    time.sleep(0.2)
                 assert on_a.get(f"/jobs/{short_id}").json()["state"] == "queued"
                 assert on_b.post(f"/jobs/{long.json()['job_id']}/cancel").status_code == 202
                 final, _ = wait_for_job(on_a, short_id)
@@ -145,9 +175,18 @@ def test_a_style_made_on_one_replica_is_served_by_the_other_and_slots_hold_for_b
                 while "shared-stripes" in {row["id"] for row in listed_ok(on_b)}:
                     assert time.monotonic() < deadline, "the deleted style stayed on the other replica"
                     time.sleep(0.5)
-                time.sleep(3)  # a few more polls on both
+                # A style pushed after the delete reaches both: each poller has read the bucket
+                # since, and the deleted one stays gone.
+                write_catalogue(random_library("marker", num_styles=1), tmp_path / "marker")
+                pusher = {**s3.env, "BENTOML_HOME": str(tmp_path / "marker-home")}
+                assert run_cli("styles", "import", str(tmp_path / "marker"), env=pusher).returncode == 0
+                assert run_cli("styles", "push", env["CLIPMORPH_MODELS_URL"], env=pusher).returncode == 0
                 for client in (on_a, on_b):
-                    assert "shared-stripes" not in {row["id"] for row in client.post("/styles", json={}).json()}
+                    deadline = time.monotonic() + 60
+                    while "marker-0" not in (ids := {row["id"] for row in listed_ok(client)}):
+                        assert time.monotonic() < deadline, "a style pushed later never arrived"
+                        time.sleep(0.5)
+                    assert "shared-stripes" not in ids
         finally:
             for server in servers:
                 stop_server(server)

@@ -1,5 +1,5 @@
 """How a new style is trained on a frozen backbone: the presets of the "create a style" job
-(measured on the catalogue backbone: see README "Create your own style"), shared by the
+(measured on the catalogue backbone: see docs/service.md "Create your own style"), shared by the
 service's job, the catalogue's refinements and the bench, so none of them reaches into another
 layer for them."""
 
