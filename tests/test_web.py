@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from PIL import Image
 
@@ -72,3 +74,51 @@ def test_a_bad_file_shows_the_servers_reason(page, tmp_path):
     page.click("#go")
     page.wait_for_selector("#error:not([hidden])", timeout=30_000)
     assert "400" in page.locator("#error").inner_text() and "not an image" in page.locator("#error").inner_text()
+
+
+def test_a_painting_with_full_and_lite_is_one_named_tile_with_a_quality_choice(page, tmp_path):
+    """The catalogue serves each painting twice (full and lite): one tile, its name readable, a
+    choice of network that decides which style the request names."""
+    rows = [
+        {"id": "rand-0", "display_name": "Random test style 0", "artist": "Nobody"},
+        {"id": "rand-0-lite", "display_name": "Random test style 0 (lite)", "artist": "Nobody"},
+        {"id": "rand-1", "display_name": "Random test style 1", "artist": ""},
+    ]
+    rows = [{**row, "thumbnail_url": f"/ui/thumbnails/{row['id']}"} for row in rows]
+    page.route("**/styles", lambda route: route.fulfill(json=rows))
+    photo = tmp_path / "photo.png"
+    Image.fromarray(gradient_frame(64, 48)).save(photo)
+    sent: list[bytes] = []
+
+    def answer(route):  # the request is what is checked: any picture will do as the answer
+        sent.append(route.request.post_data_buffer or b"")
+        route.fulfill(body=photo.read_bytes(), content_type="image/png")
+
+    page.route("**/stylize", answer)
+    page.reload()
+    page.wait_for_selector(".style >> nth=1")
+    assert page.locator(".style").count() == 2
+    assert page.locator(".style span").all_inner_texts() == ["Random test style 0", "Random test style 1"]
+    label_colour = page.evaluate("getComputedStyle(document.querySelector('.style span')).color")
+    assert label_colour not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)")  # readable on the white card
+    assert page.locator("#quality").is_visible()
+    page.set_input_files("#file", str(photo))
+    page.check("#fast")
+    page.click("#go")
+    page.wait_for_function("document.querySelector('#after').naturalWidth === 64")
+    page.click('.style[data-style="rand-1"]')
+    assert page.locator("#quality").is_hidden()  # one network only
+    page.click("#go")
+    page.wait_for_function("document.querySelectorAll('#history li').length === 2")
+    styles = [re.search(rb'name="style"\r\n\r\n([\w-]+)', body).group(1) for body in sent]
+    assert styles == [b"rand-0-lite", b"rand-1"]
+
+
+def test_the_page_loads_without_a_failed_request(server):
+    failed: list[str] = []
+    with open_page(f"{server.url}/ui/") as page:
+        page.on("response", lambda response: response.status >= 400 and failed.append(response.url))
+        page.reload()
+        page.wait_for_selector(".style img")
+        page.wait_for_load_state("networkidle")
+    assert failed == []

@@ -24,16 +24,32 @@ async function errorText(response) {
   }
 }
 
+// A catalogue painting comes as two styles: "<id>" (the full network) and "<id>-lite" (the fast,
+// narrower one). The gallery shows each painting once; a quality choice picks the network.
+const LITE = "-lite";
+const gallery = { paintings: new Map(), painting: null };
+
+function paintings(styles) {
+  const byId = new Map(styles.map((style) => [style.id, style]));
+  const found = new Map();
+  for (const style of styles) {
+    if (style.id.endsWith(LITE) && byId.has(style.id.slice(0, -LITE.length))) continue;
+    found.set(style.id, { style, lite: byId.get(style.id + LITE) || null });
+  }
+  return found;
+}
+
 async function loadStyles() {
   const styles = await (await api("/styles")).json();
-  const gallery = $("gallery");
-  gallery.replaceChildren();
+  gallery.paintings = paintings(styles);
+  const tiles = $("gallery");
+  tiles.replaceChildren();
   $("no-styles").hidden = styles.length > 0;
-  for (const style of styles) {
+  for (const [id, { style }] of gallery.paintings) {
     const tile = document.createElement("button");
     tile.className = "style";
     tile.type = "button";
-    tile.dataset.style = style.id;
+    tile.dataset.style = id;
     tile.setAttribute("role", "option");
     tile.setAttribute("aria-selected", "false");
     tile.title = [style.display_name, style.artist, style.year].filter(Boolean).join(", ");
@@ -44,16 +60,30 @@ async function loadStyles() {
     const label = document.createElement("span");
     label.textContent = style.display_name;
     tile.append(img, label);
-    tile.addEventListener("click", () => selectStyle(style.id));
-    gallery.append(tile);
+    if (style.artist && !style.display_name.includes(style.artist.split(" ").pop())) {
+      const artist = document.createElement("small");
+      artist.textContent = style.artist;
+      tile.append(artist);
+    }
+    tile.addEventListener("click", () => selectStyle(id));
+    tiles.append(tile);
   }
-  if (styles.length) selectStyle(styles[0].id);
+  if (gallery.paintings.size) selectStyle(gallery.paintings.keys().next().value);
 }
 
+// ``id``: a painting's id (at the quality chosen), or one network's own style id (that quality).
 function selectStyle(id) {
-  state.style = id;
+  let painting = id;
+  if (!gallery.paintings.has(id) && id.endsWith(LITE)) {
+    painting = id.slice(0, -LITE.length);
+    $("fast").checked = true;
+  }
+  gallery.painting = painting;
+  const entry = gallery.paintings.get(painting);
+  $("quality").hidden = !(entry && entry.lite);
+  state.style = entry && entry.lite && $("fast").checked ? entry.lite.id : painting;
   for (const tile of document.querySelectorAll(".style")) {
-    tile.setAttribute("aria-selected", String(tile.dataset.style === id));
+    tile.setAttribute("aria-selected", String(tile.dataset.style === painting));
   }
   updateButton();
 }
@@ -229,6 +259,7 @@ $("go").addEventListener("click", async () => {
 });
 
 renderHistory();
+for (const id of ["best", "fast"]) $(id).addEventListener("change", () => selectStyle(gallery.painting));
 loadStyles().catch((error) => showError(`Could not load styles: ${error.message}`));
 
 // --- create your own style: a training job on the server ---
