@@ -180,7 +180,7 @@ def refine_config(args: argparse.Namespace, library, wanted: list[str] | None = 
         add_to=backbone.name,
         backbone_name=backbone.name,
         checkpoint_dir=runs_dir(args) / f"refine-{backbone.version}",  # never resumed onto another backbone
-        lr=STYLE_LR,
+        lr=getattr(args, "style_lr", None) or STYLE_LR,
         style_size=args.style_size,
         max_minutes=max_minutes if max_minutes is not None else base.max_minutes,
     )
@@ -598,6 +598,12 @@ def main_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--full-from", type=Path, help="finish, refine: the full library from an exported folder")
     parser.add_argument("--styles", help="refine: style ids to learn again (default: catalogue.toml's [refine])")
+    parser.add_argument(
+        "--style-lr",
+        type=float,
+        help="refine: Adam learning rate of the style vectors (default: the add-a-style rate, 0.02; "
+        "a refinement of good vectors moves less far with a smaller one)",
+    )
     parser.add_argument("--style-size", type=int, default=512, help="refine, finish: long side of the paintings")
     parser.add_argument("--runs", type=Path, help="checkpoints (default training/runs)")
     parser.add_argument("--models", type=Path, default=REPO / "models", help="catalogue folder to write")
