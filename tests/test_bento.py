@@ -203,7 +203,7 @@ def test_the_built_bento_runs_every_feature_on_its_own_requirements(bento, bento
         server = start_server(tmp_path, env, target=str(folder), python=str(bento_environment), cwd=tmp_path)
         try:
             with server.client() as client:
-                assert client.get("/info").json()["backend"] == "openvino"
+                assert client.get("/info").json()["model"]["backend"] == "openvino"
                 buffer = io.BytesIO()
                 Image.fromarray(gradient_frame(64, 48)).save(buffer, format="PNG")
                 image = client.post("/stylize", files={"image": ("x.png", buffer.getvalue())}, data={"style": "rand-0"})
