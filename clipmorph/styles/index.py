@@ -110,14 +110,24 @@ def style_models() -> dict[str, bentoml.Model]:
     return newest
 
 
+def backbone_tag(name: str, version: str) -> str:
+    """A backbone's store tag: the one naming rule, for saving and for naming what a bento packs."""
+    return f"{BACKBONE_PREFIX}{name}:{version}"
+
+
+def style_tag(style_id: str, version: str) -> str:
+    """A style's store tag (see ``backbone_tag``)."""
+    return f"{STYLE_PREFIX}{style_id}:{version}"
+
+
 def catalogue_tags(manifest_path: str | os.PathLike) -> list[str]:
     """The store tags of a catalogue folder's backbones and styles (``models/manifest.json``):
     versions are content hashes, so these name exactly the weights the folder holds."""
     import json
 
     manifest = json.loads(Path(manifest_path).read_text())
-    backbones = [f"{BACKBONE_PREFIX}{entry['name']}:{entry['version']}" for entry in manifest["backbones"]]
-    return backbones + [f"{STYLE_PREFIX}{entry['id']}:{entry['version']}" for entry in manifest["styles"]]
+    backbones = [backbone_tag(entry["name"], entry["version"]) for entry in manifest["backbones"]]
+    return backbones + [style_tag(entry["id"], entry["version"]) for entry in manifest["styles"]]
 
 
 def served_tags() -> list[str]:

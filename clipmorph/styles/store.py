@@ -22,11 +22,12 @@ from clipmorph.styles.index import (
     BACKBONE_PREFIX,
     GONE,
     KIND_LABEL,
-    STYLE_PREFIX,
     THUMBNAIL_FILE,
     WEIGHTS_FILE,
     backbone_key,
+    backbone_tag,
     style_models,
+    style_tag,
     styles_changed,
 )
 from clipmorph.styles.library import Backbone, Style, StyleLibrary
@@ -56,7 +57,7 @@ def _storable(value):
 
 
 def save_backbone(backbone: Backbone) -> SaveResult:
-    tag = f"{BACKBONE_PREFIX}{backbone.name}:{backbone.version}"
+    tag = backbone_tag(backbone.name, backbone.version)
     if _exists(tag):
         return SaveResult(tag, False)
     metadata = _storable({"name": backbone.name, "spec": backbone.spec.to_dict(), **backbone.metadata})
@@ -67,7 +68,7 @@ def save_backbone(backbone: Backbone) -> SaveResult:
 
 def save_style(style: Style) -> SaveResult:
     """Store a style (with its JPEG thumbnail when it has one: the web gallery shows it)."""
-    tag = f"{STYLE_PREFIX}{style.id}:{style.version}"
+    tag = style_tag(style.id, style.version)
     if _exists(tag):
         return SaveResult(tag, False)
     labels = {KIND_LABEL: "style", BACKBONE_LABEL: style.backbone.replace(":", "-")}
