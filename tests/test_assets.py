@@ -62,6 +62,7 @@ def test_training_finds_the_loss_network_in_the_store_when_the_cache_has_none(
         load_vgg()
     tag, new = assets.save_loss_network(vgg_assets[1])
     assert new and assets.save_loss_network(vgg_assets[1]) == (tag, False)
+    assert tag == assets.RELEASED_LOSS_NETWORK  # the conversion is byte-reproducible: a release's bento names it
     assert assets.loss_network_file().read_bytes() == vgg_assets[1].read_bytes()
     network = load_vgg()
     assert sum(p.numel() for p in network.parameters()) > 10_000_000  # VGG19 up to relu5_1
