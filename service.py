@@ -33,6 +33,9 @@ from clipmorph.serving.jobs.style_queue import StyleTrainingQueue
 from clipmorph.serving.jobs.video import check_video, observe_stage, run_video
 from clipmorph.serving.jobs.video_queue import AnyioSpawner, VideoJobQueue
 from clipmorph.serving.limits import BodyLimits
+from clipmorph.serving.live.app import create_live_app
+from clipmorph.serving.live.protocol import MAX_FRAME_BYTES, FrameLimits
+from clipmorph.serving.live.sessions import LiveSessions
 from clipmorph.serving.model_runtime import ModelRuntime
 from clipmorph.serving.remote import RemoteStylizer
 from clipmorph.serving.requests import (
@@ -57,6 +60,9 @@ SETTINGS = ServiceSettings.from_env()  # a bad value stops the service here, wit
 # BentoML and uvicorn as pinned, with their three known faults fixed; any other release: no start.
 upstream.install(SETTINGS.header_timeout_seconds)
 JOBS = JobStore(SETTINGS.jobs_dir, SETTINGS.job_ttl_seconds, owner=new_replica_id(), remote=SETTINGS.jobs_url)
+LIVE = LiveSessions(
+    SETTINGS.max_live_sessions, SETTINGS.live_idle_seconds, FrameLimits(MAX_FRAME_BYTES, SETTINGS.live_max_pixels)
+)
 
 
 RUNNER_CONNECTION = {"max_requests": 2**62, "max_age": 1e12}
@@ -105,6 +111,7 @@ StyleModel = bentoml.service(
 
 
 @bentoml.asgi_app(create_web_app(), path="/ui")
+@bentoml.asgi_app(create_live_app(LIVE, SETTINGS.allowed_origins), path="/live")
 @bentoml.asgi_app(
     create_jobs_app(JOBS, lambda job, headers: may_cancel(job, headers, SETTINGS.admin_token)), path="/jobs"
 )
@@ -130,6 +137,8 @@ class ClipMorph:
         )
         # Looked up per call: the proxy resolves remote methods lazily.
         self.stylizer = RemoteStylizer(lambda items: self.model.stylize(items), SETTINGS.batch_size or VIDEO_GROUP)
+        # Live camera frames share the model's batches with images and videos (kind "live" in the metrics).
+        LIVE.attach(self.stylizer.for_kind("live").stylize_frames, self._options)
 
     def _options(self, request: StyleFields):
         options = request.options(SETTINGS.max_side)

@@ -19,6 +19,7 @@ from typing import Any
 # Seconds buckets from 5 ms to 10 min, for stages, batches and jobs.
 TIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
+LIVE_BUCKETS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5)
 FPS_BUCKETS = (0.5, 1, 2, 5, 10, 15, 25, 30, 60, 120, 240)
 OTHER = "other"
 BLEND = "blend"
@@ -41,6 +42,9 @@ class Metrics:
     process_memory: Any  # Gauge: clipmorph_process_max_resident_memory_bytes{service}
     gpu_memory: Any  # Gauge: clipmorph_gpu_memory_bytes{device, kind=used|reserved|total}
     gpu_utilization: Any  # Gauge: clipmorph_gpu_utilization_ratio{device}
+    live_sessions: Any  # Gauge: clipmorph_live_sessions
+    live_frames: Any  # Counter: clipmorph_live_frames_total{outcome=painted|unpainted|dropped}
+    live_round_trip: Any  # Histogram: clipmorph_live_round_trip_seconds
 
 
 _CREATING = threading.Lock()
@@ -94,6 +98,19 @@ def _create() -> Metrics:
         gpu_memory=Gauge("clipmorph_gpu_memory_bytes", "GPU memory", ["device", "kind"], multiprocess_mode="max"),
         gpu_utilization=Gauge(
             "clipmorph_gpu_utilization_ratio", "GPU utilisation (0..1)", ["device"], multiprocess_mode="max"
+        ),
+        live_sessions=Gauge(
+            "clipmorph_live_sessions", "Live camera viewers streaming now", multiprocess_mode="livesum"
+        ),
+        live_frames=Counter(
+            "clipmorph_live_frames",
+            "Live camera frames answered: painted, unpainted (warming up) or dropped",
+            ["outcome"],
+        ),
+        live_round_trip=Histogram(
+            "clipmorph_live_round_trip_seconds",
+            "A live frame from its arrival to its painted answer (decode, model, encode)",
+            buckets=LIVE_BUCKETS,
         ),
     )
 

@@ -40,7 +40,10 @@ class RemoteStylizer:
         self.in_flight = in_flight  # a Prometheus gauge of frames awaiting the model, or None
 
     def for_video(self, in_flight: Any = None) -> RemoteStylizer:
-        return RemoteStylizer(self.call, self.batch_size, self.attempts, "video", in_flight)
+        return self.for_kind("video", in_flight)
+
+    def for_kind(self, kind: str, in_flight: Any = None) -> RemoteStylizer:
+        return RemoteStylizer(self.call, self.batch_size, self.attempts, kind, in_flight)
 
     def _call(self, items: list[FrameItem]) -> list[np.ndarray]:
         from aiohttp import ClientConnectionError

@@ -121,6 +121,11 @@ SETTINGS: dict[str, Setting] = {
     "CLIPMORPH_TRAIN_NICE": Setting("10", "CPU priority drop of training processes (0-19)"),
     "CLIPMORPH_WANDB": Setting("1", "log style jobs to Weights & Biases (offline files without an API key)"),
     "CLIPMORPH_WANDB_DIR": Setting("$TMPDIR/clipmorph-wandb", "where the W&B runs of style jobs are written"),
+    "CLIPMORPH_MAX_LIVE_SESSIONS": Setting(
+        "2", "live camera viewers at once (per API worker); the next gets a clear refusal"
+    ),
+    "CLIPMORPH_LIVE_IDLE_SECONDS": Setting("30", "a live session that sends nothing this long is closed"),
+    "CLIPMORPH_LIVE_MAX_MEGAPIXELS": Setting("2.1", "live frame size limit (1080p), from the header before decoding"),
     "CLIPMORPH_MODELS_URL": Setting(
         "",
         "serve the models of a bucket or folder (`clipmorph styles push`): pulled when the model worker starts, "
@@ -241,6 +246,9 @@ class ServiceSettings:
     train_nice: int  # CLIPMORPH_TRAIN_NICE
     wandb: bool  # CLIPMORPH_WANDB
     wandb_dir: Path  # CLIPMORPH_WANDB_DIR
+    max_live_sessions: int  # CLIPMORPH_MAX_LIVE_SESSIONS
+    live_idle_seconds: float  # CLIPMORPH_LIVE_IDLE_SECONDS
+    live_max_pixels: int  # CLIPMORPH_LIVE_MAX_MEGAPIXELS
     models_url: str  # CLIPMORPH_MODELS_URL
     models_poll_seconds: float  # CLIPMORPH_MODELS_POLL_SECONDS
 
@@ -289,6 +297,11 @@ class ServiceSettings:
             train_nice=_read("CLIPMORPH_TRAIN_NICE", int, "a whole number 0-19", lambda v: 0 <= v <= 19),
             wandb=_read("CLIPMORPH_WANDB", _flag, "1 or 0", lambda _: True),
             wandb_dir=Path(_read("CLIPMORPH_WANDB_DIR", str, "a folder")),
+            max_live_sessions=_read(
+                "CLIPMORPH_MAX_LIVE_SESSIONS", int, "a whole number >= 0 (0: no live)", lambda v: v >= 0
+            ),
+            live_idle_seconds=_read("CLIPMORPH_LIVE_IDLE_SECONDS", float, number, _positive_number),
+            live_max_pixels=_read("CLIPMORPH_LIVE_MAX_MEGAPIXELS", _scaled(1e6), number, _positive_number),
             models_url=_text("CLIPMORPH_MODELS_URL").strip(),
             models_poll_seconds=_read(
                 "CLIPMORPH_MODELS_POLL_SECONDS", float, "a number of seconds >= 0", lambda v: v >= 0

@@ -42,16 +42,24 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def refusal(headers: dict[bytes, bytes], token_configured: bool, allowed_origins: set[str]) -> str | None:
-    """Why a state-changing request is refused, or None when it may go on."""
+def cross_site_refusal(headers: dict[bytes, bytes], allowed_origins: set[str]) -> str | None:
+    """Why a browser request from another site's page is refused (its ``Origin`` is not this
+    server's, nor an allowed one), or None. Browsers send ``Origin`` on every WebSocket too."""
     host = headers.get(b"host", b"").decode("latin-1")
     origin = headers.get(b"origin", b"").decode("latin-1")
-    if origin and origin != "null":
-        parts = urlsplit(origin)
-        if origin.rstrip("/") not in allowed_origins and parts.netloc.lower() != host.strip().lower():
-            return f"cross-site request refused (Origin {origin} is not this server)"
-    elif origin == "null":  # sandboxed frames, file: pages, some redirects: never same-origin
+    if origin == "null":  # sandboxed frames, file: pages, some redirects: never same-origin
         return "cross-site request refused (Origin null)"
+    if origin and origin.rstrip("/") not in allowed_origins and urlsplit(origin).netloc.lower() != host.strip().lower():
+        return f"cross-site request refused (Origin {origin} is not this server)"
+    return None
+
+
+def refusal(headers: dict[bytes, bytes], token_configured: bool, allowed_origins: set[str]) -> str | None:
+    """Why a state-changing request is refused, or None when it may go on."""
+    cross_site = cross_site_refusal(headers, allowed_origins)
+    if cross_site:
+        return cross_site
+    host = headers.get(b"host", b"").decode("latin-1")
     if token_configured:
         return None
     if not is_loopback_host(host):

@@ -5,7 +5,8 @@ connection, or the first byte of a further request, to the last header line ther
 a client that trickles header bytes, or connects and sends nothing, holds a socket and a file
 descriptor as long as it likes, and enough of them leave no descriptor for anyone else.
 ``install`` arms a timer on every new connection and at the first byte of each further request,
-cancelled once the head is complete; the body has its own limits (``limits.BodyLimits``).
+cancelled once the head is complete (or the connection is upgraded to a WebSocket, which has its
+own idle limit); the body has its own limits (``limits.BodyLimits``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def install(timeout_seconds: float) -> bool:
     made, received, lost = H11Protocol.connection_made, H11Protocol.data_received, H11Protocol.connection_lost
 
     def waiting_for_head(self) -> bool:
+        if self.transport.get_protocol() is not self:  # upgraded to a WebSocket: no longer ours to time
+            return False
         return self.cycle is None or self.cycle.response_complete
 
     def disarm(self) -> None:

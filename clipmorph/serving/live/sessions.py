@@ -1,0 +1,236 @@
+"""One live viewer's stream, and how many may stream at once.
+
+Per viewer, a receiver reads messages and keeps only the newest frame that waits (an older one
+is answered "dropped"), and a painter sends the newest frame through the model, one at a time:
+however fast the camera, the latency is one model call, never a queue. While a call has run
+longer than ``warm_seconds`` before any frame of this size came back painted (the first frame of
+a new size compiles or exports the network for seconds), frames are answered unpainted at once,
+so the stream keeps moving; once warm, a slow model only drops frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import anyio
+import numpy as np
+from pydantic import ValidationError
+
+from clipmorph.errors import BadInput, ClipMorphError, UnknownStyle
+from clipmorph.inference.options import StylizeOptions
+from clipmorph.serving.live import protocol
+from clipmorph.serving.live.protocol import FrameLimits, LiveRefusal
+from clipmorph.serving.requests import StyleFields
+
+Stylize = Callable[[list[np.ndarray], StylizeOptions], list[np.ndarray]]
+OptionsFor = Callable[[StyleFields], StylizeOptions]
+LOG = logging.getLogger(__name__)
+LIVE_FIELDS = ("style", "strength", "preserve_color", "blend_with", "blend")
+
+
+@dataclass
+class LiveStats:
+    """What one session did: the page shows its own measures; these feed the metrics and tests."""
+
+    painted: int = 0
+    unpainted: int = 0
+    dropped: int = 0
+
+
+def choose(choice: dict, current: StyleFields | None) -> StyleFields:
+    """The viewer's style fields after a choice message (unknown fields refused, ranges checked)."""
+    unknown = sorted(set(choice) - set(LIVE_FIELDS))
+    if unknown:
+        raise BadInput(f"unknown field(s) {', '.join(unknown)}; a live choice takes {', '.join(LIVE_FIELDS)}")
+    merged = (current.model_dump() if current else {}) | choice
+    try:
+        return StyleFields.model_validate(merged)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "choice"
+        raise BadInput(f"{where}: {first['msg']}") from None
+
+
+class LiveSessions:
+    """The live viewers of this API worker: at most ``max_sessions`` at once, the next refused."""
+
+    def __init__(self, max_sessions: int, idle_seconds: float, limits: FrameLimits, warm_seconds: float = 1.0) -> None:
+        self.max_sessions = max_sessions
+        self.idle_seconds = idle_seconds
+        self.limits = limits
+        self.warm_seconds = warm_seconds
+        self.stylize: Stylize | None = None  # attached when the service instance starts
+        self.options_for: OptionsFor | None = None
+        self._active = 0
+        self._lock = threading.Lock()
+
+    def attach(self, stylize: Stylize, options_for: OptionsFor) -> None:
+        self.stylize, self.options_for = stylize, options_for
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    @contextmanager
+    def admitted(self) -> Iterator[None]:
+        with self._lock:
+            if self.stylize is None or self.options_for is None:
+                raise LiveRefusal(protocol.TRY_AGAIN_LATER, "the service is starting: try again in a moment")
+            if self._active >= self.max_sessions:
+                raise LiveRefusal(
+                    protocol.TRY_AGAIN_LATER,
+                    f"{self._active} live sessions already running, the most this server takes",
+                )
+            self._active += 1
+        _sessions_gauge(+1)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+            _sessions_gauge(-1)
+
+
+@dataclass
+class Pending:
+    number: int
+    picture: bytes
+    size: tuple[int, int]
+    arrived: float
+
+
+@dataclass
+class LiveSession:
+    """One viewer: ``receive`` yields text (str) or frames (bytes); raises LiveRefusal to end it."""
+
+    sessions: LiveSessions
+    receive: Callable[[], Awaitable[str | bytes]]
+    send_bytes: Callable[[bytes], Awaitable[None]]
+    send_text: Callable[[str], Awaitable[None]]
+    fields: StyleFields
+    stats: LiveStats = field(default_factory=LiveStats)
+    options: StylizeOptions | None = None
+    _pending: Pending | None = None
+    _busy_since: float | None = None
+    _warm_sizes: set[tuple[int, int]] = field(default_factory=set)  # frame sizes painted at least once
+    _wake: anyio.Event = field(default_factory=anyio.Event)
+
+    async def run(self) -> None:
+        self.options = self._options_for(self.fields)
+        await self.send_text(protocol.notice(ready=True, **self._described()))
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._paint_newest)
+            await self._receive_until_refused()
+            group.cancel_scope.cancel()
+
+    def _options_for(self, fields: StyleFields) -> StylizeOptions:
+        try:
+            return self.sessions.options_for(fields)
+        except ClipMorphError as error:
+            raise LiveRefusal(protocol.POLICY, str(error)) from None
+
+    def _described(self) -> dict:
+        return {
+            "style": self.fields.mix,
+            "strength": self.fields.strength,
+            "preserve_color": self.fields.preserve_color,
+        }
+
+    async def _receive_until_refused(self) -> None:
+        while True:
+            with anyio.move_on_after(self.sessions.idle_seconds) as idle:
+                message = await self.receive()
+            if idle.cancelled_caught:
+                raise LiveRefusal(protocol.NORMAL, f"no frame for {self.sessions.idle_seconds:g} s: session closed")
+            if isinstance(message, str):
+                await self._choose(protocol.parse_choice(message))
+            else:
+                await self._take_frame(message)
+
+    async def _choose(self, choice: dict) -> None:
+        """A style switch: a bad one is answered and the stream goes on with the current style."""
+        try:
+            fields = choose(choice, self.fields)
+            options = self.sessions.options_for(fields)
+        except ClipMorphError as error:
+            await self.send_text(protocol.notice(error=str(error)))
+            return
+        self.fields, self.options = fields, options
+        await self.send_text(protocol.notice(chosen=True, **self._described()))
+
+    async def _take_frame(self, message: bytes) -> None:
+        number, picture = protocol.split_frame(message, self.sessions.limits)
+        size = protocol.check_header(number, picture, self.sessions.limits)  # garbage is refused before it waits
+        busy = self._busy_since
+        warming = size not in self._warm_sizes
+        if warming and busy is not None and time.monotonic() - busy > self.sessions.warm_seconds:
+            self.stats.unpainted += 1
+            _count("unpainted")
+            await self.send_bytes(protocol.unpainted_answer(number, picture))
+            return
+        if self._pending is not None:
+            await self._drop(self._pending.number)
+        self._pending = Pending(number, picture, size, time.monotonic())
+        self._wake.set()
+
+    async def _drop(self, number: int, reason: str = "a newer frame arrived") -> None:
+        self.stats.dropped += 1
+        _count("dropped")
+        await self.send_text(protocol.notice(dropped=number, reason=reason))
+
+    async def _paint_newest(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            frame, self._pending = self._pending, None
+            if frame is None:
+                continue
+            self._busy_since = time.monotonic()
+            try:
+                answer = await anyio.to_thread.run_sync(self._paint, frame, self.options)
+            except UnknownStyle as error:  # deleted while it streams
+                raise LiveRefusal(protocol.POLICY, str(error)) from None
+            except (LiveRefusal, anyio.get_cancelled_exc_class()):
+                raise
+            except Exception as error:  # the model is overloaded or restarting: this frame is lost, not the stream
+                LOG.warning("live frame %d not painted: %s", frame.number, error)
+                await self._drop(frame.number, "the model did not answer")
+                continue
+            finally:
+                self._busy_since = None
+            self._warm_sizes.add(frame.size)
+            await self.send_bytes(answer)
+            self.stats.painted += 1
+            _count("painted")
+            _round_trip(time.monotonic() - frame.arrived)
+
+    def _paint(self, frame: Pending, options: StylizeOptions) -> bytes:
+        rgb = protocol.decode_frame(frame.number, frame.picture, self.sessions.limits)
+        try:
+            [painted] = self.sessions.stylize([rgb], options)
+        except BadInput as error:  # this frame's own fault (too small, say): the session ends with why
+            raise LiveRefusal(protocol.UNSUPPORTED_DATA, f"frame {frame.number}: {error}") from None
+        return protocol.encode_answer(frame.number, painted)
+
+
+def _sessions_gauge(change: int) -> None:
+    from clipmorph.serving import metrics
+
+    metrics.get().live_sessions.inc(change)
+
+
+def _count(outcome: str) -> None:
+    from clipmorph.serving import metrics
+
+    metrics.get().live_frames.labels(outcome).inc()
+
+
+def _round_trip(seconds: float) -> None:
+    from clipmorph.serving import metrics
+
+    metrics.get().live_round_trip.observe(seconds)
