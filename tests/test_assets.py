@@ -98,3 +98,18 @@ def test_a_style_deleted_while_the_styles_are_listed_is_left_out(empty_store, mo
 
     monkeypatch.setattr(index, "_describe", deleted_meanwhile)
     assert [row["id"] for row in index.describe_styles()] == sorted(models)[1:]
+
+
+def test_the_loss_network_version_is_its_tensors_not_the_file_bytes(tmp_path):
+    """safetensors writes metadata in an order that changes between processes: the version must not."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    weights = {"0.weight": np.arange(12, dtype=np.float32).reshape(3, 4), "0.bias": np.ones(3, np.float32)}
+    save_file(weights, str(tmp_path / "a.safetensors"), metadata={"source": "x", "md5": "y"})
+    save_file(weights, str(tmp_path / "b.safetensors"), metadata={"other": "header"})
+    changed = weights | {"0.bias": np.zeros(3, np.float32)}
+    save_file(changed, str(tmp_path / "c.safetensors"))
+    assert (tmp_path / "a.safetensors").read_bytes() != (tmp_path / "b.safetensors").read_bytes()
+    digests = [assets.tensors_digest(tmp_path / f"{name}.safetensors") for name in "abc"]
+    assert digests[0] == digests[1] != digests[2]

