@@ -16,7 +16,7 @@ CHROMIUM_FLAGS = [
 
 
 @contextmanager
-def open_page(url: str, enforce_csp: bool = False) -> Iterator:
+def open_page(url: str, enforce_csp: bool = False, extra_args: tuple[str, ...] = ()) -> Iterator:
     """A page at ``url``; fails the test if the page raised any JavaScript error. Playwright's
     ``wait_for_function`` evaluates strings in the page, which the page's Content-Security-Policy
     forbids, so interaction tests bypass the policy; ``enforce_csp`` keeps it, and then any
@@ -26,7 +26,9 @@ def open_page(url: str, enforce_csp: bool = False) -> Iterator:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_FLAGS, *extra_args]
+        )
         context = browser.new_context(viewport={"width": 1200, "height": 1400}, bypass_csp=not enforce_csp)
         page = context.new_page()
         errors: list[str] = []

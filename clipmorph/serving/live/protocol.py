@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,8 +67,10 @@ def check_header(number: int, picture: bytes, limits: FrameLimits) -> tuple[int,
     """A frame's (width, height) by its header alone (microseconds); refuses what is not a
     picture or has too many pixels."""
     try:
-        with Image.open(io.BytesIO(picture)) as image:
-            kind, (width, height) = image.format, image.size
+        with warnings.catch_warnings():  # the size is checked below, against this route's own limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(picture)) as image:
+                kind, (width, height) = image.format, image.size
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         kind, width, height = None, 0, 0
     if kind not in FORMATS:
