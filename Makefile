@@ -85,7 +85,7 @@ format: $(STAMP)
 vgg: $(STAMP)
 	$(VENV)/bin/clipmorph vgg fetch
 
-## bench: model, video, service and peer benchmarks -> bench/RESULTS.md, results.json, throughput.png
+## bench: model, video, service, live camera and peer benchmarks -> bench/RESULTS.md, results.json, throughput.png
 ## (the GPU and style-creation rows already in results.json are kept: they are measured apart)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'

@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--sections model,video,service,peer]` (also: creation, soak, training, gpu...)."""
+"""`python -m bench [--quick] [--sections model,video,service,live,peer]` (also: creation, soak, training, gpu...)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 
 from bench import report
 
-SECTIONS = ["model", "video", "service", "peer"]
+SECTIONS = ["model", "video", "service", "live", "peer"]
 # creation, training: slow, need the trained catalogue; gpu*: need CUDA. Asked for by name.
 EXTRA_SECTIONS = ["creation", "gpu", "gpu_video", "gpu_service", "soak", "training"]
 HERE = Path(__file__).parent

@@ -89,6 +89,18 @@ def bench_block(results: Path = RESULTS) -> str:
         "",
         table(service, ["clients", *configs]),
         "",
+        "### Live camera, CPU",
+        "",
+        "`clients/live.py` on `/live/ws`: 640x360 frames, two in flight per viewer, a `lite` style; frames/s per "
+        "viewer and round trip (ms) after the warm-up, by the model service's backend.",
+        "",
+        table(section("live"), ["config", "viewers", "fps_per_viewer", "latency_p50_ms", "latency_p95_ms", "warmup_s"]),
+        "",
+        "The server's codec work per 640x360 frame (decode + encode), ms: a WebSocket of JPEGs against "
+        "WebRTC's video codecs.",
+        "",
+        table(section("live-transport"), ["codec", "ms_per_frame"]),
+        "",
         "### Soak",
         "",
         "16 clients on `/stylize`, one request in ten a bad input; RSS of the workers, warm -> end.",

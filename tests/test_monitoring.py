@@ -132,6 +132,7 @@ def send_traffic(server, tmp_path) -> None:
             client.post("/stylize", files={"image": ("d.png", b"\0" * (4 << 20))}, data={"style": "rand-0"}).status_code
             == 413
         )
+        stream_live_frames(server, buffer.getvalue())
         clip = make_video(tmp_path / "clip.mp4", frames=12, size=(64, 48))
         # A clip that passes the checks at submission and fails while decoding: 64x64, then frames over the limit.
         small = make_video(tmp_path / "a.ts", frames=4, size=(64, 64), audio_codec=None, container="mpegts")
@@ -142,6 +143,29 @@ def send_traffic(server, tmp_path) -> None:
             while client.get(f"/jobs/{task['job_id']}").json().get("state") not in ("succeeded", "failed"):
                 assert time.monotonic() < deadline
                 time.sleep(0.2)  # fmt: skip
+
+
+def stream_live_frames(server, picture: bytes, count: int = 4) -> None:
+    """A live viewer sends ``count`` frames at once (the newest wins, older ones are dropped)
+    and waits for an answer to each: painted, dropped or unpainted."""
+    import asyncio
+    import struct
+
+    import aiohttp
+
+    async def stream() -> None:
+        url = f"{server.url}/live/ws"
+        async with aiohttp.ClientSession() as session, session.ws_connect(url, params={"style": "rand-0"}) as ws:
+            assert (await ws.receive_json(timeout=60))["ready"]
+            for number in range(count):
+                await ws.send_bytes(struct.pack(">I", number) + picture)
+            answered = 0
+            while answered < count:
+                message = await ws.receive(timeout=120)
+                assert message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT), message
+                answered += 1
+
+    asyncio.run(stream())
 
 
 def query(prometheus: str, expr: str) -> list:

@@ -180,11 +180,41 @@ def resources() -> Dashboard:
     )
 
 
+def live_camera() -> Dashboard:
+    frames = "rate(clipmorph_live_frames_total[1m])"
+    dropped = 'rate(clipmorph_live_frames_total{outcome="dropped"}[1m])'
+    return dashboard(
+        "ClipMorph: live camera",
+        "clipmorph-live",
+        [
+            panel("Live viewers streaming", [("sum(clipmorph_live_sessions)", "viewers")]),
+            panel("Live frames per second by outcome", [(f"sum by (outcome) ({frames})", "{{outcome}}")], "fps"),
+            panel(
+                "Live round trip p50 / p95 (arrival to painted answer)",
+                [
+                    (
+                        f"histogram_quantile({q}, sum by (le) (rate(clipmorph_live_round_trip_seconds_bucket[5m])))",
+                        f"p{int(q * 100)}",
+                    )
+                    for q in (0.5, 0.95)
+                ],
+                "s",
+            ),
+            panel(
+                "Share of live frames dropped (a newer one was waiting)",
+                [(f"(sum({dropped}) or vector(0)) / sum({frames})", "dropped")],
+                "percentunit",
+            ),
+        ],
+    )
+
+
 DASHBOARDS = {
     "service-overview.json": service_overview,
     "model-and-batching.json": model_and_batching,
     "video-jobs.json": video_jobs,
     "resources.json": resources,
+    "live-camera.json": live_camera,
 }
 # Panels whose series exist only on a GPU: tests skip them on CPU machines.
 GPU_ONLY = ("clipmorph_gpu_",)

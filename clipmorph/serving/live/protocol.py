@@ -27,7 +27,7 @@ FRAME_NUMBER = struct.Struct(">I")  # frames: frame number only
 PAINTED, UNPAINTED = 0, 1
 MAX_FRAME_BYTES = 8 * 1024 * 1024  # a 1080p JPEG is well under 1 MB; uvicorn stops at 16 MB
 FORMATS = {"JPEG", "PNG", "WEBP"}  # what browsers encode a canvas to
-JPEG_QUALITY = 80  # measured: 640x360 encodes in about 3 ms and stays near 40 kB
+JPEG_QUALITY = 80  # 640x360: about 2 ms to decode and encode again, 20-70 kB by the detail (measured)
 
 # WebSocket close codes (RFC 6455 section 7.4.1): what the page shows the viewer.
 NORMAL = 1000
