@@ -423,3 +423,23 @@ def test_pyproject_is_the_only_place_a_dependency_version_is_written():
         for match in pinned.finditer(path.read_text(errors="ignore"))
     ]
     assert repeated == []
+
+
+def test_live_frames_run_on_openvino_by_default_on_a_cpu_and_paint_what_the_service_engine_paints(
+    stored_styles, monkeypatch, tmp_path
+):
+    from clipmorph.inference.options import StyleMix, StylizeOptions
+    from clipmorph.serving.model_runtime import ModelRuntime
+    from clipmorph.serving.schema import FrameItem
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", str(tmp_path / "cache"))  # this test's own exports
+    monkeypatch.delenv("CLIPMORPH_LIVE_BACKEND", raising=False)
+    runtime = ModelRuntime(ServiceSettings.from_env(), warm_up=False)
+    assert runtime.info()["backend"] == "torch" and runtime.info()["live_backend"] == "openvino"
+    frame = gradient_frame(64, 48, t=1)
+    options = StylizeOptions(StyleMix.single("rand-0"))
+    image, live = runtime.stylize([FrameItem.of(frame, options), FrameItem.of(frame, options, "live")])
+    assert runtime.live().backend == "openvino" and runtime.live() is not runtime.current()
+    error = np.mean((image.astype(float) - live.astype(float)) ** 2)
+    assert 10 * np.log10(255**2 / max(error, 1e-9)) > 30  # the same picture, from another runtime
+    assert list((tmp_path / "cache" / "openvino").glob("*.xml"))  # exported once, kept for the next start

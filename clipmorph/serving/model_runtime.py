@@ -23,6 +23,20 @@ from clipmorph.styles import index
 if TYPE_CHECKING:
     from clipmorph.inference.engine import Engine
 
+LIVE = "live"  # FrameItem.kind of live camera frames
+
+
+def live_backend(settings: ServiceSettings, engine: Engine) -> str:
+    """What runs live frames: CLIPMORPH_LIVE_BACKEND, where ``auto`` is OpenVINO on a CPU that
+    has it (a camera's frames all have one size: the export is paid once per machine and kept
+    on disk; measured faster than eager PyTorch by 2x here, bench/RESULTS.md), else the
+    service's own backend."""
+    if settings.live_backend != "auto":
+        return settings.live_backend
+    from clipmorph.inference.engine import pick_backend
+
+    return pick_backend("auto", engine.device, video=True)
+
 
 class ModelRuntime:
     """The engine for the store as it is now: styles created or deleted while the service runs
@@ -33,6 +47,7 @@ class ModelRuntime:
         self._reload_lock = threading.Lock()
         self.generation = -1
         self.engine: Engine
+        self.live_engine: Engine | None = None  # built at the first live frame (see live_backend)
         self.current()
         self.instant = InstantPainter()
         if warm_up:  # compile the instant-preview network now, not at the first style job
@@ -57,6 +72,7 @@ class ModelRuntime:
         self.engine = Engine(
             store.load_library(), device=s.device, batch_size=s.batch_size, compile=s.compile, backend=s.backend
         )
+        self.live_engine = None  # rebuilt from the new library at the next live frame
         self.load_seconds = time.perf_counter() - started
         self.known = set(self.engine.style_ids)
         self.generation = generation
@@ -65,13 +81,45 @@ class ModelRuntime:
         board.styles_loaded.set(len(self.known))
         board.model_info.labels(str(self.engine.device), dtype_name(self.engine.dtype)).set(1)
 
+    def live(self) -> Engine:
+        """The engine for live camera frames: ``live_backend`` of the settings, built once per
+        library (a stream has one frame size, so a per-shape export or compile pays at once)."""
+        engine = self.current()
+        backend = live_backend(self.settings, engine)
+        if backend == engine.backend:
+            return engine
+        with self._reload_lock:
+            if self.live_engine is None:
+                from clipmorph.inference.engine import Engine
+                from clipmorph.styles import store
+
+                s = self.settings
+                self.live_engine = Engine(
+                    store.load_library(), device=s.device, batch_size=s.batch_size, compile=s.compile, backend=backend
+                )
+            return self.live_engine
+
     def stylize(self, items: list[FrameItem]) -> list[np.ndarray | ItemError]:
         """The batchable call: frames of any styles, sizes and requests in one batch. Each item
         is checked on its own first, and fails on its own: an item BentoML batched with others
-        never takes their requests down with it."""
+        never takes their requests down with it. Live camera frames run on the live engine."""
         board = metrics.get()
         started = time.perf_counter()
-        engine = self.current()
+        results: list[np.ndarray | ItemError | None] = [None] * len(items)
+        for kind_is_live in (False, True):
+            group = [position for position, item in enumerate(items) if (item.kind == LIVE) == kind_is_live]
+            if group:
+                engine = self.live() if kind_is_live else self.current()
+                for position, result in zip(group, self._checked_run(engine, [items[p] for p in group]), strict=True):
+                    results[position] = result
+        board.stage_seconds.labels("inference").observe(time.perf_counter() - started)
+        board.batch_size.observe(len(items))
+        for item in items:
+            board.frames.labels(metrics.style_label(item.style, self.known), item.kind).inc()
+        metrics.sample_resources("model")
+        return results
+
+    def _checked_run(self, engine: Engine, items: list[FrameItem]) -> list[np.ndarray | ItemError]:
         results: list[np.ndarray | ItemError | None] = [None] * len(items)
         good, frames, options = [], [], []
         for position, item in enumerate(items):
@@ -87,11 +135,6 @@ class ModelRuntime:
             options.append(option)
         for position, result in zip(good, self._run(engine, frames, options), strict=True):
             results[position] = result
-        board.stage_seconds.labels("inference").observe(time.perf_counter() - started)
-        board.batch_size.observe(len(items))
-        for item in items:
-            board.frames.labels(metrics.style_label(item.style, self.known), item.kind).inc()
-        metrics.sample_resources("model")
         return results
 
     @staticmethod
@@ -127,6 +170,7 @@ class ModelRuntime:
             "device": str(engine.device),
             "dtype": dtype_name(engine.dtype),
             "backend": engine.backend,
+            "live_backend": live_backend(self.settings, engine),
             "styles": engine.style_ids,
             "load_seconds": round(self.load_seconds, 3),
         }

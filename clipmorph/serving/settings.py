@@ -125,6 +125,11 @@ SETTINGS: dict[str, Setting] = {
         "2", "live camera viewers at once (per API worker); the next gets a clear refusal"
     ),
     "CLIPMORPH_LIVE_IDLE_SECONDS": Setting("30", "a live session that sends nothing this long is closed"),
+    "CLIPMORPH_LIVE_BACKEND": Setting(
+        "auto",
+        "what runs live camera frames: `auto` (OpenVINO on a CPU where it is installed, else as the service), "
+        "`torch` or `openvino`",
+    ),
     "CLIPMORPH_LIVE_MAX_MEGAPIXELS": Setting("2.1", "live frame size limit (1080p), from the header before decoding"),
     "CLIPMORPH_MODELS_URL": Setting(
         "",
@@ -249,6 +254,7 @@ class ServiceSettings:
     max_live_sessions: int  # CLIPMORPH_MAX_LIVE_SESSIONS
     live_idle_seconds: float  # CLIPMORPH_LIVE_IDLE_SECONDS
     live_max_pixels: int  # CLIPMORPH_LIVE_MAX_MEGAPIXELS
+    live_backend: str  # CLIPMORPH_LIVE_BACKEND
     models_url: str  # CLIPMORPH_MODELS_URL
     models_poll_seconds: float  # CLIPMORPH_MODELS_POLL_SECONDS
 
@@ -302,6 +308,7 @@ class ServiceSettings:
             ),
             live_idle_seconds=_read("CLIPMORPH_LIVE_IDLE_SECONDS", float, number, _positive_number),
             live_max_pixels=_read("CLIPMORPH_LIVE_MAX_MEGAPIXELS", _scaled(1e6), number, _positive_number),
+            live_backend=_read("CLIPMORPH_LIVE_BACKEND", _one_of("live backend", ("auto", *BACKENDS)), ""),
             models_url=_text("CLIPMORPH_MODELS_URL").strip(),
             models_poll_seconds=_read(
                 "CLIPMORPH_MODELS_POLL_SECONDS", float, "a number of seconds >= 0", lambda v: v >= 0
