@@ -193,7 +193,7 @@ class LiveSession:
             self._busy_since = time.monotonic()
             try:
                 answer = await anyio.to_thread.run_sync(self._paint, frame, self.options)
-            except UnknownStyle as error:  # deleted while it streams
+            except UnknownStyle as error:  # deleted while it streams (in-process stylizers raise this)
                 raise LiveRefusal(protocol.POLICY, str(error)) from None
             except (LiveRefusal, anyio.get_cancelled_exc_class()):
                 raise
@@ -213,8 +213,9 @@ class LiveSession:
         rgb = protocol.decode_frame(frame.number, frame.picture, self.sessions.limits)
         try:
             [painted] = self.sessions.stylize([rgb], options)
-        except BadInput as error:  # this frame's own fault (too small, say): the session ends with why
-            raise LiveRefusal(protocol.UNSUPPORTED_DATA, f"frame {frame.number}: {error}") from None
+        except BadInput as error:  # this frame's own fault (too small, say), or the style was deleted: why
+            code = protocol.POLICY if error.reason == "unknown_style" else protocol.UNSUPPORTED_DATA
+            raise LiveRefusal(code, f"frame {frame.number}: {error}") from None
         return protocol.encode_answer(frame.number, painted)
 
 
