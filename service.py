@@ -61,7 +61,10 @@ SETTINGS = ServiceSettings.from_env()  # a bad value stops the service here, wit
 upstream.install(SETTINGS.header_timeout_seconds)
 JOBS = JobStore(SETTINGS.jobs_dir, SETTINGS.job_ttl_seconds, owner=new_replica_id(), remote=SETTINGS.jobs_url)
 LIVE = LiveSessions(
-    SETTINGS.max_live_sessions, SETTINGS.live_idle_seconds, FrameLimits(MAX_FRAME_BYTES, SETTINGS.live_max_pixels)
+    SETTINGS.max_live_sessions,
+    SETTINGS.live_idle_seconds,
+    FrameLimits(MAX_FRAME_BYTES, SETTINGS.live_max_pixels),
+    SETTINGS.live_target_fps,
 )
 
 

@@ -17,11 +17,14 @@ from bench.service import free_port, start
 from bench.video import random_library
 from clipmorph.styles.catalogue import write_catalogue
 
-BACKENDS = {
-    "torch eager (default)": {},
-    "torch compiled": {"CLIPMORPH_COMPILE": "1"},
-    "openvino": {"CLIPMORPH_BACKEND": "openvino"},
-}
+CONFIGS = {  # label -> the service's environment (the first is what a plain start gives on a CPU)
+    "openvino, paced (default)": {},
+    "openvino, full size": {"CLIPMORPH_LIVE_TARGET_FPS": "0"},
+    "torch compiled, full size": {"CLIPMORPH_LIVE_BACKEND": "torch", "CLIPMORPH_COMPILE": "1",
+                                  "CLIPMORPH_LIVE_TARGET_FPS": "0"},
+    "torch eager, full size": {"CLIPMORPH_LIVE_BACKEND": "torch", "CLIPMORPH_LIVE_TARGET_FPS": "0"},
+}  # fmt: skip
+SETTLE = 5.0  # seconds after a viewer's first painted frame: the pace picks the size meanwhile
 SIZE = (640, 360)
 
 
@@ -94,17 +97,19 @@ def run(quick: bool = False) -> list[dict]:
                "CLIPMORPH_DEVICE": "cpu", "CLIPMORPH_MAX_LIVE_SESSIONS": "4"}  # fmt: skip
         subprocess.run([sys.executable, "-m", "clipmorph.cli", "styles", "import", str(Path(tmp) / "catalogue")],
                        env=env, check=True, capture_output=True)  # fmt: skip
-        for label, backend_env in BACKENDS.items():
+        for label, config_env in CONFIGS.items():
             port = free_port()
-            process = start({**env, **backend_env}, port, Path(tmp) / f"serve-{len(rows)}.log")
+            process = start({**env, **config_env}, port, Path(tmp) / f"serve-{len(rows)}.log")
             try:
                 for viewers in (1, 2) if quick else (1, 2, 4):
-                    result = client.run(f"http://127.0.0.1:{port}", viewers, 5 if quick else 15, style, frames)
+                    client.wait_for_no_sessions(f"http://127.0.0.1:{port}")  # the last run's viewers have left
+                    url = f"http://127.0.0.1:{port}"
+                    result = client.run(url, viewers, 5 if quick else 15, style, frames, SETTLE)
                     rows.append({"section": "live", "config": label, "size": "x".join(map(str, SIZE)), **result})
-                    print(f"live {label:<22} {viewers} viewers {result['fps_per_viewer']:6.2f} frames/s each "
+                    print(f"live {label:<26} {viewers} viewers {result['fps_per_viewer']:6.2f} frames/s each "
                           f"(slowest {result['slowest_viewer_fps']:.2f})  p50 {result['latency_p50_ms']:.0f} ms  "
                           f"p95 {result['latency_p95_ms']:.0f} ms  dropped {result['dropped']}  "
-                          f"warm-up {result['warmup_s']:.1f} s", flush=True)  # fmt: skip
+                          f"at {result['painting_at']}  warm-up {result['warmup_s']:.1f} s", flush=True)  # fmt: skip
             finally:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(30)

@@ -24,7 +24,7 @@ SOAK_COLUMNS += ["rss_mib_warm", "rss_mib_end"]
 
 
 LIVE_COLUMNS = ["config", "size", "viewers", "fps_per_viewer", "slowest_viewer_fps", "latency_p50_ms"]
-LIVE_COLUMNS += ["latency_p95_ms", "dropped", "unpainted", "warmup_s"]
+LIVE_COLUMNS += ["latency_p95_ms", "painting_at", "dropped", "unpainted", "warmup_s"]
 LIVE_GOAL = 25.0  # one viewer, lite, 640x360, on the CPU
 
 
@@ -57,13 +57,16 @@ def target_lines(rows: list[dict]) -> list[str]:
             out.append(f"- {text}: **{fps:.2f}** frames/s — {'met' if fps >= goal else 'NOT met'}")
     out += batching_gain_lines(rows)
     solo = [r for r in rows if r["section"] == "live" and r.get("viewers") == 1 and r.get("size") == "640x360"]
-    if solo:
-        best = max(solo, key=lambda r: r["fps_per_viewer"])
-        fps = best["fps_per_viewer"]
-        out.append(
-            f"- live camera, one viewer, lite, 640x360 >= {LIVE_GOAL:g} frames/s ({best['config']}): **{fps:.2f}** "
-            f"frames/s, p50 round trip {best['latency_p50_ms']:g} ms — {'met' if fps >= LIVE_GOAL else 'NOT met'}"
-        )
+    full = [r for r in solo if r.get("painting_at") in ("", "640x360")]
+    for kind, group in (("as served by default", solo[:1]), ("painted at full size", full)):
+        if group:
+            best = max(group, key=lambda r: r["fps_per_viewer"])
+            fps = best["fps_per_viewer"]
+            out.append(
+                f"- live camera, one viewer, lite, 640x360 camera, {kind} ({best['config']}, painted at "
+                f"{best.get('painting_at') or '640x360'}) >= {LIVE_GOAL:g} frames/s: **{fps:.2f}** frames/s, "
+                f"p50 round trip {best['latency_p50_ms']:g} ms — {'met' if fps >= LIVE_GOAL else 'NOT met'}"
+            )
     peers = [r for r in rows if r["section"] == "peer" and r.get("speedup") and r["size"] == "640x360"]
     for row in peers:
         out.append(
@@ -203,8 +206,9 @@ def write(info: dict, rows: list[dict], out: Path) -> None:
         "",
         "bentoml serve + clients/live.py: each viewer streams 640x360 JPEGs over /live/ws with two frames in "
         "flight (as the page does), a random `lite` style; frames/s and round trip counted after the viewer's "
-        "first painted frame (`warmup_s`: the compile or export for that size). `dropped`: frames a newer one "
-        "replaced while they waited.",
+        "first painted frame and 5 s more (`warmup_s`: the export for that size, and the pace choosing the "
+        "painting size, `painting_at`; `full size` rows paint at the camera's size). `dropped`: frames a newer "
+        "one replaced while they waited.",
         "",
         table(section("live"), LIVE_COLUMNS),
         "",

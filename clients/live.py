@@ -45,14 +45,19 @@ def camera_frames(size: tuple[int, int], photo: Path | None = None, count: int =
     return frames
 
 
-async def viewer(url: str, style: str, frames: list[bytes], seconds: float, warmup_limit: float = 300) -> dict:
-    """One viewer's stream; its measures start at its first painted frame."""
+async def viewer(
+    url: str, style: str, frames: list[bytes], seconds: float, settle: float = 0.0, warmup_limit: float = 300
+) -> dict:
+    """One viewer's stream; its measures start ``settle`` seconds after its first painted frame
+    (the server may still be choosing the painting size then)."""
     ws_url = url.replace("http://", "ws://").replace("https://", "wss://") + "/live/ws"
     sent: dict[int, float] = {}
     latencies: list[float] = []
     painted = dropped = unpainted = 0
     started = time.monotonic()
+    first_painted: float | None = None
     measuring_since: float | None = None
+    painting_at = None
     async with aiohttp.ClientSession() as session, session.ws_connect(ws_url, params={"style": style}) as ws:
         ready = await ws.receive_json(timeout=60)
         if not ready.get("ready"):
@@ -79,9 +84,10 @@ async def viewer(url: str, style: str, frames: list[bytes], seconds: float, warm
                 answered, kind = ANSWER.unpack_from(message.data)
                 at = sent.pop(answered, None)
                 if kind == 0:
-                    if measuring_since is None:
+                    first_painted = first_painted or now
+                    if measuring_since is None and now - first_painted >= settle:
                         measuring_since, warmup = now, now - started
-                    else:
+                    elif measuring_since is not None:
                         painted += 1
                         latencies.append(now - at if at is not None else float("nan"))
                 elif measuring_since is not None:
@@ -91,6 +97,7 @@ async def viewer(url: str, style: str, frames: list[bytes], seconds: float, warm
                 if "error" in notice:
                     raise RuntimeError(f"the server ended the stream: {notice['error']}")
                 sent.pop(notice.get("dropped"), None)
+                painting_at = notice.get("painting_at", painting_at)
                 if measuring_since is not None and "dropped" in notice:
                     dropped += 1
             else:
@@ -98,18 +105,32 @@ async def viewer(url: str, style: str, frames: list[bytes], seconds: float, warm
             await send_one()
     elapsed = time.monotonic() - measuring_since
     return {"fps": painted / elapsed, "latencies": latencies, "dropped": dropped, "unpainted": unpainted,
-            "warmup_s": warmup}  # fmt: skip
+            "warmup_s": warmup, "painting_at": "x".join(map(str, painting_at or []))}  # fmt: skip
+
+
+def wait_for_no_sessions(url: str, seconds: float = 60) -> None:
+    """Until the server's /metrics counts no live session (viewers that just left are closing)."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        rows = [line for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines()
+                if line.startswith("clipmorph_live_sessions ")]  # fmt: skip
+        if not rows or float(rows[0].split()[1]) == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"live sessions still open after {seconds} s")
 
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def run(url: str, viewers: int, seconds: float, style: str, frames: list[bytes]) -> dict:
+def run(url: str, viewers: int, seconds: float, style: str, frames: list[bytes], settle: float = 0.0) -> dict:
     """``viewers`` streams at once; frames/s per viewer (mean and slowest) and latency over all."""
 
     async def together() -> list[dict]:
-        return await asyncio.gather(*(viewer(url, style, frames, seconds) for _ in range(viewers)))
+        return await asyncio.gather(*(viewer(url, style, frames, seconds, settle) for _ in range(viewers)))
 
     results = asyncio.run(together())
     latencies = [value for result in results for value in result["latencies"]]
@@ -123,6 +144,7 @@ def run(url: str, viewers: int, seconds: float, style: str, frames: list[bytes])
         "dropped": sum(r["dropped"] for r in results),
         "unpainted": sum(r["unpainted"] for r in results),
         "warmup_s": round(max(r["warmup_s"] for r in results), 2),
+        "painting_at": results[0]["painting_at"],
     }
 
 
@@ -134,10 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--size", default="640x360", help="frame size WIDTHxHEIGHT")
     parser.add_argument("--photo", type=Path, help="a photo to pan across (default: a smooth pattern)")
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="seconds after the first painted frame before measuring"
+    )
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
     width, height = (int(part) for part in args.size.lower().split("x"))
-    result = run(args.url, args.viewers, args.seconds, args.style, camera_frames((width, height), args.photo))
+    frames = camera_frames((width, height), args.photo)
+    result = run(args.url, args.viewers, args.seconds, args.style, frames, args.settle)
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

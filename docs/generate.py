@@ -94,7 +94,7 @@ def bench_block(results: Path = RESULTS) -> str:
         "`clients/live.py` on `/live/ws`: 640x360 frames, two in flight per viewer, a `lite` style; frames/s per "
         "viewer and round trip (ms) after the warm-up, by the model service's backend.",
         "",
-        table(section("live"), ["config", "viewers", "fps_per_viewer", "latency_p50_ms", "latency_p95_ms", "warmup_s"]),
+        table(section("live"), ["config", "viewers", "fps_per_viewer", "latency_p50_ms", "painting_at", "warmup_s"]),
         "",
         "The server's codec work per 640x360 frame (decode + encode), ms: a WebSocket of JPEGs against "
         "WebRTC's video codecs.",

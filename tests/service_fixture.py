@@ -33,6 +33,7 @@ SERVICE_LIMITS = {
     # Live frames on the same engine as /stylize, so tests compare them pixel for pixel; the default
     # (auto: OpenVINO on a CPU) is tested on the runtime (test_serving_units) and measured by the bench.
     "CLIPMORPH_LIVE_BACKEND": "torch",
+    "CLIPMORPH_LIVE_TARGET_FPS": "0",  # full size: the pace is tested without a server (test_live)
 }
 
 

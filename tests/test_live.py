@@ -87,6 +87,79 @@ def test_a_choice_keeps_what_it_does_not_name_and_refuses_what_it_cannot_take():
         choose({"style": "monet", "max_side": 4000}, first)
 
 
+def test_the_pace_steps_the_painting_size_down_when_slow_and_back_up_when_there_is_room():
+    from clipmorph.serving.live.pace import RUNGS, WINDOW, Pace
+
+    pace = Pace(target_fps=25)  # 40 ms a frame
+    assert pace.max_side(640) == 640
+    changes = [pace.observe(0.160, 640) for _ in range(WINDOW)]  # 4x too slow: about half the side
+    assert changes == [False] * (WINDOW - 1) + [True] and pace.max_side(640) in RUNGS and pace.max_side(640) <= 320
+    slow_side = pace.max_side(640)
+    assert not any(pace.observe(0.035, 640) for _ in range(WINDOW))  # in budget: stays
+    assert any(pace.observe(0.005, 640) for _ in range(WINDOW)) and pace.max_side(640) > slow_side  # room: up
+    fast = Pace(target_fps=25)
+    assert not any(fast.observe(0.004, 640) for _ in range(3 * WINDOW)) and fast.max_side(640) == 640  # never above
+    off = Pace(target_fps=0)
+    assert not any(off.observe(5.0, 640) for _ in range(3 * WINDOW)) and off.max_side(640) == 640
+
+
+def test_a_slow_model_paints_smaller_says_so_and_still_answers_at_the_cameras_size():
+    """The session's own loop, with an in-process model that takes 30 ms a frame and a target of
+    100 frames/s: the painting size steps down, the viewer is told, answers keep the frame's size."""
+    import time as clock
+
+    from clipmorph.inference.options import StyleMix, StylizeOptions
+    from clipmorph.serving.live.sessions import LiveSession, LiveSessions
+    from clipmorph.serving.requests import StyleFields
+
+    seen_sides: list[int | None] = []
+
+    def slow_model(frames, options):
+        seen_sides.append(options.max_side)
+        clock.sleep(0.03)
+        return [frame[:, ::-1].copy() for frame in frames]
+
+    sessions = LiveSessions(1, idle_seconds=30, limits=FrameLimits(10**7, 10**7), target_fps=100)
+    sessions.attach(slow_model, lambda fields: StylizeOptions(StyleMix.single(fields.style)))
+    picture = jpeg(gradient_frame(640, 360))
+    inbox: asyncio.Queue = asyncio.Queue()
+    answers: list[bytes] = []
+    notices: list[dict] = []
+
+    async def viewer() -> None:
+        async def receive():
+            return await inbox.get()
+
+        async def send_bytes(data: bytes) -> None:
+            answers.append(data)
+            if len(answers) < 12:
+                await inbox.put(frame_message(len(answers), picture))
+
+        async def send_text(text: str) -> None:
+            notices.append(json.loads(text))
+
+        session = LiveSession(sessions, receive, send_bytes, send_text, StyleFields(style="x"))
+        await inbox.put(frame_message(0, picture))
+        with contextlib.suppress(LiveRefusal):
+            async with asyncio.timeout(60):
+                await _until_answers(session, answers, 12)
+
+    asyncio.run(viewer())
+    sizes = [n["painting_at"] for n in notices if "painting_at" in n]
+    assert sizes[0] == [640, 360] and sizes[-1][0] < 640 and sizes[-1][0] * 360 == sizes[-1][1] * 640
+    assert seen_sides[0] == 640 and seen_sides[-1] < 640
+    last = np.asarray(Image.open(io.BytesIO(answers[-1][protocol.HEADER.size :])))
+    assert last.shape == (360, 640, 3)
+
+
+async def _until_answers(session, answers: list, count: int) -> None:
+    async with asyncio.TaskGroup() as group:
+        running = group.create_task(session.run())
+        while len(answers) < count:
+            await asyncio.sleep(0.01)
+        running.cancel()
+
+
 # -- a real server --------------------------------------------------------------------------
 
 

@@ -130,6 +130,11 @@ SETTINGS: dict[str, Setting] = {
         "what runs live camera frames: `auto` (OpenVINO on a CPU where it is installed, else as the service), "
         "`torch` or `openvino`",
     ),
+    "CLIPMORPH_LIVE_TARGET_FPS": Setting(
+        "25",
+        "frames/s a live viewer should get: the network's size steps down from the camera's until a frame "
+        "takes 1/this (painted frames are scaled back up), and back up when there is room; 0: always full size",
+    ),
     "CLIPMORPH_LIVE_MAX_MEGAPIXELS": Setting("2.1", "live frame size limit (1080p), from the header before decoding"),
     "CLIPMORPH_MODELS_URL": Setting(
         "",
@@ -255,6 +260,7 @@ class ServiceSettings:
     live_idle_seconds: float  # CLIPMORPH_LIVE_IDLE_SECONDS
     live_max_pixels: int  # CLIPMORPH_LIVE_MAX_MEGAPIXELS
     live_backend: str  # CLIPMORPH_LIVE_BACKEND
+    live_target_fps: float  # CLIPMORPH_LIVE_TARGET_FPS
     models_url: str  # CLIPMORPH_MODELS_URL
     models_poll_seconds: float  # CLIPMORPH_MODELS_POLL_SECONDS
 
@@ -308,6 +314,7 @@ class ServiceSettings:
             ),
             live_idle_seconds=_read("CLIPMORPH_LIVE_IDLE_SECONDS", float, number, _positive_number),
             live_max_pixels=_read("CLIPMORPH_LIVE_MAX_MEGAPIXELS", _scaled(1e6), number, _positive_number),
+            live_target_fps=_read("CLIPMORPH_LIVE_TARGET_FPS", float, "a number >= 0 (0: off)", lambda v: v >= 0),
             live_backend=_read("CLIPMORPH_LIVE_BACKEND", _one_of("live backend", ("auto", *BACKENDS)), ""),
             models_url=_text("CLIPMORPH_MODELS_URL").strip(),
             models_poll_seconds=_read(

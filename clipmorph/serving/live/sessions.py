@@ -10,6 +10,7 @@ so the stream keeps moving; once warm, a slow model only drops frames.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -22,8 +23,9 @@ import numpy as np
 from pydantic import ValidationError
 
 from clipmorph.errors import BadInput, ClipMorphError, UnknownStyle
-from clipmorph.inference.options import StylizeOptions
+from clipmorph.inference.options import StylizeOptions, work_size
 from clipmorph.serving.live import protocol
+from clipmorph.serving.live.pace import Pace
 from clipmorph.serving.live.protocol import FrameLimits, LiveRefusal
 from clipmorph.serving.requests import StyleFields
 
@@ -59,8 +61,16 @@ def choose(choice: dict, current: StyleFields | None) -> StyleFields:
 class LiveSessions:
     """The live viewers of this API worker: at most ``max_sessions`` at once, the next refused."""
 
-    def __init__(self, max_sessions: int, idle_seconds: float, limits: FrameLimits, warm_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        max_sessions: int,
+        idle_seconds: float,
+        limits: FrameLimits,
+        target_fps: float = 0.0,
+        warm_seconds: float = 1.0,
+    ) -> None:
         self.max_sessions = max_sessions
+        self.target_fps = target_fps  # 0: always paint at the frame's own size
         self.idle_seconds = idle_seconds
         self.limits = limits
         self.warm_seconds = warm_seconds
@@ -119,9 +129,12 @@ class LiveSession:
     _busy_since: float | None = None
     _warm_sizes: set[tuple[int, int]] = field(default_factory=set)  # frame sizes painted at least once
     _wake: anyio.Event = field(default_factory=anyio.Event)
+    _pace: Pace | None = None
+    _announced: tuple[int, int] | None = None  # the painting size the viewer was last told
 
     async def run(self) -> None:
         self.options = self._options_for(self.fields)
+        self._pace = Pace(self.sessions.target_fps)
         await self.send_text(protocol.notice(ready=True, **self._described()))
         async with anyio.create_task_group() as group:
             group.start_soon(self._paint_newest)
@@ -190,9 +203,10 @@ class LiveSession:
             frame, self._pending = self._pending, None
             if frame is None:
                 continue
-            self._busy_since = time.monotonic()
+            self._busy_since = started = time.monotonic()
+            options = self._paced(frame)
             try:
-                answer = await anyio.to_thread.run_sync(self._paint, frame, self.options)
+                answer = await anyio.to_thread.run_sync(self._paint, frame, options)
             except UnknownStyle as error:  # deleted while it streams (in-process stylizers raise this)
                 raise LiveRefusal(protocol.POLICY, str(error)) from None
             except (LiveRefusal, anyio.get_cancelled_exc_class()):
@@ -204,10 +218,25 @@ class LiveSession:
             finally:
                 self._busy_since = None
             self._warm_sizes.add(frame.size)
+            self._pace.observe(time.monotonic() - started, max(frame.size))
+            await self._announce(frame, options)
             await self.send_bytes(answer)
             self.stats.painted += 1
             _count("painted")
             _round_trip(time.monotonic() - frame.arrived)
+
+    def _paced(self, frame: Pending) -> StylizeOptions:
+        """This frame's options with the network's size the pace chose (scaled back after)."""
+        side = self._pace.max_side(max(frame.size))
+        limit = self.options.max_side
+        return dataclasses.replace(self.options, max_side=side if limit is None else min(side, limit), keep_size=True)
+
+    async def _announce(self, frame: Pending, options: StylizeOptions) -> None:
+        width, height = frame.size
+        painted_at = work_size(height, width, options.max_side)[::-1]
+        if painted_at != self._announced:
+            self._announced = painted_at
+            await self.send_text(protocol.notice(painting_at=list(painted_at), frame=list(frame.size)))
 
     def _paint(self, frame: Pending, options: StylizeOptions) -> bytes:
         rgb = protocol.decode_frame(frame.number, frame.picture, self.sessions.limits)

@@ -40,7 +40,9 @@ async function startLive() {
   const camera = $("live-camera");
   camera.srcObject = live.stream;
   await camera.play();
-  Object.assign(live, { ready: false, inFlight: 0, next: 0, painted: [], latencies: [], dropped: 0, unpainted: 0 });
+  Object.assign(live, {
+    ready: false, inFlight: 0, next: 0, painted: [], latencies: [], dropped: 0, unpainted: 0, paintingAt: null,
+  });
   live.sentAt.clear();
   const ws = new WebSocket(liveUrl());
   ws.binaryType = "arraybuffer";
@@ -69,9 +71,16 @@ function stopLive() {
   $("live-stop").disabled = true;
 }
 
+// "Painting with monet-lite at 480x270": the server picks the network's size by the time a frame takes.
+function describe() {
+  const size = live.paintingAt ? ` at ${live.paintingAt.join("x")}` : "";
+  $("live-note").textContent = `Painting with ${live.style}${size}.`;
+}
+
 function onNotice(notice) {
-  if (notice.ready) { live.ready = true; $("live-note").textContent = `Painting with ${notice.style}.`; pump(); }
-  if (notice.chosen) $("live-note").textContent = `Painting with ${notice.style}.`;
+  if (notice.ready) { live.ready = true; live.style = notice.style; describe(); pump(); }
+  if (notice.chosen) { live.style = notice.style; describe(); }
+  if (notice.painting_at) { live.paintingAt = notice.painting_at; describe(); }
   if (notice.dropped !== undefined) { live.dropped += 1; answered(notice.dropped); }
   if (notice.error) showLiveError(notice.error);
 }
