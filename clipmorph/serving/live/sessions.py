@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from clipmorph.errors import BadInput, ClipMorphError, UnknownStyle
-from clipmorph.inference.options import StylizeOptions, work_size
+from clipmorph.inference.options import MIN_SIDE, StylizeOptions, work_size
 from clipmorph.serving.live import protocol
 from clipmorph.serving.live.pace import Pace
 from clipmorph.serving.live.protocol import FrameLimits, LiveRefusal
@@ -227,7 +227,7 @@ class LiveSession:
 
     def _paced(self, frame: Pending) -> StylizeOptions:
         """This frame's options with the network's size the pace chose (scaled back after)."""
-        side = self._pace.max_side(max(frame.size))
+        side = max(MIN_SIDE, self._pace.max_side(max(frame.size)))  # a too-small frame is refused by the model
         limit = self.options.max_side
         return dataclasses.replace(self.options, max_side=side if limit is None else min(side, limit), keep_size=True)
 
