@@ -122,3 +122,19 @@ def test_the_page_loads_without_a_failed_request(server):
         page.wait_for_selector(".style img")
         page.wait_for_load_state("networkidle")
     assert failed == []
+
+
+@pytest.mark.parametrize(("device", "network"), [("cpu", "fast"), ("cuda:0", "best")])
+def test_the_live_tab_picks_the_fast_network_on_a_cpu_and_the_full_one_on_a_gpu(page, device, network):
+    rows = [
+        {"id": "rand-0", "display_name": "Random test style 0", "artist": ""},
+        {"id": "rand-0-lite", "display_name": "Random test style 0 (lite)", "artist": ""},
+    ]
+    page.route("**/styles", lambda route: route.fulfill(json=[{**r, "thumbnail_url": "/ui/favicon.svg"} for r in rows]))
+    page.route("**/info", lambda route: route.fulfill(json={"model": {"device": device}, "limits": {}}))
+    page.reload()
+    page.wait_for_selector(".style")
+    assert page.is_checked("#best")
+    page.click("#tab-live")
+    page.wait_for_selector("#live-panel[data-device]")
+    assert page.is_checked(f"#{network}") and page.is_hidden("#input-panel")

@@ -172,8 +172,23 @@ function snapshot() {
   }, "image/png");
 }
 
-// Tabs: the file panels or the live panel; the style gallery serves both. Live picks the fast network.
-function showTab(liveTab) {
+// Tabs: the file panels or the live panel; the style gallery serves both. Live picks the fast network
+// on a CPU; a GPU paints the full one live.
+let onGpu = null;
+
+async function servedOnGpu() {
+  if (onGpu === null) {
+    try {
+      const info = await (await fetch("/info")).json();
+      onGpu = String(info.model.device).startsWith("cuda");
+    } catch (_) {
+      onGpu = false;
+    }
+  }
+  return onGpu;
+}
+
+async function showTab(liveTab) {
   $("tab-file").setAttribute("aria-selected", String(!liveTab));
   $("tab-live").setAttribute("aria-selected", String(liveTab));
   $("live-panel").hidden = !liveTab;
@@ -182,7 +197,9 @@ function showTab(liveTab) {
   if (liveTab) {
     $("result-panel").dataset.wasShown = String(!$("result-panel").hidden);
     $("result-panel").hidden = true;
-    if (gallery.painting) { $("fast").checked = true; selectStyle(gallery.painting); }
+    const gpu = await servedOnGpu();
+    if (gallery.painting && !gpu) { $("fast").checked = true; selectStyle(gallery.painting); }
+    $("live-panel").dataset.device = gpu ? "gpu" : "cpu"; // the choice is made (tests wait for it)
   } else {
     stopLive();
     $("result-panel").hidden = $("result-panel").dataset.wasShown !== "true";
