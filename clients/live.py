@@ -102,7 +102,8 @@ async def viewer(
                     dropped += 1
             else:
                 raise RuntimeError(f"the stream closed: {message.type} {message.extra}")
-            await send_one()
+            while len(sent) < WINDOW:  # a frame was answered (painted, unpainted or dropped): send the next
+                await send_one()
     elapsed = time.monotonic() - measuring_since
     return {"fps": painted / elapsed, "latencies": latencies, "dropped": dropped, "unpainted": unpainted,
             "warmup_s": warmup, "painting_at": "x".join(map(str, painting_at or []))}  # fmt: skip

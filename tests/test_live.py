@@ -152,6 +152,73 @@ def test_a_slow_model_paints_smaller_says_so_and_still_answers_at_the_cameras_si
     assert last.shape == (360, 640, 3)
 
 
+def test_while_the_first_call_warms_up_the_waiting_frame_comes_back_unpainted_and_the_stream_stays_open():
+    """The page keeps two frames in flight and sends no more until one is answered: the one waiting
+    behind a long first call (an export) is answered unpainted, and the viewer is not idle meanwhile."""
+    import time as clock
+
+    from clipmorph.inference.options import StyleMix, StylizeOptions
+    from clipmorph.serving.live.sessions import LiveSession, LiveSessions
+    from clipmorph.serving.requests import StyleFields
+
+    calls: list[float] = []
+
+    def warming_model(frames, options):
+        calls.append(clock.monotonic())
+        clock.sleep(1.5 if len(calls) == 1 else 0.01)
+        return [frame.copy() for frame in frames]
+
+    sessions = LiveSessions(1, idle_seconds=0.5, limits=FrameLimits(10**7, 10**7), warm_seconds=0.2)
+    sessions.attach(warming_model, lambda fields: StylizeOptions(StyleMix.single(fields.style)))
+    picture = jpeg(gradient_frame(64, 48))
+    inbox: asyncio.Queue = asyncio.Queue()
+    answers: list[tuple[int, int]] = []
+
+    async def viewer() -> None:
+        async def send_bytes(data: bytes) -> None:
+            answers.append(protocol.HEADER.unpack_from(data))
+
+        async def send_text(text: str) -> None:
+            pass
+
+        session = LiveSession(sessions, inbox.get, send_bytes, send_text, StyleFields(style="x"))
+
+        async def camera() -> None:
+            await inbox.put(frame_message(0, picture))
+            while not calls:  # the first call has started (frames come tens of ms apart)
+                await asyncio.sleep(0.01)
+            await inbox.put(frame_message(1, picture))
+
+        async with asyncio.timeout(30), asyncio.TaskGroup() as group:
+            group.create_task(camera())
+            await _until_answers(session, answers, 2)
+
+    asyncio.run(viewer())
+    assert answers == [(1, protocol.UNPAINTED), (0, protocol.PAINTED)]  # no idle close during 1.5 s of silence
+
+
+def test_a_session_that_keeps_changing_the_frame_size_is_refused():
+    from clipmorph.serving.live.sessions import MAX_FRAME_SIZES, LiveSession, LiveSessions
+    from clipmorph.serving.requests import StyleFields
+
+    sessions = LiveSessions(1, idle_seconds=30, limits=FrameLimits(10**7, 10**7))
+    sessions.attach(lambda frames, options: frames, lambda fields: None)
+    inbox: asyncio.Queue = asyncio.Queue()
+    for number in range(MAX_FRAME_SIZES + 1):
+        inbox.put_nowait(frame_message(number, jpeg(gradient_frame(64 + 16 * number, 48))))
+
+    async def nothing(_) -> None:
+        pass
+
+    async def viewer() -> None:
+        await LiveSession(sessions, inbox.get, nothing, nothing, StyleFields(style="x")).run()
+
+    with pytest.raises(BaseException) as refused:  # an ExceptionGroup around the refusal
+        asyncio.run(viewer())
+    refusal = refused.value.exceptions[0] if isinstance(refused.value, BaseExceptionGroup) else refused.value
+    assert isinstance(refusal, LiveRefusal) and refusal.code == protocol.POLICY and "frame size" in refusal.reason
+
+
 async def _until_answers(session, answers: list, count: int) -> None:
     async with asyncio.TaskGroup() as group:
         running = group.create_task(session.run())

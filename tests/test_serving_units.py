@@ -443,3 +443,21 @@ def test_live_frames_run_on_openvino_by_default_on_a_cpu_and_paint_what_the_serv
     error = np.mean((image.astype(float) - live.astype(float)) ** 2)
     assert 10 * np.log10(255**2 / max(error, 1e-9)) > 30  # the same picture, from another runtime
     assert list((tmp_path / "cache" / "openvino").glob("*.xml"))  # exported once, kept for the next start
+
+
+def test_live_frames_fall_back_to_the_service_engine_when_their_own_cannot_be_built(stored_styles, monkeypatch):
+    from clipmorph.inference import openvino
+    from clipmorph.inference.options import StyleMix, StylizeOptions
+    from clipmorph.serving.model_runtime import ModelRuntime
+    from clipmorph.serving.schema import FrameItem
+
+    def missing():
+        raise BadInput("the openvino backend needs `pip install clipmorph[openvino]` (onnx is missing)")
+
+    monkeypatch.setattr(openvino, "_openvino", missing)
+    monkeypatch.setenv("CLIPMORPH_LIVE_BACKEND", "openvino")
+    runtime = ModelRuntime(ServiceSettings.from_env(), warm_up=False)
+    frame = gradient_frame(32, 24)
+    [live] = runtime.stylize([FrameItem.of(frame, StylizeOptions(StyleMix.single("rand-0")), "live")])
+    assert isinstance(live, np.ndarray) and live.shape == frame.shape
+    assert runtime.live() is runtime.current() and runtime.info()["live_backend"] == "torch"

@@ -109,6 +109,7 @@ class Engine:
         if backend == "openvino":
             from clipmorph.inference import openvino as openvino_net
 
+            openvino_net._openvino()  # missing packages: refused here, not at the first frame
             if self.dtype not in (torch.bfloat16, torch.float32):
                 raise BadInput("the openvino backend computes in bfloat16 or float32")
             if self.dtype == torch.bfloat16 and not openvino_net.cpu_has_bf16():

@@ -14,6 +14,7 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ def cpu_has_bf16() -> bool:
 
 
 MAX_CACHED_SHAPES = 64  # exported shapes kept per cache folder; the least recently used go first
+MAX_COMPILED_SHAPES = 16  # compiled shapes kept in memory per network; the least recently used go first
 
 
 def network_fingerprint(net: TransformerNet) -> str:
@@ -70,12 +72,13 @@ class OpenVinoNetwork:
             self.config["CACHE_DIR"] = str(cache / "compiled")
         self.fingerprint = network_fingerprint(self.net) if cache is not None else ""
         self.exports = 0  # shapes this process exported itself (the rest came from the cache)
-        self._requests: dict[tuple[int, ...], object] = {}
+        self._requests: OrderedDict[tuple[int, ...], object] = OrderedDict()  # compiled shapes, newest last
         self._lock = threading.Lock()
 
     def __call__(self, x: Tensor, weights: Tensor) -> Tensor:
         with self._lock:
             request = self._requests.get(tuple(x.shape)) or self._compile(x, weights)
+            self._requests.move_to_end(tuple(x.shape))
             result = request.infer({"x": x.float().numpy(), "styles": weights.float().numpy()})
         return torch.from_numpy(np.array(result[0]))
 
@@ -83,6 +86,8 @@ class OpenVinoNetwork:
         model = self._model(x, weights)
         request = self.core.compile_model(model, "CPU", self.config).create_infer_request()
         self._requests[tuple(x.shape)] = request
+        while len(self._requests) > MAX_COMPILED_SHAPES:  # memory stays bounded however many sizes come
+            self._requests.popitem(last=False)
         return request
 
     def _model(self, x: Tensor, weights: Tensor):

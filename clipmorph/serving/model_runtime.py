@@ -6,6 +6,7 @@ model workers, which build a ``ModelRuntime``, pay for torch and the networks.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from clipmorph.inference.engine import Engine
 
 LIVE = "live"  # FrameItem.kind of live camera frames
+LOG = logging.getLogger(__name__)
 
 
 def live_backend(settings: ServiceSettings, engine: Engine) -> str:
@@ -83,7 +85,9 @@ class ModelRuntime:
 
     def live(self) -> Engine:
         """The engine for live camera frames: ``live_backend`` of the settings, built once per
-        library (a stream has one frame size, so a per-shape export or compile pays at once)."""
+        library (a stream has one frame size, so a per-shape export or compile pays at once).
+        If it cannot be built (OpenVINO asked for on a GPU, a missing package), live frames run
+        on the service's engine, and the reason is logged once."""
         engine = self.current()
         backend = live_backend(self.settings, engine)
         if backend == engine.backend:
@@ -94,9 +98,14 @@ class ModelRuntime:
                 from clipmorph.styles import store
 
                 s = self.settings
-                self.live_engine = Engine(
-                    store.load_library(), device=s.device, batch_size=s.batch_size, compile=s.compile, backend=backend
-                )
+                try:
+                    self.live_engine = Engine(
+                        store.load_library(), device=s.device, batch_size=s.batch_size, compile=s.compile,
+                        backend=backend,
+                    )  # fmt: skip
+                except Exception as error:
+                    LOG.warning("live frames run on the service's %s engine: %s", engine.backend, error)
+                    self.live_engine = engine
             return self.live_engine
 
     def stylize(self, items: list[FrameItem]) -> list[np.ndarray | ItemError]:
@@ -170,7 +179,7 @@ class ModelRuntime:
             "device": str(engine.device),
             "dtype": dtype_name(engine.dtype),
             "backend": engine.backend,
-            "live_backend": live_backend(self.settings, engine),
+            "live_backend": self.live_engine.backend if self.live_engine else live_backend(self.settings, engine),
             "styles": engine.style_ids,
             "load_seconds": round(self.load_seconds, 3),
         }

@@ -29,7 +29,8 @@ class Pace:
         return long_side if self.side is None else min(self.side, long_side)
 
     def observe(self, seconds: float, long_side: int) -> bool:
-        """One painted frame took ``seconds``; True when the painting size changed."""
+        """One painted frame took ``seconds``; True when the painting size changed. ``long_side``:
+        the most the network may run at (the frame's long side, or the service's cap below it)."""
         if not self.budget:
             return False
         self._times = [*self._times[-(WINDOW - 1) :], seconds]

@@ -3,9 +3,9 @@
 Per viewer, a receiver reads messages and keeps only the newest frame that waits (an older one
 is answered "dropped"), and a painter sends the newest frame through the model, one at a time:
 however fast the camera, the latency is one model call, never a queue. While a call has run
-longer than ``warm_seconds`` before any frame of this size came back painted (the first frame of
-a new size compiles or exports the network for seconds), frames are answered unpainted at once,
-so the stream keeps moving; once warm, a slow model only drops frames.
+longer than ``warm_seconds`` on a network size not painted before in this session (the first
+frame of a size compiles or exports the network for seconds), waiting and arriving frames are
+answered unpainted, so the stream keeps moving; once warm, a slow model only drops frames.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from clipmorph.serving.requests import StyleFields
 Stylize = Callable[[list[np.ndarray], StylizeOptions], list[np.ndarray]]
 OptionsFor = Callable[[StyleFields], StylizeOptions]
 LOG = logging.getLogger(__name__)
+MAX_FRAME_SIZES = 4  # distinct frame sizes one session may send (a camera sends one; each may cost an export)
+WARM_CHECK_SECONDS = 0.1
 LIVE_FIELDS = ("style", "strength", "preserve_color", "blend_with", "blend")
 
 
@@ -127,7 +129,10 @@ class LiveSession:
     options: StylizeOptions | None = None
     _pending: Pending | None = None
     _busy_since: float | None = None
-    _warm_sizes: set[tuple[int, int]] = field(default_factory=set)  # frame sizes painted at least once
+    _warm_sizes: set[tuple[int, int]] = field(default_factory=set)  # network sizes painted at least once
+    _cold = False  # the model call under way is the first at its network size
+    _last_activity: float = field(default_factory=time.monotonic)  # a message in or an answer out
+    _frame_sizes: set[tuple[int, int]] = field(default_factory=set)
     _wake: anyio.Event = field(default_factory=anyio.Event)
     _pace: Pace | None = None
     _announced: tuple[int, int] | None = None  # the painting size the viewer was last told
@@ -138,6 +143,7 @@ class LiveSession:
         await self.send_text(protocol.notice(ready=True, **self._described()))
         async with anyio.create_task_group() as group:
             group.start_soon(self._paint_newest)
+            group.start_soon(self._answer_while_warming)
             await self._receive_until_refused()
             group.cancel_scope.cancel()
 
@@ -155,11 +161,20 @@ class LiveSession:
         }
 
     async def _receive_until_refused(self) -> None:
+        """Idle: nothing received for ``idle_seconds`` since the last message or answer (a viewer
+        whose frames the model still holds waits for us, it is not idle)."""
         while True:
-            with anyio.move_on_after(self.sessions.idle_seconds) as idle:
+            quiet = time.monotonic() - self._last_activity
+            with anyio.move_on_after(max(0.0, self.sessions.idle_seconds - quiet)) as idle:
                 message = await self.receive()
             if idle.cancelled_caught:
-                raise LiveRefusal(protocol.NORMAL, f"no frame for {self.sessions.idle_seconds:g} s: session closed")
+                if self._busy_since is not None or self._pending is not None:
+                    self._last_activity = time.monotonic()
+                    continue
+                if time.monotonic() - self._last_activity >= self.sessions.idle_seconds:
+                    raise LiveRefusal(protocol.NORMAL, f"no frame for {self.sessions.idle_seconds:g} s: session closed")
+                continue
+            self._last_activity = time.monotonic()
             if isinstance(message, str):
                 await self._choose(protocol.parse_choice(message))
             else:
@@ -179,17 +194,34 @@ class LiveSession:
     async def _take_frame(self, message: bytes) -> None:
         number, picture = protocol.split_frame(message, self.sessions.limits)
         size = protocol.check_header(number, picture, self.sessions.limits)  # garbage is refused before it waits
-        busy = self._busy_since
-        warming = size not in self._warm_sizes
-        if warming and busy is not None and time.monotonic() - busy > self.sessions.warm_seconds:
-            self.stats.unpainted += 1
-            _count("unpainted")
-            await self.send_bytes(protocol.unpainted_answer(number, picture))
+        self._frame_sizes.add(size)
+        if len(self._frame_sizes) > MAX_FRAME_SIZES:  # each size may cost an export: a camera keeps one
+            raise LiveRefusal(protocol.POLICY, f"the frame size changed more than {MAX_FRAME_SIZES - 1} times")
+        if self._warming():
+            await self._unpainted(number, picture)
             return
         if self._pending is not None:
             await self._drop(self._pending.number)
         self._pending = Pending(number, picture, size, time.monotonic())
         self._wake.set()
+
+    def _warming(self) -> bool:
+        busy = self._busy_since
+        return self._cold and busy is not None and time.monotonic() - busy > self.sessions.warm_seconds
+
+    async def _unpainted(self, number: int, picture: bytes) -> None:
+        self.stats.unpainted += 1
+        _count("unpainted")
+        await self.send_bytes(protocol.unpainted_answer(number, picture))
+
+    async def _answer_while_warming(self) -> None:
+        """The frame waiting behind a long first call is answered unpainted too: a viewer with
+        its frames in flight sends no more until they are answered."""
+        while True:
+            await anyio.sleep(WARM_CHECK_SECONDS)
+            if self._pending is not None and self._warming():
+                frame, self._pending = self._pending, None
+                await self._unpainted(frame.number, frame.picture)
 
     async def _drop(self, number: int, reason: str = "a newer frame arrived") -> None:
         self.stats.dropped += 1
@@ -203,8 +235,10 @@ class LiveSession:
             frame, self._pending = self._pending, None
             if frame is None:
                 continue
-            self._busy_since = started = time.monotonic()
             options = self._paced(frame)
+            painted_at = self._painted_at(frame, options)
+            self._cold = painted_at not in self._warm_sizes
+            self._busy_since = started = time.monotonic()
             try:
                 answer = await anyio.to_thread.run_sync(self._paint, frame, options)
             except UnknownStyle as error:  # deleted while it streams (in-process stylizers raise this)
@@ -216,24 +250,34 @@ class LiveSession:
                 await self._drop(frame.number, "the model did not answer")
                 continue
             finally:
-                self._busy_since = None
-            self._warm_sizes.add(frame.size)
-            self._pace.observe(time.monotonic() - started, max(frame.size))
+                self._busy_since, self._cold = None, False
+            self._warm_sizes.add(painted_at)
+            self._pace.observe(time.monotonic() - started, self._top(frame))
             await self._announce(frame, options)
             await self.send_bytes(answer)
+            self._last_activity = time.monotonic()
             self.stats.painted += 1
             _count("painted")
             _round_trip(time.monotonic() - frame.arrived)
 
     def _paced(self, frame: Pending) -> StylizeOptions:
         """This frame's options with the network's size the pace chose (scaled back after)."""
-        side = max(MIN_SIDE, self._pace.max_side(max(frame.size)))  # a too-small frame is refused by the model
+        side = max(MIN_SIDE, self._pace.max_side(self._top(frame)))  # a too-small frame is refused by the model
+        return dataclasses.replace(self.options, max_side=side, keep_size=True)
+
+    def _top(self, frame: Pending) -> int:
+        """The largest long side the network may run at for this frame: its own, or the service's cap."""
         limit = self.options.max_side
-        return dataclasses.replace(self.options, max_side=side if limit is None else min(side, limit), keep_size=True)
+        return max(frame.size) if limit is None else min(max(frame.size), limit)
+
+    @staticmethod
+    def _painted_at(frame: Pending, options: StylizeOptions) -> tuple[int, int]:
+        """(width, height) the network runs at for this frame."""
+        width, height = frame.size
+        return work_size(height, width, options.max_side)[::-1]
 
     async def _announce(self, frame: Pending, options: StylizeOptions) -> None:
-        width, height = frame.size
-        painted_at = work_size(height, width, options.max_side)[::-1]
+        painted_at = self._painted_at(frame, options)
         if painted_at != self._announced:
             self._announced = painted_at
             await self.send_text(protocol.notice(painting_at=list(painted_at), frame=list(frame.size)))

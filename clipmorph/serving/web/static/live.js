@@ -25,6 +25,18 @@ function showLiveError(message) {
 }
 
 async function startLive() {
+  if (live.ws || live.stream || live.starting) return;
+  live.starting = true;
+  $("live-start").disabled = true;
+  try {
+    await openStream();
+  } finally {
+    live.starting = false;
+    $("live-start").disabled = Boolean(live.ws);
+  }
+}
+
+async function openStream() {
   showLiveError("");
   if (!window.isSecureContext || !navigator.mediaDevices) {
     showLiveError("The camera needs a secure page: open ClipMorph over HTTPS or on localhost.");
@@ -37,6 +49,7 @@ async function startLive() {
     showLiveError(`The camera could not be opened: ${error.message}`);
     return;
   }
+  if ($("live-panel").hidden) { stopLive(); return; } // the tab was left while the camera opened
   const camera = $("live-camera");
   camera.srcObject = live.stream;
   await camera.play();
@@ -47,13 +60,16 @@ async function startLive() {
   const ws = new WebSocket(liveUrl());
   ws.binaryType = "arraybuffer";
   live.ws = ws;
-  ws.onmessage = (event) => (typeof event.data === "string" ? onNotice(JSON.parse(event.data)) : onFrame(event.data));
+  ws.onmessage = (event) => {
+    if (live.ws !== ws) return; // a stopped stream's late answers
+    if (typeof event.data === "string") onNotice(JSON.parse(event.data));
+    else onFrame(event.data);
+  };
   ws.onclose = (event) => {
     if (live.ws !== ws) return;
     if (event.code !== 1000 || event.reason) showLiveError(event.reason || `the stream ended (code ${event.code})`);
     stopLive();
   };
-  $("live-start").disabled = true;
   $("live-stop").disabled = false;
   $("live-snapshot").disabled = false;
   live.statsTimer = setInterval(showStats, 500);
@@ -121,7 +137,9 @@ function pump() {
   while (live.ready && live.ws && live.inFlight < WINDOW && !live.capturing) {
     live.capturing = true;
     live.inFlight += 1;
-    sendFrame().finally(() => { live.capturing = false; pump(); });
+    sendFrame()
+      .catch((error) => { live.inFlight -= 1; showLiveError(`a frame could not be sent: ${error.message}`); })
+      .finally(() => { live.capturing = false; pump(); });
   }
 }
 
