@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from clipmorph.errors import BadInput, ClipMorphError, UnknownStyle
 from clipmorph.inference.options import MIN_SIDE, StylizeOptions, work_size
+from clipmorph.serving import metrics
 from clipmorph.serving.live import protocol
 from clipmorph.serving.live.pace import Pace
 from clipmorph.serving.live.protocol import FrameLimits, LiveRefusal
@@ -99,13 +100,13 @@ class LiveSessions:
                     f"{self._active} live sessions already running, the most this server takes",
                 )
             self._active += 1
-        _sessions_gauge(+1)
+        metrics.get().live_sessions.inc(1)
         try:
             yield
         finally:
             with self._lock:
                 self._active -= 1
-            _sessions_gauge(-1)
+            metrics.get().live_sessions.dec(1)
 
 
 @dataclass
@@ -211,7 +212,7 @@ class LiveSession:
 
     async def _unpainted(self, number: int, picture: bytes) -> None:
         self.stats.unpainted += 1
-        _count("unpainted")
+        metrics.get().live_frames.labels("unpainted").inc()
         await self.send_bytes(protocol.unpainted_answer(number, picture))
 
     async def _answer_while_warming(self) -> None:
@@ -225,7 +226,7 @@ class LiveSession:
 
     async def _drop(self, number: int, reason: str = "a newer frame arrived") -> None:
         self.stats.dropped += 1
-        _count("dropped")
+        metrics.get().live_frames.labels("dropped").inc()
         await self.send_text(protocol.notice(dropped=number, reason=reason))
 
     async def _paint_newest(self) -> None:
@@ -257,8 +258,8 @@ class LiveSession:
             await self.send_bytes(answer)
             self._last_activity = time.monotonic()
             self.stats.painted += 1
-            _count("painted")
-            _round_trip(time.monotonic() - frame.arrived)
+            metrics.get().live_frames.labels("painted").inc()
+            metrics.get().live_round_trip.observe(time.monotonic() - frame.arrived)
 
     def _paced(self, frame: Pending) -> StylizeOptions:
         """This frame's options with the network's size the pace chose (scaled back after)."""
@@ -290,21 +291,3 @@ class LiveSession:
             code = protocol.POLICY if error.reason == "unknown_style" else protocol.UNSUPPORTED_DATA
             raise LiveRefusal(code, f"frame {frame.number}: {error}") from None
         return protocol.encode_answer(frame.number, painted)
-
-
-def _sessions_gauge(change: int) -> None:
-    from clipmorph.serving import metrics
-
-    metrics.get().live_sessions.inc(change)
-
-
-def _count(outcome: str) -> None:
-    from clipmorph.serving import metrics
-
-    metrics.get().live_frames.labels(outcome).inc()
-
-
-def _round_trip(seconds: float) -> None:
-    from clipmorph.serving import metrics
-
-    metrics.get().live_round_trip.observe(seconds)
