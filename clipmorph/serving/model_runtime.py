@@ -23,6 +23,7 @@ from clipmorph.styles import index
 
 if TYPE_CHECKING:
     from clipmorph.inference.engine import Engine
+    from clipmorph.styles.library import StyleLibrary
 
 LIVE = "live"  # FrameItem.kind of live camera frames
 LOG = logging.getLogger(__name__)
@@ -66,14 +67,10 @@ class ModelRuntime:
         return self.engine
 
     def _load(self, generation: int) -> None:
-        from clipmorph.inference.engine import Engine  # torch: model workers only
         from clipmorph.styles import store
 
         started = time.perf_counter()
-        s = self.settings
-        self.engine = Engine(
-            store.load_library(), device=s.device, batch_size=s.batch_size, compile=s.compile, backend=s.backend
-        )
+        self.engine = self._build(store.load_library(), self.settings.backend)
         self.live_engine = None  # rebuilt from the new library at the next live frame
         self.load_seconds = time.perf_counter() - started
         self.known = set(self.engine.style_ids)
@@ -82,6 +79,12 @@ class ModelRuntime:
         board.model_load_seconds.set(self.load_seconds)
         board.styles_loaded.set(len(self.known))
         board.model_info.labels(str(self.engine.device), dtype_name(self.engine.dtype)).set(1)
+
+    def _build(self, library: StyleLibrary, backend: str) -> Engine:
+        from clipmorph.inference.engine import Engine  # torch: model workers only
+
+        s = self.settings
+        return Engine(library, device=s.device, batch_size=s.batch_size, compile=s.compile, backend=backend)
 
     def live(self) -> Engine:
         """The engine for live camera frames: ``live_backend`` of the settings, built once per
@@ -94,15 +97,8 @@ class ModelRuntime:
             return engine
         with self._reload_lock:
             if self.live_engine is None:
-                from clipmorph.inference.engine import Engine
-                from clipmorph.styles import store
-
-                s = self.settings
-                try:
-                    self.live_engine = Engine(
-                        store.load_library(), device=s.device, batch_size=s.batch_size, compile=s.compile,
-                        backend=backend,
-                    )  # fmt: skip
+                try:  # the library the service engine holds: the store is not read twice
+                    self.live_engine = self._build(engine.library, backend)
                 except Exception as error:
                     LOG.warning("live frames run on the service's %s engine: %s", engine.backend, error)
                     self.live_engine = engine
