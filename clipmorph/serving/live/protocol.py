@@ -31,7 +31,6 @@ JPEG_QUALITY = 80  # 640x360: about 2 ms to decode and encode again, 20-70 kB by
 
 # WebSocket close codes (RFC 6455 section 7.4.1): what the page shows the viewer.
 NORMAL = 1000
-GOING_AWAY = 1001
 UNSUPPORTED_DATA = 1003
 POLICY = 1008
 TOO_BIG = 1009
