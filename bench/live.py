@@ -4,7 +4,6 @@ of the model service. Frames/s per viewer and round-trip latency, after each bac
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from bench.paths import REPO
-from bench.service import free_port, start
+from bench.service import free_port, load_module, start
 from bench.video import random_library
 from clipmorph.styles.catalogue import write_catalogue
 
@@ -26,13 +25,6 @@ CONFIGS = {  # label -> the service's environment (the first is what a plain sta
 }  # fmt: skip
 SETTLE = 5.0  # seconds after a viewer's first painted frame: the pace picks the size meanwhile
 SIZE = (640, 360)
-
-
-def load_client():
-    spec = importlib.util.spec_from_file_location("live_client", REPO / "clients" / "live.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def codec_rows(frames: list[bytes], repeats: int = 60) -> list[dict]:
@@ -86,7 +78,7 @@ def codec_rows(frames: list[bytes], repeats: int = 60) -> list[dict]:
 
 
 def run(quick: bool = False) -> list[dict]:
-    client = load_client()
+    client = load_module("live")
     photo = REPO.parent / "shared" / "data" / "content" / "set14" / "baboon.jpg"
     frames = client.camera_frames(SIZE, photo if photo.is_file() else None)
     rows = codec_rows(frames, 20 if quick else 60)

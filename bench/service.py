@@ -23,8 +23,9 @@ from clipmorph.styles.catalogue import write_catalogue
 CONFIGS = {"adaptive batching (max 16)": "16", "max_batch_size=2 (BentoML's minimum)": "2"}
 
 
-def load_module():
-    spec = importlib.util.spec_from_file_location("load", REPO / "clients" / "load.py")
+def load_module(client: str = "load"):
+    """A script of clients/ as a module (the folder is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(client, REPO / "clients" / f"{client}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
