@@ -1,6 +1,8 @@
 """Live camera under load: `bentoml serve` + clients/live.py with 1, 2 and 4 viewers streaming
 640x360 camera-like JPEGs (two frames in flight each, as the page), a `lite` style, per backend
-of the model service. Frames/s per viewer and round-trip latency, after each backend's warm-up."""
+of the model service. Frames/s per viewer and round-trip latency, after each backend's warm-up;
+then, on the default configuration, the page itself in headless Chromium with a fake camera
+(bench/live_page.py) painting a real catalogue style, and its screenshot bench/live-page.png."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.live_page import run_page
 from bench.paths import REPO
 from bench.service import free_port, load_module, start
 from bench.video import random_library
@@ -25,6 +28,7 @@ CONFIGS = {  # label -> the service's environment (the first is what a plain sta
 }  # fmt: skip
 SETTLE = 5.0  # seconds after a viewer's first painted frame: the pace picks the size meanwhile
 SIZE = (640, 360)
+PAGE_STYLE = "kanagawa"  # a shipped painting: the page picks its Fast (lite) network for live
 
 
 def codec_rows(frames: list[bytes], repeats: int = 60) -> list[dict]:
@@ -87,21 +91,33 @@ def run(quick: bool = False) -> list[dict]:
         style = "bench-a"
         env = {**os.environ, "BENTOML_HOME": str(Path(tmp) / "bentoml"), "BENTOML_DO_NOT_TRACK": "true",
                "CLIPMORPH_DEVICE": "cpu", "CLIPMORPH_MAX_LIVE_SESSIONS": "4"}  # fmt: skip
-        subprocess.run([sys.executable, "-m", "clipmorph.cli", "styles", "import", str(Path(tmp) / "catalogue")],
-                       env=env, check=True, capture_output=True)  # fmt: skip
+        for catalogue in (Path(tmp) / "catalogue", REPO / "models"):  # random styles time; the page shows a real one
+            subprocess.run([sys.executable, "-m", "clipmorph.cli", "styles", "import", str(catalogue)],
+                           env=env, check=True, capture_output=True)  # fmt: skip
         for label, config_env in CONFIGS.items():
             port = free_port()
             process = start({**env, **config_env}, port, Path(tmp) / f"serve-{len(rows)}.log")
+            url = f"http://127.0.0.1:{port}"
             try:
                 for viewers in (1, 2) if quick else (1, 2, 4):
-                    client.wait_for_no_sessions(f"http://127.0.0.1:{port}")  # the last run's viewers have left
-                    url = f"http://127.0.0.1:{port}"
+                    client.wait_for_no_sessions(url)  # the last run's viewers have left
                     result = client.run(url, viewers, 5 if quick else 15, style, frames, SETTLE)
                     rows.append({"section": "live", "config": label, "size": "x".join(map(str, SIZE)), **result})
                     print(f"live {label:<26} {viewers} viewers {result['fps_per_viewer']:6.2f} frames/s each "
                           f"(slowest {result['slowest_viewer_fps']:.2f})  p50 {result['latency_p50_ms']:.0f} ms  "
                           f"p95 {result['latency_p95_ms']:.0f} ms  dropped {result['dropped']}  "
                           f"at {result['painting_at']}  warm-up {result['warmup_s']:.1f} s", flush=True)  # fmt: skip
+                if not config_env:  # the default: what a user's page gets
+                    client.wait_for_no_sessions(url)
+                    video = REPO.parent / "shared" / "data" / "videos" / "ski.mov"
+                    screenshot = REPO / "bench" / "live-page.png"
+                    page = run_page(url, PAGE_STYLE, video if video.is_file() else None, screenshot, quick)
+                    if page is not None:
+                        rows.append({"section": "live-page", "config": label, "size": "x".join(map(str, SIZE)),
+                                     "screenshot": screenshot.name, **page})  # fmt: skip
+                        print(f"live-page {label}: the page shows {page['page_fps']:.1f} frames/s (lowest "
+                              f"{page['page_fps_min']:.1f}), {page['page_latency_p50_ms']:.0f} ms round trip; "
+                              f"{page['note']}", flush=True)  # fmt: skip
             finally:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(30)

@@ -96,6 +96,11 @@ def bench_block(results: Path = RESULTS) -> str:
         "",
         table(section("live"), ["config", "viewers", "fps_per_viewer", "latency_p50_ms", "painting_at", "warmup_s"]),
         "",
+        "The Live tab itself in headless Chromium (fake 640x360 camera, on the same two cores): the frames/s and "
+        "round trip the page shows.",
+        "",
+        table(section("live-page"), ["config", "page_fps", "page_fps_min", "page_latency_p50_ms", "note"]),
+        "",
         "The server's codec work per 640x360 frame (decode + encode), ms: a WebSocket of JPEGs against "
         "WebRTC's video codecs.",
         "",

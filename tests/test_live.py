@@ -103,9 +103,10 @@ def test_the_pace_steps_the_painting_size_down_when_slow_and_back_up_when_there_
     assert not any(off.observe(5.0, 640) for _ in range(3 * WINDOW)) and off.max_side(640) == 640
 
 
-def test_a_slow_model_paints_smaller_says_so_and_still_answers_at_the_cameras_size():
+def test_a_slow_model_paints_smaller_says_so_and_answers_at_the_painting_size():
     """The session's own loop, with an in-process model that takes 30 ms a frame and a target of
-    100 frames/s: the painting size steps down, the viewer is told, answers keep the frame's size."""
+    100 frames/s: the painting size steps down, the viewer is told, the model gets frames already
+    at that size and the answers come at it (the page scales them to the camera's)."""
     import time as clock
 
     from clipmorph.inference.options import StyleMix, StylizeOptions
@@ -113,9 +114,11 @@ def test_a_slow_model_paints_smaller_says_so_and_still_answers_at_the_cameras_si
     from clipmorph.serving.requests import StyleFields
 
     seen_sides: list[int | None] = []
+    seen_shapes: list[tuple] = []
 
     def slow_model(frames, options):
         seen_sides.append(options.max_side)
+        seen_shapes.append(frames[0].shape)
         clock.sleep(0.03)
         return [frame[:, ::-1].copy() for frame in frames]
 
@@ -148,8 +151,10 @@ def test_a_slow_model_paints_smaller_says_so_and_still_answers_at_the_cameras_si
     sizes = [n["painting_at"] for n in notices if "painting_at" in n]
     assert sizes[0] == [640, 360] and sizes[-1][0] < 640 and sizes[-1][0] * 360 == sizes[-1][1] * 640
     assert seen_sides[0] == 640 and seen_sides[-1] < 640
+    width, height = sizes[-1]
+    assert seen_shapes[0] == (360, 640, 3) and seen_shapes[-1] == (height, width, 3)
     last = np.asarray(Image.open(io.BytesIO(answers[-1][protocol.HEADER.size :])))
-    assert last.shape == (360, 640, 3)
+    assert last.shape == (height, width, 3)
 
 
 def test_while_the_first_call_warms_up_the_waiting_frame_comes_back_unpainted_and_the_stream_stays_open():

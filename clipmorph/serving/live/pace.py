@@ -4,7 +4,7 @@ One viewer is painted one frame at a time, so its frames/s is one over the time 
 (decode, model, encode). A CPU without bf16 paints a 640x360 frame with the `lite` network in
 150-300 ms; a GPU in a few. ``Pace`` watches that time and picks the network's long side from
 a short ladder so that the stream keeps ``target_fps``: smaller on a slow machine or under
-load, back up when there is room (the painted frame is scaled back to the camera's size). A
+load, back up when there is room (the page scales the painting to the camera's size). A
 ladder, not any size: each new size costs the compiled backends an export or compile once.
 """
 

@@ -80,13 +80,18 @@ def check_header(number: int, picture: bytes, limits: FrameLimits) -> tuple[int,
     return width, height
 
 
-def decode_frame(number: int, picture: bytes, limits: FrameLimits) -> np.ndarray:
-    """The RGB pixels of a frame (size checked from the header before any pixel is decoded)."""
+def decode_frame(number: int, picture: bytes, limits: FrameLimits, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The RGB pixels of a frame (size checked from the header before any pixel is decoded),
+    shrunk to ``size`` (width, height) when given: the network's painting size, so that neither
+    the model nor the answer carries pixels the painting does not use."""
     try:
-        return load_image(picture, limits.max_pixels).rgb
+        rgb = load_image(picture, limits.max_pixels).rgb
     except BadInput as error:
         code = TOO_BIG if error.reason == "too_large" else UNSUPPORTED_DATA
         raise LiveRefusal(code, f"frame {number}: {error}") from None
+    if size is None or (rgb.shape[1], rgb.shape[0]) == tuple(size):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))  # antialiased when shrinking
 
 
 def encode_answer(number: int, rgb: np.ndarray) -> bytes:

@@ -123,12 +123,15 @@ async function onFrame(data) {
     live.unpainted += 1;
   }
   const picture = await createImageBitmap(new Blob([data.slice(5)], { type: "image/jpeg" }));
+  // The server answers at the size it painted (smaller when the pace chose so): shown at the camera's.
   const canvas = $("live-painted");
-  if (canvas.width !== picture.width || canvas.height !== picture.height) {
-    canvas.width = picture.width;
-    canvas.height = picture.height;
+  if (canvas.width !== captureCanvas.width || canvas.height !== captureCanvas.height) {
+    canvas.width = captureCanvas.width;
+    canvas.height = captureCanvas.height;
   }
-  canvas.getContext("2d").drawImage(picture, 0, 0);
+  const context = canvas.getContext("2d");
+  context.imageSmoothingQuality = "high";
+  context.drawImage(picture, 0, 0, canvas.width, canvas.height);
   picture.close();
   canvas.dataset.frames = String(Number(canvas.dataset.frames || 0) + (painted ? 1 : 0));
 }
