@@ -47,6 +47,22 @@ def test_exif_orientation_is_applied(tmp_path):
     assert decoded.rgb.shape == (40, 20, 3)
 
 
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_jpeg_may_decode_smaller_but_never_below_the_size_asked_for(tmp_path, orientation):
+    """The live route decodes camera frames straight at the painting size's scale (1/2, 1/4...):
+    never smaller than asked on either side, upright included."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = save(Image.fromarray(gradient_frame(640, 360)), tmp_path / "frame.jpg", exif=exif.tobytes())
+    upright = (640, 360) if orientation == 1 else (360, 640)
+    assert media.load_image(path).rgb.shape[1::-1] == upright
+    for wanted, expected in (((300, 160), (320, 180)), ((150, 80), (160, 90)), ((400, 200), (640, 360))):
+        if orientation != 1:
+            wanted, expected = wanted[::-1], expected[::-1]
+        decoded = media.load_image(path, at_least=wanted).rgb
+        assert decoded.shape[1::-1] == expected
+
+
 def test_alpha_is_kept_aside_and_restored(tmp_path):
     rgba = np.dstack([gradient_frame(32, 24), np.tile(np.linspace(0, 255, 32, dtype=np.uint8), (24, 1))])
     decoded = media.load_image(save(Image.fromarray(rgba, "RGBA"), tmp_path / "a.png"))

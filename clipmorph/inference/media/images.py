@@ -42,10 +42,14 @@ def check_total_pixels(sources: list[Path | bytes], max_total_pixels: int) -> No
         )
 
 
-def load_image(source: Path | bytes, max_pixels: int | None = None) -> DecodedImage:
+def load_image(
+    source: Path | bytes, max_pixels: int | None = None, at_least: tuple[int, int] | None = None
+) -> DecodedImage:
     """Decode any image Pillow reads, applying EXIF orientation and keeping alpha aside.
 
     ``max_pixels`` is checked against the header's dimensions before any pixel is decoded.
+    ``at_least`` (width, height): a JPEG may be decoded smaller, down to that size (its
+    decoder scales by 1/2, 1/4 or 1/8 for a fraction of the work), for a caller that shrinks it.
     """
     if (source.stat().st_size if isinstance(source, Path) else len(source)) == 0:
         raise BadInput("the image is empty (0 bytes)", "empty")
@@ -55,6 +59,8 @@ def load_image(source: Path | bytes, max_pixels: int | None = None) -> DecodedIm
             if max_pixels is not None and width * height > max_pixels:
                 size = f"{width}x{height} ({width * height / 1e6:.1f} MP)"
                 raise BadInput(f"image is {size}; the limit is {max_pixels / 1e6:.1f} MP", "too_large")
+            if at_least is not None:  # in stored pixels: a quarter turn swaps the sides
+                image.draft("RGB", at_least[::-1] if orientation(image) in QUARTER_TURNS else at_least)
             image = upright(image)
             image.load()
     except Image.DecompressionBombError as error:
@@ -85,18 +91,24 @@ UPRIGHT = {
     8: Image.Transpose.ROTATE_90,
 }
 ORIENTATION_TAG = 0x0112
+QUARTER_TURNS = (5, 6, 7, 8)  # orientations whose upright picture swaps width and height
 
 
 def upright(image: Image.Image) -> Image.Image:
     """The picture as its EXIF orientation says it was taken. Only the orientation is read, so a
     malformed tag elsewhere (which makes Pillow's exif_transpose raise when it rewrites the
     metadata) does not refuse a good picture; unreadable metadata leaves it as stored."""
-    try:
-        orientation = image.getexif().get(ORIENTATION_TAG)
-    except Exception:  # any malformed EXIF block: Pillow raises many different types here
-        return image
-    method = UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    method = UPRIGHT.get(orientation(image))
     return image.transpose(method) if method is not None else image
+
+
+def orientation(image: Image.Image) -> int | None:
+    """The EXIF orientation tag, or None where there is none or it cannot be read."""
+    try:
+        value = image.getexif().get(ORIENTATION_TAG)
+    except Exception:  # any malformed EXIF block: Pillow raises many different types here
+        return None
+    return value if isinstance(value, int) else None
 
 
 def encode_image(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str, icc_profile: bytes | None = None) -> bytes:

@@ -85,7 +85,7 @@ def decode_frame(number: int, picture: bytes, limits: FrameLimits, size: tuple[i
     shrunk to ``size`` (width, height) when given: the network's painting size, so that neither
     the model nor the answer carries pixels the painting does not use."""
     try:
-        rgb = load_image(picture, limits.max_pixels).rgb
+        rgb = load_image(picture, limits.max_pixels, at_least=size).rgb
     except BadInput as error:
         code = TOO_BIG if error.reason == "too_large" else UNSUPPORTED_DATA
         raise LiveRefusal(code, f"frame {number}: {error}") from None

@@ -126,7 +126,7 @@ def create_web_app() -> Starlette:
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
-    async def thumbnail(request: Request) -> Response:
+    def thumbnail(request: Request) -> Response:  # reads the store: in Starlette's threads, off the event loop
         style_id = request.path_params["style_id"]
         from clipmorph.styles import index
 
