@@ -138,3 +138,23 @@ def test_the_live_tab_picks_the_fast_network_on_a_cpu_and_the_full_one_on_a_gpu(
     page.click("#tab-live")
     page.wait_for_selector("#live-panel[data-device]")
     assert page.is_checked(f"#{network}") and page.is_hidden("#input-panel")
+
+
+def test_a_painting_chosen_in_the_live_tab_of_a_cpu_is_its_fast_network_even_before_the_gallery_loaded(page):
+    """The Live tab opened while the gallery still loads: the painting picked then is the lite one."""
+    rows = [
+        {"id": "rand-0", "display_name": "Random test style 0", "artist": ""},
+        {"id": "rand-0-lite", "display_name": "Random test style 0 (lite)", "artist": ""},
+    ]
+    held = []
+    page.route("**/styles", lambda route: held.append(route))  # answered only after the tab is open
+    page.route("**/info", lambda route: route.fulfill(json={"model": {"device": "cpu"}, "limits": {}}))
+    page.reload()
+    page.click("#tab-live")
+    page.wait_for_selector("#live-panel[data-device]")
+    while not held:
+        page.wait_for_timeout(50)  # lets Playwright hand over the request the page has sent
+    held[0].fulfill(json=[{**r, "thumbnail_url": "/ui/favicon.svg"} for r in rows])
+    page.wait_for_selector(".style")
+    page.click('.style[data-style="rand-0"]')
+    assert page.is_checked("#fast") and page.evaluate("state.style") == "rand-0-lite"

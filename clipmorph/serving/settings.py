@@ -133,7 +133,8 @@ SETTINGS: dict[str, Setting] = {
     "CLIPMORPH_LIVE_TARGET_FPS": Setting(
         "25",
         "frames/s a live viewer should get: the network's size steps down from the camera's until a frame "
-        "takes 1/this (painted frames are scaled back up), and back up when there is room; 0: always full size",
+        "takes 1/this (answered at that size: the page scales them to the camera's), and back up when there is room; "
+        "0: always full size",
     ),
     "CLIPMORPH_LIVE_MAX_MEGAPIXELS": Setting("2.1", "live frame size limit (1080p), from the header before decoding"),
     "CLIPMORPH_MODELS_URL": Setting(

@@ -219,7 +219,10 @@ async function showTab(liveTab) {
     $("result-panel").dataset.wasShown = String(!$("result-panel").hidden);
     $("result-panel").hidden = true;
     const gpu = await servedOnGpu();
-    if (gallery.painting && !gpu) { $("fast").checked = true; selectStyle(gallery.painting); }
+    if (!gpu) { // a painting chosen now or already, even before the gallery has loaded, paints with lite
+      $("fast").checked = true;
+      if (gallery.painting) selectStyle(gallery.painting);
+    }
     $("live-panel").dataset.device = gpu ? "gpu" : "cpu"; // the choice is made (tests wait for it)
   } else {
     stopLive();
