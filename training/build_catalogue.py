@@ -106,6 +106,8 @@ def stage_teach(args: argparse.Namespace) -> None:
     from clipmorph.training.teacher import arbitrary_renderer, crop_agreement, render_for
 
     _, sources = styles_from_toml(CATALOGUE, data_root(args) / "styles")
+    if args.styles:  # only the paintings about to be trained (refine --styles)
+        sources = [s for s in sources if s.id in args.styles.split(",")]
     photos = teacher_photos(args)
     root = teacher_dir(args)
     started = time.monotonic()
@@ -597,7 +599,9 @@ def main_parser() -> argparse.ArgumentParser:
         "refine: where to write it (default training/runs/refined)",
     )
     parser.add_argument("--full-from", type=Path, help="finish, refine: the full library from an exported folder")
-    parser.add_argument("--styles", help="refine: style ids to learn again (default: catalogue.toml's [refine])")
+    parser.add_argument(
+        "--styles", help="refine: style ids to learn again (default: catalogue.toml's [refine]); teach: only these"
+    )
     parser.add_argument(
         "--style-lr",
         type=float,
