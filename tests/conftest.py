@@ -4,6 +4,7 @@ bentoml is imported anywhere, so tests never touch the user's own store."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,11 @@ from clipmorph.styles.library import StyleLibrary  # noqa: E402
 from media_factory import gradient_frame  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """The run's store goes with the run (every run makes a new one; they piled up in /tmp)."""
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 
 def random_network(width: str = "lite", num_styles: int = 2, seed: int = 0) -> TransformerNet:
