@@ -178,7 +178,7 @@ def thumbnail_path(style_id: str) -> Path | None:
 
     if not NAME_PATTERN.match(style_id):
         return None
-    versions = [m for m in list_models(f"{STYLE_PREFIX}{style_id}") if m.info.labels.get(KIND_LABEL) == "style"]
+    versions = _versions_of(style_id)
     if not versions:
         return None
     model = max(versions, key=lambda m: m.creation_time)
@@ -202,7 +202,7 @@ def style_versions(style_id: str, user_made_only: bool = False) -> list[str]:
 
 
 def _deletable(style_id: str, user_made_only: bool) -> list[bentoml.Model]:
-    models = [m for m in list_models(f"{STYLE_PREFIX}{style_id}") if m.info.labels.get(KIND_LABEL) == "style"]
+    models = _versions_of(style_id)
     if not models:
         raise UnknownStyle(style_id, list(style_models()))
     if user_made_only and not all(m.info.metadata.get("user_made") for m in models):
@@ -232,3 +232,8 @@ def backbone_of() -> dict[str, str]:
     if _backbone_of[0] != generation:
         _backbone_of = (generation, {sid: str(m.info.metadata["backbone"]) for sid, m in style_models().items()})
     return _backbone_of[1]
+
+
+def _versions_of(style_id: str) -> list[bentoml.Model]:
+    """Every stored version of one style: its own name in the store, not the whole listing."""
+    return [m for m in list_models(f"{STYLE_PREFIX}{style_id}") if m.info.labels.get(KIND_LABEL) == "style"]
