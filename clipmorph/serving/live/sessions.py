@@ -241,7 +241,7 @@ class LiveSession:
             self._cold = painted_at not in self._warm_sizes
             self._busy_since = started = time.monotonic()
             try:
-                answer = await anyio.to_thread.run_sync(self._paint, frame, options)
+                answer = await anyio.to_thread.run_sync(self._paint, frame, options, painted_at)
             except UnknownStyle as error:  # deleted while it streams (in-process stylizers raise this)
                 raise LiveRefusal(protocol.POLICY, str(error)) from None
             except (LiveRefusal, anyio.get_cancelled_exc_class()):
@@ -254,7 +254,7 @@ class LiveSession:
                 self._busy_since, self._cold = None, False
             self._warm_sizes.add(painted_at)
             self._pace.observe(time.monotonic() - started, self._top(frame))
-            await self._announce(frame, options)
+            await self._announce(frame, painted_at)
             await self.send_bytes(answer)
             self._last_activity = time.monotonic()
             self.stats.painted += 1
@@ -277,16 +277,15 @@ class LiveSession:
         width, height = frame.size
         return work_size(height, width, options.max_side)[::-1]
 
-    async def _announce(self, frame: Pending, options: StylizeOptions) -> None:
-        painted_at = self._painted_at(frame, options)
+    async def _announce(self, frame: Pending, painted_at: tuple[int, int]) -> None:
         if painted_at != self._announced:
             self._announced = painted_at
             await self.send_text(protocol.notice(painting_at=list(painted_at), frame=list(frame.size)))
 
-    def _paint(self, frame: Pending, options: StylizeOptions) -> bytes:
+    def _paint(self, frame: Pending, options: StylizeOptions, painted_at: tuple[int, int]) -> bytes:
         """Decoded at the painting size and answered at it: the page scales the painting to the
         camera's size as it draws (cheaper there than resizing here twice and sending the pixels)."""
-        rgb = protocol.decode_frame(frame.number, frame.picture, self.sessions.limits, self._painted_at(frame, options))
+        rgb = protocol.decode_frame(frame.number, frame.picture, self.sessions.limits, painted_at)
         try:
             [painted] = self.sessions.stylize([rgb], options)
         except BadInput as error:  # this frame's own fault (too small, say), or the style was deleted: why
