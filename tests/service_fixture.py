@@ -54,6 +54,16 @@ class Server:
     def client(self, timeout: float = 300) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)
 
+    def leftovers(self) -> list[Path]:
+        """Regular files and request folders in the server's TMPDIR (BentoML's sockets live there
+        too and stay). The server removes request folders in the background, so one may vanish
+        mid-walk: os.walk skips it where rglob raises."""
+        found: list[Path] = []
+        for folder, dirs, files in os.walk(self.tmp):
+            found += [Path(folder, name) for name in dirs if name.startswith("clipmorph-request-")]
+            found += [path for path in (Path(folder, name) for name in files) if path.is_file()]
+        return found
+
     def alive(self) -> bool:
         try:
             return httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,11 +45,12 @@ def error_of(response) -> str:
     return (body[0] if isinstance(body, list) else body)["error"]
 
 
-def wait_until(condition, timeout: float, failure: str, every: float = 0.2) -> None:
-    """Poll ``condition`` until it holds; fail with ``failure`` at the deadline."""
+def wait_until(condition, timeout: float, failure: str | Callable[[], str], every: float = 0.2) -> None:
+    """Poll ``condition`` until it holds; fail at the deadline with ``failure`` (called then, when
+    it is a function, so the message shows the state that failed rather than the state at the start)."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, failure
+        assert time.monotonic() < deadline, failure() if callable(failure) else failure
         time.sleep(every)
 
 
@@ -645,10 +647,7 @@ def test_temp_files_are_cleaned_up(server, tmp_path):
         video = client.post("/stylize_video", files=upload, data={"style": "rand-0"})
         assert video.status_code == 200, video.text
 
-    def leftovers() -> list[Path]:
-        return [p for p in server.tmp.rglob("*") if p.is_file() or p.name.startswith("clipmorph-request-")]
-
-    wait_until(lambda: not leftovers(), 30, f"left in the server's TMPDIR: {leftovers()}")
+    wait_until(lambda: not server.leftovers(), 30, lambda: f"left in the server's TMPDIR: {server.leftovers()}")
 
 
 def test_a_misspelt_video_encoder_stops_the_service_at_start():

@@ -120,10 +120,8 @@ def test_a_cancelled_job_leaves_no_model_and_no_files(studio):
         assert [p.name for p in (studio.jobs / job_id).iterdir()] == ["progress.json"]
         assert client.post(f"/jobs/{job_id}/cancel").status_code == 409
 
-    def leftovers() -> list:  # request folders are removed after the response is sent
-        return [p for p in studio.tmp.rglob("*") if p.is_file()]
-
-    wait_until(lambda: not leftovers(), 30, f"left in the server's TMPDIR: {leftovers()}")
+    # request folders are removed after the response is sent
+    wait_until(lambda: not studio.leftovers(), 30, lambda: f"left in the server's TMPDIR: {studio.leftovers()}")
 
 
 @pytest.mark.parametrize(
