@@ -166,6 +166,29 @@ def test_openvino_serves_mixed_sizes_and_style_mixes_like_the_fp32_network(libra
     assert len(network._requests) == 2  # two shapes, each compiled once
 
 
+def test_openvino_paints_plain_frames_as_uint8_in_its_graph_with_the_same_pixels(library, monkeypatch):
+    """Frames needing no resize or blend go in and out of OpenVINO as uint8 (the conversions are
+    compiled into its graph); they must be the pixels that the float path through PyTorch gives."""
+    from clipmorph.inference import engine as engine_module
+    from clipmorph.inference.openvino import OpenVinoNetwork
+
+    frames = [gradient_frame(64, 40), gradient_frame(64, 40, t=1.0)]
+    mixes = [opts("rand-0"), opts("rand-0=0.3,rand-1=0.7")]
+    engine = Engine(library, device="cpu", backend="openvino")
+    handed = []
+    original = OpenVinoNetwork.pixels
+    monkeypatch.setattr(OpenVinoNetwork, "pixels", lambda self, f, w: handed.append(f.dtype) or original(self, f, w))
+    plain = engine.stylize_frames(frames, mixes)
+    assert handed == [np.uint8, np.uint8]
+    blended = engine.stylize_frames(frames, [opts("rand-0", strength=0.5)] * 2)  # blends: the float path
+    shrunk = engine.stylize_frames(frames, [opts("rand-0", max_side=32)] * 2)  # resizes: the float path
+    assert len(handed) == 2 and blended[0].shape == frames[0].shape and shrunk[0].shape == frames[0].shape
+    monkeypatch.setattr(engine_module, "_plain", lambda *args: False)
+    through_torch = engine.stylize_frames(frames, mixes)
+    for fast, slow in zip(plain, through_torch, strict=True):
+        assert fast.dtype == np.uint8 and np.abs(fast.astype(int) - slow.astype(int)).max() <= 1
+
+
 OPENVINO_RUN = """
 import sys
 from pathlib import Path

@@ -41,6 +41,21 @@ def test_unknown_style_in_store_lists_what_is_there(stored_styles):
         store.load_library(["missing"])
 
 
+def test_styles_named_by_the_cli_are_read_without_listing_the_whole_store(stored_styles, monkeypatch):
+    """A whole-store listing parses every model's YAML (seconds with the catalogue): a CLI run
+    naming its style reads only that style's versions and its backbone."""
+    import bentoml
+
+    listed = []
+    real_list = bentoml.models.list
+    monkeypatch.setattr(bentoml.models, "list", lambda *args: listed.append(args) or real_list(*args))
+    library = store.load_library(["rand-1"])
+    assert list(library.styles) == ["rand-1"] and len(library.backbones) == 1
+    assert listed and all(args and args[0] == f"{index.STYLE_PREFIX}rand-1" for args in listed)
+    with pytest.raises(UnknownStyle, match="rand-0"):  # an unknown name still lists what there is
+        store.load_library(["missing"])
+
+
 def test_delete_removes_every_version():
     library = random_library("deleteme", num_styles=1, seed=7)
     store.save_library(library)

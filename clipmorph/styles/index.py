@@ -178,10 +178,9 @@ def thumbnail_path(style_id: str) -> Path | None:
 
     if not NAME_PATTERN.match(style_id):
         return None
-    versions = _versions_of(style_id)
-    if not versions:
+    model = newest_version(style_id)
+    if model is None:
         return None
-    model = max(versions, key=lambda m: m.creation_time)
     path = Path(model.path_of(THUMBNAIL_FILE))
     return path if path.is_file() else None
 
@@ -232,6 +231,13 @@ def backbone_of() -> dict[str, str]:
     if _backbone_of[0] != generation:
         _backbone_of = (generation, {sid: str(m.info.metadata["backbone"]) for sid, m in style_models().items()})
     return _backbone_of[1]
+
+
+def newest_version(style_id: str) -> bentoml.Model | None:
+    """The newest store model of one style (as ``style_models`` would give it), or None, read
+    from that style's own versions: a CLI run or a thumbnail does not parse the whole store."""
+    versions = _versions_of(style_id)
+    return max(versions, key=lambda m: m.creation_time) if versions else None
 
 
 def _versions_of(style_id: str) -> list[bentoml.Model]:

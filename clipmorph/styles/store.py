@@ -26,6 +26,7 @@ from clipmorph.styles.index import (
     WEIGHTS_FILE,
     backbone_key,
     backbone_tag,
+    newest_version,
     style_models,
     style_tag,
     styles_changed,
@@ -101,18 +102,24 @@ def _load_backbone(tag: str) -> Backbone:
 
 
 def load_library(style_ids: list[str] | None = None) -> StyleLibrary:
-    """Load styles (all, or the named ones) with the backbones they need."""
-    models = style_models()
-    wanted = style_ids if style_ids is not None else sorted(models)
+    """Load styles (all, or the named ones) with the backbones they need. Named styles are read
+    from their own store entries (a whole-store listing parses every model's YAML: seconds on a
+    catalogue, paid by every CLI run before its first frame)."""
+    if style_ids is None:
+        models = style_models()
+        wanted = sorted(models)
+    else:
+        models = {s: m for s in dict.fromkeys(style_ids) if (m := newest_version(s)) is not None}
+        wanted = style_ids
     library = StyleLibrary()
     for style_id in wanted:
         if style_id not in models:
-            raise UnknownStyle(style_id, list(models))
+            raise UnknownStyle(style_id, list(style_models()))
         try:
             style, backbone = _load_style(style_id, models[style_id], library)
         except (*GONE, SafetensorError):
             if style_ids is not None:  # asked for by name: it is gone now
-                raise UnknownStyle(style_id, [s for s in models if s != style_id]) from None
+                raise UnknownStyle(style_id, [s for s in style_models() if s != style_id]) from None
             continue  # deleted by another process while the others load: serve those
         if backbone is not None:
             library.add_backbone(backbone)
