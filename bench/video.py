@@ -24,26 +24,38 @@ def random_library(width: str) -> StyleLibrary:
     return StyleLibrary.from_network(net, f"bench-{width}", ["bench-a", "bench-b"], {"random_init": True})
 
 
-def scaled_copy(source: Path, target: Path, width: int, height: int) -> Path:
-    """The same clip at another resolution (H.264 + the original audio), made with PyAV."""
-    with av.open(str(source)) as inp, av.open(str(target), "w") as out:
-        vin = inp.streams.video[0]
-        ain = inp.streams.audio[0] if inp.streams.audio else None
-        vout = out.add_stream("libx264", rate=vin.average_rate)
-        vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
-        vout.options = {"preset": "veryfast", "crf": "18"}
-        aout = out.add_stream_from_template(ain) if ain else None
-        streams = [vin, ain] if ain else [vin]
-        for packet in inp.demux(*streams):
-            if packet.stream is vin:  # the final empty packet flushes the decoder's last frames
-                for frame in packet.decode():
-                    scaled = frame.reformat(width=width, height=height)
-                    scaled.pts, scaled.time_base = frame.pts, frame.time_base or Fraction(1, 25)
-                    for p in vout.encode(scaled):
-                        out.mux(p)
-            elif packet.dts is not None:
-                packet.stream = aout
-                out.mux(packet)
+def scaled_copy(source: Path, target: Path, width: int, height: int, repeats: int = 1) -> Path:
+    """The same clip at another resolution (H.264 + the original audio), made with PyAV;
+    ``repeats`` plays it that many times in a row (a longer clip of the same content)."""
+    with av.open(str(target), "w") as out:
+        vout = aout = None
+        frames = 0
+        audio_end = 0  # where the audio written so far ends (dts + duration), in its time base
+        for _ in range(repeats):
+            with av.open(str(source)) as inp:
+                audio_shift = None  # this pass's audio starts where the last one ended
+                vin = inp.streams.video[0]
+                ain = inp.streams.audio[0] if inp.streams.audio else None
+                if vout is None:
+                    vout = out.add_stream("libx264", rate=vin.average_rate)
+                    vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
+                    vout.options = {"preset": "veryfast", "crf": "18"}
+                    aout = out.add_stream_from_template(ain) if ain else None
+                for packet in inp.demux(*([vin, ain] if ain else [vin])):
+                    if packet.stream is vin:  # the final empty packet flushes the decoder's last frames
+                        for frame in packet.decode():
+                            scaled = frame.reformat(width=width, height=height)
+                            scaled.pts, scaled.time_base = frames, Fraction(1) / (vin.average_rate or 25)
+                            frames += 1
+                            for p in vout.encode(scaled):
+                                out.mux(p)
+                    elif packet.dts is not None:
+                        if audio_shift is None:
+                            audio_shift = audio_end - packet.dts if audio_end else 0
+                        packet.pts, packet.dts = packet.pts + audio_shift, packet.dts + audio_shift
+                        audio_end = packet.dts + (packet.duration or 0)
+                        packet.stream = aout
+                        out.mux(packet)
         for p in vout.encode(None):
             out.mux(p)
     return target

