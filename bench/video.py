@@ -134,7 +134,7 @@ def default_rows(section: str, width: str, library, clips: dict[str, Path], devi
     from clipmorph.inference.engine import AUTO, pick_backend, pick_device
 
     options = StylizeOptions(StyleMix.single("bench-a"), max_side=None)
-    backend = pick_backend(AUTO, pick_device(device), video=True)
+    backend = pick_backend(AUTO, pick_device(device))
     rows = []
     saved = os.environ.get("CLIPMORPH_CACHE")
     os.environ["CLIPMORPH_CACHE"] = str(folder / "empty-cache")

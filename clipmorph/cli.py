@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument(
         "--backend",
         default="auto",
-        help="auto (openvino for videos on the CPU, else torch), torch, or openvino (CPU; exported once per "
-        "frame size and kept in the cache folder)",
+        help="auto (openvino on the CPU where it is installed, else torch), torch, or openvino (CPU; exported "
+        "once per machine and kept in the cache folder)",
     )
     stylize.add_argument("--crf", type=int, default=18, help="video quality: lower is better and larger (default 18)")
     stylize.add_argument(
@@ -228,7 +228,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from clipmorph.inference import media
     from clipmorph.inference.engine import AUTO, Engine, pick_backend, pick_device
     from clipmorph.inference.media import VideoEncoding
     from clipmorph.inference.options import StyleMix, StylizeOptions, dtype_name
@@ -238,11 +237,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     mix = StyleMix.parse(args.style)
     options = StylizeOptions(mix, args.strength, args.preserve_color, args.max_side, args.keep_size)
     library = store.load_library(mix.names)
-    video = Path(args.input).is_file() and media.detect_kind(Path(args.input)) != media.IMAGE_KIND
     backend = args.backend
     if backend == AUTO and args.compile:  # --compile asks for torch.compile by name
         backend = "torch"
-    backend = pick_backend(backend, pick_device(args.device), video)
+    backend = pick_backend(backend, pick_device(args.device))
     engine = Engine(library, args.device, args.dtype, batch_size=args.batch_size, compile=args.compile, backend=backend)
     encoding = VideoEncoding(args.crf, args.encoder)
     report = stylize_file(engine, args.input, args.output, options, progress=not args.quiet, encoding=encoding)

@@ -1,5 +1,6 @@
 """The real `clipmorph` command over real files; videos are checked with FFmpeg's own binary."""
 
+import os
 import re
 import shutil
 
@@ -44,19 +45,29 @@ def test_the_openvino_backend_from_the_command_line(stored_styles, tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="auto picks PyTorch on a GPU")
-def test_without_flags_a_video_runs_on_openvino_and_a_photo_on_pytorch(stored_styles, tmp_path):
-    """The default (`--backend auto`) on the CPU: a clip amortises OpenVINO's per-shape export, one photo does not;
+def test_without_flags_videos_and_photos_run_on_openvino_and_photos_of_any_size_export_nothing_new(
+    stored_styles, tmp_path
+):
+    """The default (`--backend auto`) on the CPU: OpenVINO. A clip exports its one shape once; a
+    photo runs through the one any-size model, so photos of new sizes export nothing more;
     `--compile` still means torch.compile."""
+    env = {**os.environ, "CLIPMORPH_CACHE": str(tmp_path / "cache")}
     clip = make_video(tmp_path / "a.mp4", frames=6, size=(64, 48), fps=6)
-    photo = tmp_path / "p.png"
-    Image.fromarray(gradient_frame(64, 48)).save(photo)
-    video = run_cli("stylize", str(clip), str(tmp_path / "out.mp4"), "--style", "rand-0", "-q")
-    image = run_cli("stylize", str(photo), str(tmp_path / "out.png"), "--style", "rand-0")
-    compiled = run_cli("stylize", str(clip), str(tmp_path / "c.mp4"), "--style", "rand-0", "-q", "--compile")
-    assert video.returncode == image.returncode == compiled.returncode == 0, video.stderr + image.stderr
-    assert re.search(r"on cpu \w+ openvino", video.stdout), video.stdout
-    assert re.search(r"on cpu \w+ torch\)", image.stdout) and re.search(r"on cpu \w+ torch", compiled.stdout)
-    assert "6 frame(s)" in video.stdout
+    video = run_cli("stylize", str(clip), str(tmp_path / "out.mp4"), "--style", "rand-0", "-q", env=env)
+    compiled = run_cli("stylize", str(clip), str(tmp_path / "c.mp4"), "--style", "rand-0", "-q", "--compile", env=env)
+    assert video.returncode == compiled.returncode == 0, video.stderr + compiled.stderr
+    assert re.search(r"on cpu \w+ openvino", video.stdout) and "6 frame(s)" in video.stdout, video.stdout
+    assert re.search(r"on cpu \w+ torch", compiled.stdout), compiled.stdout
+    exported = set((tmp_path / "cache" / "openvino").glob("*.xml"))
+    for width, height in ((64, 48), (50, 37), (90, 61)):
+        photo = tmp_path / f"p{width}.png"
+        Image.fromarray(gradient_frame(width, height)).save(photo)
+        image = run_cli("stylize", str(photo), str(tmp_path / f"out{width}.png"), "--style", "rand-0", env=env)
+        assert image.returncode == 0 and re.search(r"on cpu \w+ openvino\)", image.stdout), image.stderr
+        with Image.open(tmp_path / f"out{width}.png") as painted:
+            assert painted.size == (width, height)
+    added = set((tmp_path / "cache" / "openvino").glob("*.xml")) - exported
+    assert [path.name.split("-")[1] for path in added] == ["anyx1.xml"]  # one model for every photo size
 
 
 def test_stylize_a_shared_photo_with_blend_and_colour(stored_styles, shared_data, tmp_path):

@@ -177,7 +177,9 @@ def test_openvino_paints_plain_frames_as_uint8_in_its_graph_with_the_same_pixels
     engine = Engine(library, device="cpu", backend="openvino")
     handed = []
     original = OpenVinoNetwork.pixels
-    monkeypatch.setattr(OpenVinoNetwork, "pixels", lambda self, f, w: handed.append(f.dtype) or original(self, f, w))
+    monkeypatch.setattr(
+        OpenVinoNetwork, "pixels", lambda self, f, w, **sized: handed.append(f.dtype) or original(self, f, w, **sized)
+    )
     plain = engine.stylize_frames(frames, mixes)
     assert handed == [np.uint8, np.uint8]
     blended = engine.stylize_frames(frames, [opts("rand-0", strength=0.5)] * 2)  # blends: the float path

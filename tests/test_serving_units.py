@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from clipmorph.errors import BadInput
 from clipmorph.inference import media
@@ -34,7 +35,7 @@ from media_factory import gradient_frame, make_video
 def test_default_settings_parse_and_hide_the_token(monkeypatch):
     monkeypatch.setenv("CLIPMORPH_ADMIN_TOKEN", "secret")
     settings = ServiceSettings.from_env()
-    assert settings.max_side == 1920 and settings.batch_size is None and settings.backend == "torch"
+    assert settings.max_side == 1920 and settings.batch_size is None and settings.backend == "auto"
     assert settings.describe()["admin_token"] == "set" and "secret" not in json.dumps(settings.describe())
 
 
@@ -434,6 +435,7 @@ def test_live_frames_run_on_openvino_by_default_on_a_cpu_and_paint_what_the_serv
 
     monkeypatch.setenv("CLIPMORPH_CACHE", str(tmp_path / "cache"))  # this test's own exports
     monkeypatch.delenv("CLIPMORPH_LIVE_BACKEND", raising=False)
+    monkeypatch.setenv("CLIPMORPH_BACKEND", "torch")  # the service's engine asked for by name
     runtime = ModelRuntime(ServiceSettings.from_env(), warm_up=False)
     assert runtime.info()["backend"] == "torch" and runtime.info()["live_backend"] == "openvino"
     frame = gradient_frame(64, 48, t=1)
@@ -443,6 +445,37 @@ def test_live_frames_run_on_openvino_by_default_on_a_cpu_and_paint_what_the_serv
     error = np.mean((image.astype(float) - live.astype(float)) ** 2)
     assert 10 * np.log10(255**2 / max(error, 1e-9)) > 30  # the same picture, from another runtime
     assert list((tmp_path / "cache" / "openvino").glob("*.xml"))  # exported once, kept for the next start
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="auto picks PyTorch on a GPU")
+def test_by_default_on_a_cpu_the_service_runs_openvino_uploads_through_one_any_size_model_warmed_at_start(
+    stored_styles, monkeypatch, tmp_path
+):
+    """Uploads of every size share the any-size model, exported and compiled before the service is
+    ready; video and live frames (one size per stream) run through their own shape, on the same engine."""
+    from clipmorph.inference.options import StyleMix, StylizeOptions
+    from clipmorph.serving.model_runtime import ModelRuntime
+    from clipmorph.serving.schema import FrameItem
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", str(tmp_path / "cache"))
+    for name in ("CLIPMORPH_BACKEND", "CLIPMORPH_LIVE_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    runtime = ModelRuntime(ServiceSettings.from_env())
+    assert runtime.info()["backend"] == runtime.info()["live_backend"] == "openvino"
+    assert runtime.live() is runtime.current()
+    exports = sum(network.exports for network in runtime.engine._compiled.values())
+    assert exports == len(runtime.engine.networks)  # the warm-up: one any-size model per backbone
+    options = StylizeOptions(StyleMix.single("rand-0"))
+    sizes = [(64, 48), (50, 37), (90, 61), (33, 80)]
+    items = [FrameItem.of(gradient_frame(w, h), options) for w, h in sizes]
+    items += [FrameItem.of(gradient_frame(64, 48), options, kind) for kind in ("video", "live")]
+    results = runtime.stylize(items)
+    assert [r.shape[:2] for r in results] == [(h, w) for w, h in sizes] + [(48, 64)] * 2
+    assert sum(network.exports for network in runtime.engine._compiled.values()) == exports + 1  # 64x48 alone
+    reference = ModelRuntime(ServiceSettings.from_env(), warm_up=False)  # the same frames one by one
+    for item, result in zip(items, results, strict=True):
+        [alone] = reference.stylize([item])
+        assert np.abs(alone.astype(int) - result.astype(int)).max() <= 1
 
 
 def test_live_frames_fall_back_to_the_service_engine_when_their_own_cannot_be_built(stored_styles, monkeypatch):
@@ -456,6 +489,7 @@ def test_live_frames_fall_back_to_the_service_engine_when_their_own_cannot_be_bu
 
     monkeypatch.setattr(openvino, "_openvino", missing)
     monkeypatch.setenv("CLIPMORPH_LIVE_BACKEND", "openvino")
+    monkeypatch.setenv("CLIPMORPH_BACKEND", "torch")
     runtime = ModelRuntime(ServiceSettings.from_env(), warm_up=False)
     frame = gradient_frame(32, 24)
     [live] = runtime.stylize([FrameItem.of(frame, StylizeOptions(StyleMix.single("rand-0")), "live")])

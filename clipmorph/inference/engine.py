@@ -19,6 +19,7 @@ from torch import Tensor
 from clipmorph.environment import cache_dir
 from clipmorph.errors import BadInput
 from clipmorph.inference.options import (
+    MIN_SIDE,
     StyleMix,
     StylizeOptions,
     check_frame,
@@ -35,13 +36,15 @@ BACKENDS = ("torch", "openvino")  # what runs the networks: PyTorch (eager or co
 AUTO = "auto"
 
 
-def pick_backend(requested: str, device: torch.device, video: bool) -> str:
-    """``auto``: OpenVINO for videos on the CPU (its per-shape export is paid once per machine,
-    kept in the cache folder, and a clip has one shape for all its frames), PyTorch otherwise
-    (one photo does not amortise an export; GPUs run PyTorch). bench/RESULTS.md has the figures."""
+def pick_backend(requested: str, device: torch.device) -> str:
+    """``auto``: OpenVINO on the CPU where it is installed, PyTorch otherwise (GPUs run PyTorch).
+    Measured on a 2-core Xeon (AMX), lite at 640x360: 23 ms a frame through OpenVINO, 76 ms
+    eager PyTorch; any frame size runs without an export (``stylize_frames(any_size=True)``),
+    and a video's one shape is exported once per machine and kept in the cache folder.
+    bench/RESULTS.md has the figures."""
     if requested != AUTO:
         return requested
-    if video and device.type == "cpu" and _openvino_installed():
+    if device.type == "cpu" and _openvino_installed():
         return "openvino"
     return "torch"
 
@@ -149,10 +152,28 @@ class Engine:
             weights[self.rows[style_id][1]] += weight
         return key, weights
 
+    def warm_up(self) -> None:
+        """Export and compile what uploads of any size run through, for every backbone, before
+        the first request waits for it (OpenVINO: seconds the first time on a machine, then read
+        from the cache folder). PyTorch has nothing to prepare that does not depend on the size."""
+        if self.backend != "openvino":
+            return
+        frame = np.zeros((MIN_SIDE * 4, MIN_SIDE * 4, 3), np.uint8)
+        for key in self.networks:
+            style = next(style_id for style_id, (backbone, _) in self.rows.items() if backbone == key)
+            mix = StyleMix.single(style)  # as is, then blended: the two ways a frame goes through
+            self.stylize_frames([frame] * 2, [StylizeOptions(mix), StylizeOptions(mix, strength=0.5)], any_size=True)
+
     def stylize_frames(
-        self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
+        self,
+        frames: Sequence[np.ndarray],
+        options: StylizeOptions | Sequence[StylizeOptions],
+        any_size: bool = False,
     ) -> list[np.ndarray]:
-        """Stylize RGB uint8 frames (H, W, 3); ``options`` is shared or one per frame."""
+        """Stylize RGB uint8 frames (H, W, 3); ``options`` is shared or one per frame.
+        ``any_size`` (OpenVINO, which compiles per shape): frames whose sizes vary, such as
+        uploads, run through one model compiled for every size, so no new size waits for an
+        export; a stream of one size (a video, a camera) is faster through its own shape."""
         per_frame = options_per_frame(frames, options)
         groups: dict[tuple, list[int]] = defaultdict(list)
         resolved = []
@@ -175,6 +196,7 @@ class Engine:
                     [per_frame[i] for i in chunk],
                     target,
                     out_size,
+                    any_size,
                 )
                 for i, out in zip(chunk, outputs, strict=True):
                     results[i] = out
@@ -188,10 +210,12 @@ class Engine:
         options: list[StylizeOptions],
         target: tuple[int, int],
         out_size: tuple[int, int],
+        any_size: bool = False,
     ) -> np.ndarray:
         net = self._network(key)
+        sized = {"any_size": any_size} if self.backend == "openvino" else {}
         if self.backend == "openvino" and _plain(batch, options, target, out_size):
-            return net.pixels(batch, weights)  # uint8 in and out, nothing for PyTorch to do
+            return net.pixels(batch, weights, **sized)  # uint8 in and out, nothing for PyTorch to do
         threads = 1 if self.backend == "openvino" else torch.get_num_threads()
         with self._lock, torch.inference_mode(), _torch_threads(threads):
             pixels = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
@@ -199,7 +223,7 @@ class Engine:
             x = x.to(self.network_dtype)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            y = net(x, weights.to(self.device)).float()
+            y = net(x, weights.to(self.device), **sized).float()
             y = _resize(y, out_size)
             original = _resize(pixels, out_size)
             preserve = [i for i, o in enumerate(options) if o.preserve_color]

@@ -98,7 +98,10 @@ class FrameStylizer(Protocol):
     batch_size: int
 
     def stylize_frames(
-        self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
+        self,
+        frames: Sequence[np.ndarray],
+        options: StylizeOptions | Sequence[StylizeOptions],
+        any_size: bool = False,
     ) -> list[np.ndarray]: ...
 
 

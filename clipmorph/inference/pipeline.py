@@ -101,7 +101,7 @@ def stylize_images(
             message = f"image {index + 1}: {error}" if len(sources) > 1 else str(error)
             raise BadInput(message, error.reason) from None
     observe("decode", time.perf_counter() - started)
-    frames = engine.stylize_frames([image.rgb for image in images], options)
+    frames = engine.stylize_frames([image.rgb for image in images], options, any_size=True)  # sizes vary
     started = time.perf_counter()
     encoded = [
         (media.encode_image(rgb, image.alpha, fmt, image.icc_profile), rgb.shape[1], rgb.shape[0])

@@ -174,6 +174,11 @@ class TransformerNet(nn.Module):
         pad_h, pad_w = -height % SIZE_MULTIPLE, -width % SIZE_MULTIPLE
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        return self.paint(x, w)[..., :height, :width]
+
+    def paint(self, x: Tensor, w: Tensor) -> Tensor:
+        """The network proper: ``x`` with sides that are multiples of SIZE_MULTIPLE, ``w`` style
+        weight rows (B, N). Exported alone, it serves every frame size (clipmorph.inference.openvino)."""
         y = F.relu(self.norm1(self.conv1(x), w))
         y = F.relu(self.norm2(self.conv2(y), w))
         y = F.relu(self.norm3(self.conv3(y), w))
@@ -181,8 +186,7 @@ class TransformerNet(nn.Module):
             y = block(y, w)
         y = F.relu(self.norm4(self.up1(y), w))
         y = F.relu(self.norm5(self.up2(y), w))
-        y = torch.sigmoid(self.out(y))
-        return y[..., :height, :width]
+        return torch.sigmoid(self.out(y))
 
     # --- splitting the weights into the shared backbone and the per-style vectors ---
 

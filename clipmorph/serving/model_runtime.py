@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from clipmorph.styles.library import StyleLibrary
 
 LIVE = "live"  # FrameItem.kind of live camera frames
+IMAGE = "image"  # FrameItem.kind of uploaded images (the third kind: "video")
 LOG = logging.getLogger(__name__)
 
 
@@ -38,7 +39,7 @@ def live_backend(settings: ServiceSettings, engine: Engine) -> str:
         return settings.live_backend
     from clipmorph.inference.engine import pick_backend
 
-    return pick_backend("auto", engine.device, video=True)
+    return pick_backend("auto", engine.device)
 
 
 class ModelRuntime:
@@ -53,8 +54,9 @@ class ModelRuntime:
         self.live_engine: Engine | None = None  # built at the first live frame (see live_backend)
         self.current()
         self.instant = InstantPainter()
-        if warm_up:  # compile the instant-preview network now, not at the first style job
-            self.instant.warm_up_in_background()
+        if warm_up:
+            self.engine.warm_up()  # before the service says ready: the first upload does not wait
+            self.instant.warm_up_in_background()  # the instant-preview network, by the first style job
         metrics.sample_resources("model")
 
     def current(self) -> Engine:
@@ -81,9 +83,11 @@ class ModelRuntime:
         board.model_info.labels(str(self.engine.device), dtype_name(self.engine.dtype)).set(1)
 
     def _build(self, library: StyleLibrary, backend: str) -> Engine:
-        from clipmorph.inference.engine import Engine  # torch: model workers only
+        from clipmorph.inference.engine import AUTO, Engine, pick_backend, pick_device  # torch: model workers only
 
         s = self.settings
+        if backend == AUTO:  # --compile asks for torch.compile by name
+            backend = "torch" if s.compile else pick_backend(AUTO, pick_device(s.device))
         return Engine(library, device=s.device, batch_size=s.batch_size, compile=s.compile, backend=backend)
 
     def live(self) -> Engine:
@@ -111,12 +115,13 @@ class ModelRuntime:
         board = metrics.get()
         started = time.perf_counter()
         results: list[np.ndarray | ItemError | None] = [None] * len(items)
-        for kind_is_live in (False, True):
-            group = [position for position, item in enumerate(items) if (item.kind == LIVE) == kind_is_live]
-            if group:
-                engine = self.live() if kind_is_live else self.current()
-                for position, result in zip(group, self._checked_run(engine, [items[p] for p in group]), strict=True):
-                    results[position] = result
+        for kind in sorted({item.kind for item in items}):
+            group = [position for position, item in enumerate(items) if item.kind == kind]
+            engine = self.live() if kind == LIVE else self.current()
+            # Uploads come in every size: the any-size model; a video or a camera has one size.
+            checked = self._checked_run(engine, [items[p] for p in group], any_size=kind == IMAGE)
+            for position, result in zip(group, checked, strict=True):
+                results[position] = result
         board.stage_seconds.labels("inference").observe(time.perf_counter() - started)
         board.batch_size.observe(len(items))
         for item in items:
@@ -124,7 +129,7 @@ class ModelRuntime:
         metrics.sample_resources("model")
         return results
 
-    def _checked_run(self, engine: Engine, items: list[FrameItem]) -> list[np.ndarray | ItemError]:
+    def _checked_run(self, engine: Engine, items: list[FrameItem], any_size: bool) -> list[np.ndarray | ItemError]:
         results: list[np.ndarray | ItemError | None] = [None] * len(items)
         good, frames, options = [], [], []
         for position, item in enumerate(items):
@@ -138,23 +143,23 @@ class ModelRuntime:
             good.append(position)
             frames.append(frame)
             options.append(option)
-        for position, result in zip(good, self._run(engine, frames, options), strict=True):
+        for position, result in zip(good, self._run(engine, frames, options, any_size), strict=True):
             results[position] = result
         return results
 
     @staticmethod
-    def _run(engine: Engine, frames: list[np.ndarray], options: list) -> list[np.ndarray | ItemError]:
+    def _run(engine: Engine, frames: list[np.ndarray], options: list, any_size: bool) -> list[np.ndarray | ItemError]:
         """One forward pass for the checked items; if it fails anyway, each item alone."""
         if not frames:
             return []
         try:
-            return list(engine.stylize_frames(frames, options))
+            return list(engine.stylize_frames(frames, options, any_size))
         except Exception:
             pass
         results: list[np.ndarray | ItemError] = []
         for frame, option in zip(frames, options, strict=True):
             try:
-                [out] = engine.stylize_frames([frame], [option])
+                [out] = engine.stylize_frames([frame], [option], any_size)
                 results.append(out)
             except ClipMorphError as error:
                 results.append(ItemError.of(error))

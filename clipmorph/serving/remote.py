@@ -62,8 +62,13 @@ class RemoteStylizer:
         raise AssertionError("unreachable")
 
     def stylize_frames(
-        self, frames: Sequence[np.ndarray], options: StylizeOptions | Sequence[StylizeOptions]
+        self,
+        frames: Sequence[np.ndarray],
+        options: StylizeOptions | Sequence[StylizeOptions],
+        any_size: bool = False,
     ) -> list[np.ndarray]:
+        """``any_size`` is the model service's choice, by the frames' kind: images run through
+        its any-size model, video and live frames through their own shape."""
         for frame in frames:  # a bad frame fails its own request here, before it can join a batch
             check_frame(frame)
         items = [FrameItem.of(f, o, self.kind) for f, o in zip(frames, options_per_frame(frames, options), strict=True)]

@@ -86,9 +86,9 @@ SETTINGS: dict[str, Setting] = {
     "CLIPMORPH_DEVICE": Setting("auto", "`auto`, `cpu`, `cuda` or `cuda:N`"),
     "CLIPMORPH_COMPILE": Setting("0", "torch.compile the networks (1/0): once per input shape, then faster"),
     "CLIPMORPH_BACKEND": Setting(
-        "torch",
-        "`torch` or `openvino` (CPU, as `--backend`; needs `clipmorph[openvino]`, "
-        "the bento carries `openvino` and `onnx`)",
+        "auto",
+        "what runs the networks, as `--backend`: `auto` (OpenVINO on a CPU where it is installed, else PyTorch), "
+        "`torch` or `openvino` (CPU; needs `clipmorph[openvino]`, the bento carries `openvino` and `onnx`)",
     ),
     "CLIPMORPH_BATCH_SIZE": Setting(
         "0", "frames per forward pass; 0: 1 on CPU, 8 on GPU (larger batches are slower per frame on CPU: measured)"
@@ -294,7 +294,7 @@ class ServiceSettings:
             video_encoder=_read("CLIPMORPH_VIDEO_ENCODER", _one_of("video encoder", ENCODERS), ""),
             device=_read("CLIPMORPH_DEVICE", _device, "auto, cpu, cuda or cuda:N"),
             compile=_read("CLIPMORPH_COMPILE", _flag, "1 or 0", lambda _: True),
-            backend=_read("CLIPMORPH_BACKEND", _one_of("backend", BACKENDS), ""),
+            backend=_read("CLIPMORPH_BACKEND", _one_of("backend", ("auto", *BACKENDS)), ""),
             batch_size=_read("CLIPMORPH_BATCH_SIZE", int, "0 (automatic) or a whole number", lambda v: v >= 0) or None,
             max_batch_size=_read("CLIPMORPH_MAX_BATCH_SIZE", int, count, lambda v: v >= 1),
             max_latency_ms=_read("CLIPMORPH_MAX_LATENCY_MS", int, count, lambda v: v >= 1),
