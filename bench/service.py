@@ -1,5 +1,6 @@
 """Service under load: `bentoml serve` + clients/load.py with 1, 4 and 16 clients and mixed
-styles, adaptive batching (max_batch_size 16) against the smallest batch BentoML allows (2)."""
+styles, adaptive batching (max_batch_size 16) against the smallest batch BentoML allows (2),
+and the default backend (OpenVINO on a CPU) against PyTorch eager, the default before it."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ from bench.paths import REPO
 from bench.video import random_library
 from clipmorph.styles.catalogue import write_catalogue
 
-CONFIGS = {"adaptive batching (max 16)": "16", "max_batch_size=2 (BentoML's minimum)": "2"}
+CONFIGS = {  # label -> the service's environment
+    "adaptive batching (max 16)": {"CLIPMORPH_MAX_BATCH_SIZE": "16"},
+    "max_batch_size=2 (BentoML's minimum)": {"CLIPMORPH_MAX_BATCH_SIZE": "2"},
+}
+BEFORE = {"adaptive, PyTorch eager (CLIPMORPH_BACKEND=torch)": {"CLIPMORPH_BACKEND": "torch"}}  # the CPU's old default
 
 
 def load_module(client: str = "load"):
@@ -60,8 +65,10 @@ def peak_memory(port: int) -> dict[str, float]:
     return {service: round(float(value) / 2**20, 1) for service, value in found}
 
 
-def service_rows(section: str, width: str, quick: bool, env_extra: dict | None = None) -> list[dict]:
-    """Random ``width`` styles served by a real `bentoml serve`, per batching configuration."""
+def service_rows(
+    section: str, width: str, quick: bool, env_extra: dict | None = None, configs: dict[str, dict] = CONFIGS
+) -> list[dict]:
+    """Random ``width`` styles served by a real `bentoml serve`, per configuration."""
     load = load_module()
     rows = []
     with tempfile.TemporaryDirectory(prefix="clipmorph-bench-svc-") as tmp:
@@ -70,9 +77,9 @@ def service_rows(section: str, width: str, quick: bool, env_extra: dict | None =
         env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true", **(env_extra or {})}
         subprocess.run([sys.executable, "-m", "clipmorph.cli", "styles", "import", str(Path(tmp) / "catalogue")],
                        env=env, check=True, capture_output=True)  # fmt: skip
-        for label, max_batch in CONFIGS.items():
+        for number, (label, config_env) in enumerate(configs.items()):
             port = free_port()
-            process = start({**env, "CLIPMORPH_MAX_BATCH_SIZE": max_batch}, port, Path(tmp) / f"serve-{max_batch}.log")
+            process = start({**env, **config_env}, port, Path(tmp) / f"serve-{number}.log")
             try:
                 for clients in (1, 4) if quick else (1, 4, 16):
                     result = load.run(f"http://127.0.0.1:{port}", clients, 5 if quick else 10, [256, 512])
@@ -91,4 +98,4 @@ def service_rows(section: str, width: str, quick: bool, env_extra: dict | None =
 
 
 def run(quick: bool = False) -> list[dict]:
-    return service_rows("service", "lite", quick, {"CLIPMORPH_DEVICE": "cpu"})
+    return service_rows("service", "lite", quick, {"CLIPMORPH_DEVICE": "cpu"}, CONFIGS | BEFORE)

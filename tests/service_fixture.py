@@ -30,9 +30,6 @@ SERVICE_LIMITS = {
     "CLIPMORPH_BATCH_SIZE": "4",
     "CLIPMORPH_MAX_LIVE_SESSIONS": "2",
     "CLIPMORPH_LIVE_IDLE_SECONDS": "6",
-    # Live frames on the same engine as /stylize, so tests compare them pixel for pixel; the default
-    # (auto: OpenVINO on a CPU) is tested on the runtime (test_serving_units) and measured by the bench.
-    "CLIPMORPH_LIVE_BACKEND": "torch",
     "CLIPMORPH_LIVE_TARGET_FPS": "0",  # full size: the pace is tested without a server (test_live)
 }
 

@@ -149,14 +149,16 @@ def test_blend_and_colour_options_change_the_result(server):
 
 
 def test_same_request_gives_the_same_pixels_as_the_cli_engine(server, library):
-    """The service adds no logic of its own: its output equals the engine's."""
-    from clipmorph.inference.engine import Engine
+    """The service adds no logic of its own: its output equals the engine's (the backend it picks
+    by default, an upload through the any-size model)."""
+    from clipmorph.inference.engine import AUTO, Engine, pick_backend, pick_device
     from clipmorph.inference.options import StyleMix, StylizeOptions
 
     with server.client() as client:
         served = np.asarray(Image.open(io.BytesIO(stylize(client, png_bytes(), strength=0.7).content)))
-    engine = Engine(library, device="cpu")
-    [local] = engine.stylize_frames([gradient_frame(96, 64)], StylizeOptions(StyleMix.single("rand-0"), 0.7))
+    engine = Engine(library, device="cpu", backend=pick_backend(AUTO, pick_device("cpu")))
+    options = StylizeOptions(StyleMix.single("rand-0"), 0.7)
+    [local] = engine.stylize_frames([gradient_frame(96, 64)], options, any_size=True)
     assert np.abs(served.astype(int) - local.astype(int)).max() <= 2
 
 

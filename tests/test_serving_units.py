@@ -287,7 +287,7 @@ def test_the_bento_requirements_are_generated_from_pyproject_and_current():
 
 def test_the_bento_can_open_every_bucket_its_deploy_files_name_and_take_the_openvino_path():
     """A deploy file that points a URL at a bucket (s3://, gs://, az://) needs that file system in
-    the bento, or replicas quietly stop sharing styles and jobs; the OpenVINO video path needs onnx."""
+    the bento, or replicas quietly stop sharing styles and jobs; the default CPU backend, OpenVINO, needs onnx."""
     file_systems = {"s3": "s3fs", "gs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
     bento = requirement_names((REPO / "requirements-bento.txt").read_text().splitlines())
     named = set()
@@ -307,9 +307,9 @@ def test_every_third_party_import_of_the_served_code_is_declared():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     declared = set(requirement_names(project["dependencies"]))
     provided_by = {"PIL": "pillow", "cv2": "opencv-python-headless", "yaml": "pyyaml", "_bentoml_impl": "bentoml"}
-    # BentoML brings these; the optional extras (openvino, training) are imported only behind their flags
+    # BentoML brings these; the optional training extra is imported only behind its flags
     via_bentoml = {"aiohttp", "psutil", "starlette", "pydantic", "multipart", "uvicorn"}
-    optional = {"openvino", "onnx", "skimage"} | via_bentoml
+    optional = {"skimage"} | via_bentoml
     missing = set()
     for path in [REPO / "service.py", *sorted((REPO / "clipmorph").rglob("*.py"))]:
         for node in ast.walk(ast.parse(path.read_text())):
