@@ -232,7 +232,11 @@ def write(info: dict, rows: list[dict], out: Path) -> None:
         "## Service (bentoml serve + clients/load.py, mixed styles, 256 and 512 px images)",
         table(section("service"), SERVICE_COLUMNS),
         "",
-        table(section("service-memory"), ["config", "peak_rss_mib"]),
+        table(section("service-memory"), ["config", "peak_rss_mib", "ready_s", "ready_cold_cache_s"]),
+        "",
+        "`ready_s`: seconds from `bentoml serve` to `/readyz` answering 200 (the default on a CPU exports and "
+        "compiles its any-size model before that: `ready_cold_cache_s` with an empty cache folder, a machine's "
+        "first start; `ready_s` every later one).",
         "",
         "## Live camera (`python -m bench --sections live --merge`)",
         "",
