@@ -1,5 +1,5 @@
 """Write requirements-bento.txt from pyproject.toml: the package's dependencies plus its `serve`
-extra (what the deploy files use: s3:// buckets, the OpenVINO video path), self-references
+extra (what the deploy files use: s3:// buckets), self-references
 expanded. pyproject.toml is the one place dependencies are written; the bento's file is made
 from it, and a test fails when the committed one is stale.
 

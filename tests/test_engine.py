@@ -191,6 +191,27 @@ def test_openvino_paints_plain_frames_as_uint8_in_its_graph_with_the_same_pixels
         assert fast.dtype == np.uint8 and np.abs(fast.astype(int) - slow.astype(int)).max() <= 1
 
 
+def test_frames_of_every_size_share_one_any_size_model_that_paints_what_each_exact_shape_paints(
+    library, monkeypatch, tmp_path
+):
+    """Uploads come in every size: through the any-size model none of them exports or compiles
+    anything new, and each gets the picture its own shape's model paints (bf16 on both sides)."""
+    sizes = [(64, 40), (50, 33), (90, 61), (33, 80), (17, 16)]  # odd sides: padded to a multiple of 4 inside
+    frames = [gradient_frame(width, height, t=index) for index, (width, height) in enumerate(sizes)]
+    mixes = [opts("rand-0"), opts("rand-1", strength=0.6), opts("rand-0=0.5,rand-1=0.5"), opts("rand-1"),
+             opts("rand-0", max_side=16)]  # fmt: skip
+    monkeypatch.setenv("CLIPMORPH_CACHE", str(tmp_path))  # exports counted from an empty cache
+    engine = Engine(library, device="cpu", backend="openvino")
+    any_size = engine.stylize_frames(frames, mixes, any_size=True)
+    (network,) = engine._compiled.values()
+    assert network.exports == 1 and {key[0] for key in network._requests} == {("any",)}
+    exact = engine.stylize_frames(frames, mixes)
+    assert network.exports == 1 + len(sizes)  # one per shape, for comparison
+    for got, want in zip(any_size, exact, strict=True):
+        assert got.shape == want.shape
+        assert 10 * np.log10(255**2 / max(np.mean((got.astype(float) - want) ** 2), 1e-9)) >= 40
+
+
 OPENVINO_RUN = """
 import sys
 from pathlib import Path
