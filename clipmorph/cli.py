@@ -246,6 +246,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     report = stylize_file(engine, args.input, args.output, options, progress=not args.quiet, encoding=encoding)
     dtype = dtype_name(engine.dtype)
     encoder = f", {report.encoder}" if report.encoder else ""
+    if report.stage_seconds:  # where a video's time went: each stage runs on its own thread
+        encoder += "; busy " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report.stage_seconds.items())
     print(
         f"wrote {report.output} ({report.kind}, {report.width}x{report.height}, {report.frames} frame(s), "
         f"{report.seconds:.1f} s, {report.fps:.2f} frames/s on {engine.device} {dtype} {engine.backend}{encoder})"

@@ -57,6 +57,7 @@ def test_without_flags_videos_and_photos_run_on_openvino_and_photos_of_any_size_
     compiled = run_cli("stylize", str(clip), str(tmp_path / "c.mp4"), "--style", "rand-0", "-q", "--compile", env=env)
     assert video.returncode == compiled.returncode == 0, video.stderr + compiled.stderr
     assert re.search(r"on cpu \w+ openvino", video.stdout) and "6 frame(s)" in video.stdout, video.stdout
+    assert re.search(r"busy decode [\d.]+ s, stylize [\d.]+ s, encode [\d.]+ s\)", video.stdout), video.stdout
     assert re.search(r"on cpu \w+ torch", compiled.stdout), compiled.stdout
     exported = set((tmp_path / "cache" / "openvino").glob("*.xml"))
     for width, height in ((64, 48), (50, 37), (90, 61)):
@@ -130,7 +131,7 @@ def test_stylize_made_videos(stored_styles, tmp_path, name, audio, out_suffix, o
     result = run_cli("stylize", str(source), str(target), "--style", "rand-1", "--batch-size", "4", "-q")
     assert result.returncode == 0, result.stderr
     encoder = "libvpx-vp9" if out_suffix == ".webm" else media.pick_h264_encoder("auto")
-    assert f"{encoder})" in result.stdout  # the summary names the encoder that wrote the file
+    assert f", {encoder}; busy decode" in result.stdout  # the summary names the encoder that wrote the file
     frames, report = ffmpeg_probe(target)
     assert frames == 15
     assert re.search(r"Video: (h264|vp9).* 80x48", report) and re.search(r"\b15 fps\b", report)

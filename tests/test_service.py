@@ -220,6 +220,9 @@ def test_video_job_with_progress_and_audio(server, tmp_path):
         assert final["state"] == "succeeded", final
         assert final["total"] == 24 and final["result"]["frames"] == 24
         assert final["result"]["encoder"] == media.pick_h264_encoder("auto")
+        stages = final["result"]["stage_seconds"]
+        assert set(stages) == {"decode", "stylize", "encode"} and stages["stylize"] > 0
+        assert sum(stages.values()) <= final["result"]["seconds"] * 3  # three threads at most
         for method, path in [("POST", "/video_job/retry"), ("POST", "/video_job"), ("GET", "/video_job/status")]:
             assert client.request(method, path, params={"task_id": task_id}).status_code in (404, 405), path
         download = client.get(f"/jobs/{task_id}/result")

@@ -1,11 +1,11 @@
-"""The CPU network run by OpenVINO instead of PyTorch (`--backend openvino`).
+"""The CPU network run by OpenVINO instead of PyTorch: the default on a CPU (`--backend auto`).
 
-On some CPUs it is faster than torch.compile at large frame sizes (bench/RESULTS.md,
+Faster than eager PyTorch, and as fast as torch.compile or faster, on the CPUs measured (bench/RESULTS.md,
 `bf16-openvino` rows). The network goes through ONNX once per input shape (seconds, like
-torch.compile's per-shape cost), then OpenVINO compiles it for this CPU. Both results are kept
-on disk (``openvino/`` in the cache folder), keyed by the network's weights, the shape and the
-library versions, so a second process, or the service after a restart, pays neither again.
-Needs the optional packages: `pip install clipmorph[openvino]`.
+torch.compile's per-shape cost), or once for every shape (the any-size model, for uploads),
+then OpenVINO compiles it for this CPU. Both results are kept on disk (``openvino/`` in the
+cache folder), keyed by the network's weights, the shape and the library versions, so a second
+process, or the service after a restart, pays neither again.
 """
 
 from __future__ import annotations

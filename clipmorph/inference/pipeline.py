@@ -10,7 +10,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,9 @@ class Report:
     width: int
     height: int
     encoder: str | None = None  # video only: the encoder that wrote it
+    # video only: seconds each stage was busy (decode, stylize, encode). They overlap on their own
+    # threads, so the slowest sets the pace when cores are free; on a busy CPU they add up.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -137,6 +140,7 @@ def stylize_video_file(
     reader = media.VideoReader(source, limits)
     info = reader.info
     done = 0
+    busy = {"decode": 0.0, "stylize": 0.0, "encode": 0.0}  # each stage adds its own (one thread each)
     try:
         with atomic_path(target) as temporary:
             writer = media.VideoWriter(temporary, target.suffix, info, source if info.has_audio else None, encoding)
@@ -144,15 +148,19 @@ def stylize_video_file(
             def encode(item: tuple) -> None:
                 started = time.perf_counter()
                 writer.write(*item)
-                observe("encode", time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+                busy["encode"] += seconds
+                observe("encode", seconds)
 
             group = max(engine.batch_size, VIDEO_GROUP)
             encoder = _Stage("encode", encode, maxsize=2 * group)
             bar = tqdm(total=info.frames or None, unit="frame", desc=source.name, disable=not progress, smoothing=0.1)
             finished = False
             try:
-                for batch in _batches(_background(reader, 2 * group), group):
+                for batch in _batches(_background(_timed(reader, busy, "decode"), 2 * group), group):
+                    started = time.perf_counter()
                     frames = engine.stylize_frames([frame for frame, _ in batch], options)
+                    busy["stylize"] += time.perf_counter() - started
                     for out, (_, pts) in zip(frames, batch, strict=True):
                         encoder.put((out, pts))
                     done += len(batch)
@@ -174,7 +182,7 @@ def stylize_video_file(
     finally:
         reader.close()
     seconds = time.perf_counter() - start
-    return Report(media.VIDEO_KIND, target, done, seconds, writer.width, writer.height, writer.encoder)
+    return Report(media.VIDEO_KIND, target, done, seconds, writer.width, writer.height, writer.encoder, busy)
 
 
 def _batches(items: Iterator, size: int) -> Iterator[list]:
@@ -186,6 +194,18 @@ def _batches(items: Iterator, size: int) -> Iterator[list]:
             batch = []
     if batch:
         yield batch
+
+
+def _timed(iterable, busy: dict[str, float], stage: str) -> Iterator:
+    """The items of ``iterable``, adding the time spent producing each to ``busy[stage]``."""
+    items = iter(iterable)
+    while True:
+        started = time.perf_counter()
+        item = next(items, _DONE)
+        busy[stage] += time.perf_counter() - started
+        if item is _DONE:
+            return
+        yield item
 
 
 def _background(iterable, maxsize: int) -> Iterator:

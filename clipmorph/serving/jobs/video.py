@@ -90,6 +90,8 @@ def run_video(
         "seconds": round(report.seconds, 2),
         "fps": round(report.fps, 2),
         "encoder": report.encoder,
+        # busy time of decode, stylize (the model service's calls) and encode, on their own threads
+        "stage_seconds": {stage: round(seconds, 3) for stage, seconds in report.stage_seconds.items()},
         "download_url": f"/jobs/{job.id}/result",
     }
     end("succeeded", done=report.frames, total=report.frames, eta_seconds=0, result=result)
