@@ -238,7 +238,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     options = StylizeOptions(mix, args.strength, args.preserve_color, args.max_side, args.keep_size)
     library = store.load_library(mix.names)
     backend = args.backend
-    if backend == AUTO and args.compile:  # --compile asks for torch.compile by name
+    if backend == AUTO and (args.compile or args.dtype == "float16"):  # only PyTorch does these
         backend = "torch"
     backend = pick_backend(backend, pick_device(args.device))
     engine = Engine(library, args.device, args.dtype, batch_size=args.batch_size, compile=args.compile, backend=backend)

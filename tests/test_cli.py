@@ -69,6 +69,8 @@ def test_without_flags_videos_and_photos_run_on_openvino_and_photos_of_any_size_
             assert painted.size == (width, height)
     added = set((tmp_path / "cache" / "openvino").glob("*.xml")) - exported
     assert [path.name.split("-")[1] for path in added] == ["anyx1.xml"]  # one model for every photo size
+    half = run_cli("stylize", str(photo), str(tmp_path / "half.png"), "--style", "rand-0", "--dtype", "float16")
+    assert half.returncode == 0 and re.search(r"on cpu float16 torch\)", half.stdout), half.stderr  # only PyTorch
 
 
 def test_stylize_a_shared_photo_with_blend_and_colour(stored_styles, shared_data, tmp_path):

@@ -212,6 +212,23 @@ def test_frames_of_every_size_share_one_any_size_model_that_paints_what_each_exa
         assert 10 * np.log10(255**2 / max(np.mean((got.astype(float) - want) ** 2), 1e-9)) >= 40
 
 
+def test_two_networks_exporting_at_once_in_two_threads_both_succeed():
+    """torch's ONNX exporter refuses a second export while one runs; the service's threads and
+    its backbones must never meet that (one export at a time per process)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from clipmorph.inference.openvino import OpenVinoNetwork
+
+    from conftest import random_network
+
+    networks = [OpenVinoNetwork(random_network(seed=seed), bf16=False) for seed in (1, 2)]
+    frame = np.stack([gradient_frame(48, 32)])
+    weights = torch.tensor([[1.0, 0.0]])
+    with ThreadPoolExecutor(2) as pool:
+        painted = list(pool.map(lambda network: network.pixels(frame, weights, any_size=True), networks))
+    assert [p.shape for p in painted] == [(1, 32, 48, 3)] * 2 and not np.array_equal(*painted)
+
+
 OPENVINO_RUN = """
 import sys
 from pathlib import Path

@@ -54,6 +54,9 @@ def test_styles_named_by_the_cli_are_read_without_listing_the_whole_store(stored
     assert listed and all(args and args[0] == f"{index.STYLE_PREFIX}rand-1" for args in listed)
     with pytest.raises(UnknownStyle, match="rand-0"):  # an unknown name still lists what there is
         store.load_library(["missing"])
+    for impossible in ("Rand-1", "rand-1:latest", "rand 1", "x" * 70):  # never read as a BentoML tag
+        with pytest.raises(UnknownStyle):
+            store.load_library([impossible])
 
 
 def test_delete_removes_every_version():

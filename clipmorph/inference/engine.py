@@ -162,7 +162,8 @@ class Engine:
         for key in self.networks:
             style = next(style_id for style_id, (backbone, _) in self.rows.items() if backbone == key)
             mix = StyleMix.single(style)  # as is, then blended: the two ways a frame goes through
-            self.stylize_frames([frame] * 2, [StylizeOptions(mix), StylizeOptions(mix, strength=0.5)], any_size=True)
+            for options in (StylizeOptions(mix), StylizeOptions(mix, strength=0.5)):
+                self.stylize_frames([frame], options, any_size=True)
 
     def stylize_frames(
         self,
@@ -236,13 +237,14 @@ class Engine:
 
     def _network(self, key: str) -> Callable:
         if self.backend == "openvino":
-            if key not in self._compiled:
-                from clipmorph.inference.openvino import OpenVinoNetwork
+            with self._lock:  # one OpenVinoNetwork per backbone, however many threads ask at once
+                if key not in self._compiled:
+                    from clipmorph.inference.openvino import OpenVinoNetwork
 
-                self._compiled[key] = OpenVinoNetwork(
-                    self.networks[key], bf16=self.dtype == torch.bfloat16, cache=cache_dir() / "openvino"
-                )
-            return self._compiled[key]
+                    self._compiled[key] = OpenVinoNetwork(
+                        self.networks[key], bf16=self.dtype == torch.bfloat16, cache=cache_dir() / "openvino"
+                    )
+                return self._compiled[key]
         if not self.compile:
             return self.networks[key]
         if key not in self._compiled:

@@ -159,8 +159,10 @@ class OpenVinoNetwork:
         else:
             module, x, open_axes = self.net, torch.zeros(shape), None
         # The tracer's warnings concern shape checks that are constants for one exported shape
-        # (what this export is for); a user's terminal should not show them.
-        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        # (what this export is for); a user's terminal should not show them. One export at a
+        # time in a process: torch's exporter refuses a second one while one runs, and the
+        # warning filters are the process's.
+        with _EXPORTING, torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 module, (x, styles), str(path), input_names=["x", "styles"], output_names=["y"],
@@ -171,6 +173,7 @@ class OpenVinoNetwork:
 
 
 ANY_SIZE = ("any",)  # the compiled-model key of the any-size model
+_EXPORTING = threading.Lock()  # see _export
 
 
 class _Painter(torch.nn.Module):

@@ -174,10 +174,6 @@ def thumbnail_path(style_id: str) -> Path | None:
     """The stored thumbnail of a style (trained styles carry one), if any. Reads that style's
     versions only: a page asks for every tile at once, and listing the whole store per tile
     took 0.7 to 2 s each on a 2-core machine."""
-    from clipmorph.styles.names import NAME_PATTERN
-
-    if not NAME_PATTERN.match(style_id):
-        return None
     model = newest_version(style_id)
     if model is None:
         return None
@@ -235,7 +231,13 @@ def backbone_of() -> dict[str, str]:
 
 def newest_version(style_id: str) -> bentoml.Model | None:
     """The newest store model of one style (as ``style_models`` would give it), or None, read
-    from that style's own versions: a CLI run or a thumbnail does not parse the whole store."""
+    from that style's own versions: a CLI run or a thumbnail does not parse the whole store.
+    A name that no style can have is None before it reaches BentoML (which would read a colon
+    as a version, lowercase capitals and refuse spaces)."""
+    from clipmorph.styles.names import NAME_PATTERN
+
+    if not NAME_PATTERN.match(style_id):
+        return None
     versions = _versions_of(style_id)
     return max(versions, key=lambda m: m.creation_time) if versions else None
 
