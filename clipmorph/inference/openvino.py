@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from clipmorph.errors import BadInput
-from clipmorph.model.network import SIZE_MULTIPLE, TransformerNet
+from clipmorph.model.network import TransformerNet, padding_to_multiple
 
 
 def _openvino():
@@ -87,7 +87,7 @@ class OpenVinoNetwork:
     def __call__(self, x: Tensor, weights: Tensor, any_size: bool = False) -> Tensor:
         """``any_size``: through the one model compiled for every size (see ``pixels``)."""
         height, width = x.shape[-2:]
-        pad_h, pad_w = (-height % SIZE_MULTIPLE, -width % SIZE_MULTIPLE) if any_size else (0, 0)
+        pad_h, pad_w = padding_to_multiple(height, width) if any_size else (0, 0)
         if pad_h or pad_w:  # as the network pads itself
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
         request = self._request(None if any_size else tuple(x.shape), weights, pixels=False)
@@ -106,7 +106,7 @@ class OpenVinoNetwork:
         frame takes 1.2x-1.5x as long (same Xeon, 320x240 to 1024x768). For frames whose sizes
         vary (uploads); a stream of one size (a video, a camera) is faster with its own shape."""
         count, height, width, _ = frames.shape
-        pad_h, pad_w = (-height % SIZE_MULTIPLE, -width % SIZE_MULTIPLE) if any_size else (0, 0)
+        pad_h, pad_w = padding_to_multiple(height, width) if any_size else (0, 0)
         if pad_h or pad_w:  # as the network pads itself
             frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
         request = self._request(None if any_size else (count, 3, height, width), weights, pixels=True)

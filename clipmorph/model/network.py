@@ -122,6 +122,13 @@ class ResidualBlock(nn.Module):
         return x + self.norm2(self.conv2(y), style_weights)
 
 
+def padding_to_multiple(height: int, width: int) -> tuple[int, int]:
+    """Rows and columns to mirror in at the bottom and right so both sides are multiples of
+    SIZE_MULTIPLE (what ``paint`` needs): the network pads so itself, and so do callers of its
+    exported ``paint``."""
+    return -height % SIZE_MULTIPLE, -width % SIZE_MULTIPLE
+
+
 class TransformerNet(nn.Module):
     """Image in [0, 1] -> stylized image in [0, 1], any size (padded to a multiple of 4)."""
 
@@ -171,7 +178,7 @@ class TransformerNet(nn.Module):
         if w.shape[0] != x.shape[0]:
             raise ValueError(f"{x.shape[0]} images but {w.shape[0]} style selections")
         height, width = x.shape[-2:]
-        pad_h, pad_w = -height % SIZE_MULTIPLE, -width % SIZE_MULTIPLE
+        pad_h, pad_w = padding_to_multiple(height, width)
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
         return self.paint(x, w)[..., :height, :width]
