@@ -60,7 +60,7 @@ def test_every_catalogue_style_image_is_in_the_shared_data(shared_data):
     assert len(sources) == 21 and all(s.image.is_file() for s in sources)
     assert sources[0].metadata["artist"] == "Jean-Michel Basquiat" and "style_file" not in sources[0].metadata
     temporal = {s.id: s.temporal_weight for s in sources}
-    assert temporal["basquiat"] == 3.0 and temporal["sketch"] == 1.0  # the busy styles weigh flicker more
+    assert temporal["basquiat"] == 12.0 and temporal["sketch"] == 1.0  # the busy styles weigh flicker more
     assert "temporal_weight" not in sources[0].metadata
 
 
@@ -166,12 +166,38 @@ def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_
     assert after.styles["scream"].metadata["training"]["mode"] == "add-style"  # the stand-in had no record
     refine_weights = tomllib.loads((REPO / "training" / "catalogue.toml").read_text())["refine"]["style_weight"]
     assert after.styles["scream"].metadata["style_loss_weight"] == refine_weights["scream"] > 1
+    record = after.styles["scream"].metadata["training"]  # this run's own multipliers, for the REPORT
+    assert record["style_loss_weight"] == refine_weights["scream"] and record["temporal_loss_weight"] == 1.0
     unknown = subprocess.run(
         [sys.executable, str(REPO / "training" / "build_catalogue.py"), "refine", "--styles", "nosuch",
          "--data", str(data), "--models", str(tmp_path / "models"), "--runs", str(tmp_path / "runs2")],
         capture_output=True, text=True, timeout=300, env={**os.environ, "CLIPMORPH_CACHE": str(vgg_assets[1].parent)},
     )  # fmt: skip
     assert unknown.returncode != 0 and "nosuch not in the catalogue" in unknown.stderr
+
+
+def test_the_report_names_each_refined_styles_own_temporal_and_teacher_weights():
+    """A refinement's line in the REPORT gives the weights each style was trained with, its own
+    multipliers applied; a run recorded before they were kept names only the style weights."""
+    from types import SimpleNamespace
+
+    build = build_catalogue_module()
+    run = {"mode": "refine", "finished_at": "2026-12-06T08:40:00", "steps": 500, "batch_size": 4,
+           "image_size": 256, "style_size": 512, "seconds": 1680, "device": "cpu (test)", "style_weight": 1.5,
+           "noise_weight": 2e6, "warp_weight": 4e6, "teacher_weight": 3e6}  # fmt: skip
+    own = {
+        "basquiat": {"style_loss_weight": 1.0, "temporal_loss_weight": 12.0, "teacher_loss_weight": 1.0},
+        "okeeffe": {"style_loss_weight": 1.0, "temporal_loss_weight": 1.0, "teacher_loss_weight": 5.0},
+    }
+    library = SimpleNamespace(styles={i: SimpleNamespace(id=i, metadata={"training": run | m}) for i, m in own.items()})
+    [line] = build.refinement_lines(library)
+    assert "style weight basquiat 1.5, okeeffe 1.5" in line
+    assert "noise and warp weights basquiat 2.4e+07 and 4.8e+07, okeeffe 2e+06 and 4e+06" in line
+    assert line.endswith("teacher anchor basquiat 3e+06, okeeffe 1.5e+07.")
+    older = {"mode": "refine", **{k: v for k, v in run.items() if k != "teacher_weight"}, "style_loss_weight": 16.0}
+    library = SimpleNamespace(styles={"scream": SimpleNamespace(id="scream", metadata={"training": older})})
+    [line] = build.refinement_lines(library)
+    assert line.endswith("style weight scream 24.") and "noise" not in line
 
 
 def test_finish_can_learn_the_distilled_lite_styles_again_against_the_paintings(tmp_path, vgg_assets, monkeypatch):
@@ -209,6 +235,12 @@ def test_finish_can_learn_the_distilled_lite_styles_again_against_the_paintings(
     record = refined.styles[ids[0]].metadata["training"]
     assert record["mode"] == "refine" and record["started_from"]["training"]["mode"] == "distilled"
     assert record["total_steps"] == 5 + 2
+    # --styles: only the named lite styles learn again
+    args.styles, args.runs = f"{ids[-1]},{ids[-2]}", tmp_path / "runs-named"
+    before = {i: {k: v.clone() for k, v in refined.styles[i].params.items()} for i in ids}
+    again = build.refine_lite(args, refined)
+    moved = [i for i in ids if not all(torch.equal(before[i][k], again.styles[i].params[k]) for k in before[i])]
+    assert sorted(moved) == sorted(ids[-2:])
 
 
 def test_a_refined_style_that_collapsed_to_one_flat_colour_keeps_its_earlier_vectors(tmp_path):

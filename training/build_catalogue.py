@@ -194,7 +194,8 @@ def refine_lite(args: argparse.Namespace, lite):
     reproduce exactly, and its own style loss puts the marks back."""
     from clipmorph.training.trainer import train
 
-    config = refine_config(args, lite, sorted(lite.styles), max_minutes=args.lite_refine_minutes)
+    wanted = args.styles.split(",") if args.styles else sorted(lite.styles)
+    config = refine_config(args, lite, wanted, max_minutes=args.lite_refine_minutes)
     result = train(config, resume=True, base=lite, show_bar=False)
     lite.merge(lively(result.library, lite, args))
     print(f"refined lite styles: {result.step} steps in {result.seconds / 60:.1f} min", flush=True)
@@ -520,9 +521,24 @@ def refinement_lines(library, backbone: str = "") -> list[str]:
             f"- Then {', '.join(s.id for s in styles)} learned again on the frozen {backbone}backbone (their own "
             f"scale/shift vectors only, no other style moved): {t['steps']} steps of batch {t['batch_size']} at "
             f"{t['image_size']} px, paintings at {t['style_size']} px, {t['seconds'] / 60:.0f} min on "
-            f"{t['device']}; style weight {weights}."
+            f"{t['device']}; style weight {weights}{other_weights(pairs)}."
         )
     return lines
+
+
+def other_weights(pairs: list) -> str:
+    """The temporal and teacher weights of a refinement, each style's own multiplier applied
+    (runs recorded before the multipliers were kept say nothing of them)."""
+    run = pairs[0][1]
+    temporal = [(s.id, r["temporal_loss_weight"]) for s, r in pairs if "temporal_loss_weight" in r]
+    text = ""
+    if temporal:
+        noise, warp = run["noise_weight"], run["warp_weight"]
+        text += "; noise and warp weights " + ", ".join(f"{i} {noise * m:g} and {warp * m:g}" for i, m in temporal)
+    if run.get("teacher_weight"):
+        teacher = ", ".join(f"{s.id} {run['teacher_weight'] * r.get('teacher_loss_weight', 1.0):g}" for s, r in pairs)
+        text += f"; teacher anchor {teacher}"
+    return text
 
 
 def ablation_lines(data: dict) -> list[str]:
@@ -600,7 +616,9 @@ def main_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--full-from", type=Path, help="finish, refine: the full library from an exported folder")
     parser.add_argument(
-        "--styles", help="refine: style ids to learn again (default: catalogue.toml's [refine]); teach: only these"
+        "--styles",
+        help="refine: style ids to learn again (default: catalogue.toml's [refine]); teach: only these; "
+        "finish: the lite styles --lite-refine-minutes learns again (default: all)",
     )
     parser.add_argument(
         "--style-lr",

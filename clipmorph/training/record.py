@@ -14,7 +14,7 @@ import torch
 from clipmorph.fsutil import sha256_file
 from clipmorph.inference.options import dtype_name
 from clipmorph.styles.library import Style, StyleLibrary
-from clipmorph.training.config import TrainConfig
+from clipmorph.training.config import StyleSource, TrainConfig
 from clipmorph.training.distributed import World
 
 
@@ -94,8 +94,8 @@ def result_library(trainer: Trainer) -> StyleLibrary:
             "style_image_sha256": sha256_file(source.image),
             "style_loss_weight": source.style_weight,
             "temporal_loss_weight": source.temporal_weight,
-            # Each run on record keeps the style's own multiplier then (a refinement's differs).
-            "training": style_record(trainer, source.id, trained | {"style_loss_weight": source.style_weight}),
+            # Each run on record keeps the style's own multipliers then (a refinement's differ).
+            "training": style_record(trainer, source.id, trained | own_multipliers(source)),
             "final_losses": {
                 "style": round(averages.get(f"style/{source.id}", float("nan")), 4),
                 **{k: round(v, 4) for k, v in averages.items() if "/" not in k},
@@ -111,6 +111,15 @@ def result_library(trainer: Trainer) -> StyleLibrary:
     for row, (source, meta) in enumerate(zip(cfg.styles, metas, strict=True)):
         library.add_style(Style(source.id, backbone.key, net.style_state(row), meta))
     return library
+
+
+def own_multipliers(source: StyleSource) -> dict:
+    """The style's own multipliers of the run's style, temporal and teacher weights."""
+    return {
+        "style_loss_weight": source.style_weight,
+        "temporal_loss_weight": source.temporal_weight,
+        "teacher_loss_weight": source.teacher_weight,
+    }
 
 
 def style_record(trainer: Trainer, style_id: str, trained: dict) -> dict:
