@@ -60,7 +60,7 @@ def test_every_catalogue_style_image_is_in_the_shared_data(shared_data):
     assert len(sources) == 21 and all(s.image.is_file() for s in sources)
     assert sources[0].metadata["artist"] == "Jean-Michel Basquiat" and "style_file" not in sources[0].metadata
     temporal = {s.id: s.temporal_weight for s in sources}
-    assert temporal["basquiat"] == 12.0 and temporal["sketch"] == 1.0  # the busy styles weigh flicker more
+    assert temporal["basquiat"] == 8.0 and temporal["sketch"] == 1.0  # the busy styles weigh flicker more
     assert "temporal_weight" not in sources[0].metadata
 
 
