@@ -392,3 +392,13 @@ def test_report_measures_a_finished_catalogue_again_without_moving_a_weight(tmp_
         measured = again.styles[style_id].metadata["evaluation"]
         assert {"stripes", "striped", "blobs", "warping_error_ratio"} <= set(measured), style_id
         assert all(torch.equal(style.params[k], again.styles[style_id].params[k]) for k in style.params)
+
+
+def test_a_catalogue_written_into_models_updates_the_bentofiles_model_lists(tmp_path, monkeypatch):
+    build = build_catalogue_module()
+    calls = []
+    monkeypatch.setattr(build.subprocess, "run", lambda command, check: calls.append(command))
+    build.name_in_bentofiles(tmp_path / "models")  # a catalogue elsewhere is not what the bento packs
+    assert calls == []
+    build.name_in_bentofiles(REPO / "models")
+    assert len(calls) == 1 and calls[0][-1] == str(REPO / "deploy" / "bento_models.py")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -417,6 +418,14 @@ def ship(args: argparse.Namespace, libraries: dict, models: Path) -> None:
     contact_sheet(engine, sorted(full.styles), sheet_photos(), cell=200).save(models / "contact-sheet.jpg", quality=85)
     write_report(models / "REPORT.md", report_rows, libraries, models / "ablation.json")
     print(f"wrote {models}")
+    name_in_bentofiles(models)
+
+
+def name_in_bentofiles(models: Path) -> None:
+    """A catalogue written into the repository's own models/ is what the bento packs, so the
+    bentofiles' model lists follow it at once (a stale list fails `bentoml build` and a test)."""
+    if models.resolve() == (REPO / "models").resolve():
+        subprocess.run([sys.executable, str(REPO / "deploy" / "bento_models.py")], check=True)
 
 
 def lite_continuation(library) -> str:
