@@ -92,8 +92,7 @@ def result_library(trainer: Trainer) -> StyleLibrary:
         meta |= {
             "style_image": source.image.name,
             "style_image_sha256": sha256_file(source.image),
-            "style_loss_weight": source.style_weight,
-            "temporal_loss_weight": source.temporal_weight,
+            **own_multipliers(source),
             # Each run on record keeps the style's own multipliers then (a refinement's differ).
             "training": style_record(trainer, source.id, trained | own_multipliers(source)),
             "final_losses": {
