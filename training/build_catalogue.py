@@ -94,6 +94,17 @@ def teacher_photos(args: argparse.Namespace) -> list[Path]:
     return spread(every, args.teacher_photos)
 
 
+def colour_photos(args: argparse.Namespace) -> list[Path]:
+    """Training photos the styles' colour treatments are calibrated on (held-out ones measure)."""
+    from clipmorph.training.colour import CALIBRATION_PHOTOS
+    from clipmorph.training.data import find_images
+    from clipmorph.training.teacher import spread
+
+    content = data_root(args) / "content"
+    every = [p for name in TRAIN_FOLDERS if (content / name).is_dir() for p in find_images(content / name)]
+    return spread(every, CALIBRATION_PHOTOS)
+
+
 def stage_teach(args: argparse.Namespace) -> None:
     """Cache the teacher's renderings of the catalogue's paintings on the teacher photos
     (resumable: what is cached is kept), and print how close a crop's rendering is to a crop
@@ -390,15 +401,21 @@ def stage_report(args: argparse.Namespace) -> None:
 
 
 def ship(args: argparse.Namespace, libraries: dict, models: Path) -> None:
-    """Evaluate the full and lite libraries, then write them into ``models`` as the catalogue,
-    with the scores in each style's metadata, the REPORT, contact sheet and thumbnails."""
+    """Calibrate the styles' colour treatments (clipmorph.training.colour), evaluate the full and
+    lite libraries, then write them into ``models`` as the catalogue, with the scores in each
+    style's metadata, the REPORT, contact sheet and thumbnails."""
     from clipmorph.inference.engine import Engine
     from clipmorph.styles import catalogue
     from clipmorph.styles.library import Style, StyleLibrary
-    from clipmorph.training.evaluate import contact_sheet, scores_metadata
+    from clipmorph.training import colour
+    from clipmorph.training.evaluate import contact_sheet, scores_metadata, style_images_for
 
     shipped = StyleLibrary()
     report_rows = {}
+    photos = colour_photos(args)
+    for width in list(libraries):
+        library = libraries[width]
+        libraries[width] = colour.calibrate(library, style_images_for(library, data_root(args) / "styles"), photos)
     for width, library in libraries.items():
         scores, run = evaluate(args, library)
         report_rows[width] = (scores, run)
@@ -468,7 +485,12 @@ def write_report(path: Path, rows: dict, libraries: dict, ablation: Path) -> Non
         "from the picture's own texture where the photo is calm (`clipmorph/training/blobs.py`). Stripes: the "
         "highest banding score over the held-out photos (fine detail lined up one way where the photo is calm "
         "and does not explain it; clean pictures score up to about 0.1) and, in brackets, how many photos score "
-        f"above {STRIPES_VISIBLE:g}, where stripes show at 1:1 (`clipmorph/training/stripes.py`).",
+        f"above {STRIPES_VISIBLE:g}, where stripes show at 1:1 (`clipmorph/training/stripes.py`). "
+        "Colour: after its network each style puts back this share of the photo's colour (chroma), so the "
+        "subject keeps its colours, and multiplies the chroma by a gain measured so that its pictures of "
+        "eight training photos are as colourful as its painting; the brush work (luminance) is untouched "
+        '(`clipmorph/training/colour.py`, docs/training.md "Colour"). Every figure above is of the '
+        "treated pictures.",
         "",
         "![contact sheet](contact-sheet.jpg)",
         "",

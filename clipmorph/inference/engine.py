@@ -26,7 +26,7 @@ from clipmorph.inference.options import (
     options_per_frame,
     work_size,
 )
-from clipmorph.model.color import transfer_luminance
+from clipmorph.model.color import ColourTreatment, treat_colour
 from clipmorph.model.network import TransformerNet, build_network
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.styles.names import backbone_for_mix
@@ -128,6 +128,8 @@ class Engine:
         self._compiled: dict[str, Callable] = {}
         self.networks: dict[str, TransformerNet] = {}
         self.rows: dict[str, tuple[str, int]] = {}  # style id -> (backbone key, row)
+        # Each backbone's styles' colour treatments, one row per style (clipmorph.model.color).
+        self.colour: dict[str, Tensor] = {}  # backbone key -> (styles, 2): photo_colour, colourfulness
         for key, backbone in library.backbones.items():
             styles = library.styles_of(key)
             if not styles:
@@ -137,6 +139,8 @@ class Engine:
             if self.channels_last:
                 net = net.to(memory_format=torch.channels_last)
             self.networks[key] = net
+            treatments = [ColourTreatment.from_metadata(s.metadata) for s in styles]
+            self.colour[key] = torch.tensor([[t.photo_colour, t.colourfulness] for t in treatments])
             self.rows.update({s.id: (key, row) for row, s in enumerate(styles)})
         self.backbone_of = {style_id: key for style_id, (key, _) in self.rows.items()}
 
@@ -215,8 +219,9 @@ class Engine:
     ) -> np.ndarray:
         net = self._network(key)
         sized = {"any_size": any_size} if self.backend == "openvino" else {}
+        colour = self._colour(key, weights, options)
         if self.backend == "openvino" and _plain(batch, options, target, out_size):
-            return net.pixels(batch, weights, **sized)  # uint8 in and out, nothing for PyTorch to do
+            return net.pixels(batch, weights, colour=colour, **sized)  # uint8 in and out, colour treated inside
         threads = 1 if self.backend == "openvino" else torch.get_num_threads()
         with self._lock, torch.inference_mode(), _torch_threads(threads):
             pixels = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
@@ -227,13 +232,22 @@ class Engine:
             y = net(x, weights.to(self.device), **sized).float()
             y = _resize(y, out_size)
             original = _resize(pixels, out_size)
-            preserve = [i for i, o in enumerate(options) if o.preserve_color]
-            if preserve:
-                y[preserve] = transfer_luminance(y[preserve], original[preserve])
+            if colour is not None:
+                y = treat_colour(y, original, colour[:, 0], colour[:, 1])
             strength = torch.tensor([o.strength for o in options], device=y.device).view(-1, 1, 1, 1)
             y = torch.lerp(original, y, strength)
             out = y.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
             return out.contiguous().cpu().numpy()
+
+    def _colour(self, key: str, weights: Tensor, options: list[StylizeOptions]) -> Tensor | None:
+        """Per frame (photo_colour, colourfulness): the mix's styles' treatments weighted as the
+        mix is, all photo colour where the caller asked to preserve colour; None: nothing to do."""
+        colour = weights.float() @ self.colour[key]
+        preserve = torch.tensor([o.preserve_color for o in options])
+        colour[preserve] = torch.tensor([1.0, 1.0])
+        if bool((colour[:, 0] == 0).all() and (colour[:, 1] == 1).all()):
+            return None
+        return colour
 
     def _network(self, key: str) -> Callable:
         if self.backend == "openvino":
@@ -255,9 +269,10 @@ class Engine:
 
 
 def _plain(batch: np.ndarray, options: list[StylizeOptions], target: tuple[int, int], out_size: tuple) -> bool:
-    """Frames that go through the network as they are: no resizing, no blending, no colour keeping."""
+    """Frames that go through the network as they are: no resizing, no blending (colour is
+    checked by the caller)."""
     size = tuple(batch.shape[1:3])
-    return size == tuple(target) == tuple(out_size) and all(o.strength == 1.0 and not o.preserve_color for o in options)
+    return size == tuple(target) == tuple(out_size) and all(o.strength == 1.0 for o in options)
 
 
 @contextmanager

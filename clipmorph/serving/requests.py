@@ -28,7 +28,9 @@ class StyleFields(BaseModel):
     strength: Annotated[float, Field(ge=0.0, le=1.0, description="0 = the input, 1 = fully stylized")] = 1.0
     blend_with: Annotated[str | None, Field(description="a second style to blend in")] = None
     blend: Annotated[float, Field(ge=0.0, le=1.0, description="weight of blend_with (0..1)")] = 0.5
-    preserve_color: Annotated[bool, Field(description="keep the input's colours")] = False
+    preserve_color: Annotated[
+        bool, Field(description="keep all the input's colours (each style otherwise keeps its own share of them)")
+    ] = False
     max_side: Annotated[int | None, Field(ge=16, description="network resolution cap (long side, px)")] = None
 
     @property

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from clipmorph.errors import BadInput, UnknownStyle
+from clipmorph.model.color import ColourTreatment
 from clipmorph.model.network import NetworkSpec, TransformerNet
 from clipmorph.styles.names import validate_name
 
@@ -62,7 +63,8 @@ class Style:
 
     @property
     def version(self) -> str:
-        return tensors_digest(self.params, extra=self.backbone)
+        colour = ColourTreatment.from_metadata(self.metadata).version_text()  # it changes the pictures
+        return tensors_digest(self.params, extra=self.backbone + colour)
 
     @property
     def display_name(self) -> str:

@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw
 from clipmorph.fsutil import sha256_file
 from clipmorph.inference.engine import Engine
 from clipmorph.inference.options import StyleMix, StylizeOptions
+from clipmorph.model.color import ColourTreatment
 from clipmorph.model.vgg import VGGFeatures
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.training import objective
@@ -234,17 +235,19 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 def markdown_table(scores: Sequence[StyleScores], library: StyleLibrary) -> str:
     lines = [
         "| style | steps | device | style dist. (ratio to photo) | content dist. | warping error (ratio to input) "
-        "| droplets | blobs | stripes (photos striped) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| droplets | blobs | stripes (photos striped) | colour (photo's share, gain) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in scores:
-        training = library.styles[s.style].metadata.get("training", {}) if s.style in library.styles else {}
+        metadata = library.styles[s.style].metadata if s.style in library.styles else {}
+        training = metadata.get("training", {})
+        colour = ColourTreatment.from_metadata(metadata)
         steps = total_steps(training) if "steps" in training else "n/a"
         lines.append(
             f"| {s.style} | {steps} | {training.get('device', 'n/a')} "
             f"| {_fmt(s.style_distance)} ({_fmt(s.style_distance_ratio, 2)}) | {_fmt(s.content_distance)} "
             f"| {_fmt(s.warping_error)} ({_fmt(s.warping_error_ratio, 3)}) | {s.droplets} | {s.blobs} "
-            f"| {s.stripes:.2f} ({s.striped}) |"
+            f"| {s.stripes:.2f} ({s.striped}) | {colour.photo_colour:.2f}, {colour.colourfulness:.2f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -80,11 +80,11 @@ def run_job(folder: Path) -> int:
         finish_cancelled(job)
         return 0
     job.write("running", step=result.step, steps=config.steps, eta_seconds=0, phase="evaluating")
-    library = result.library
+    library = calibrated_colour(result.library, spec, folder / spec.painting)
     style = library.styles[spec.style_id]
     style.metadata["evaluation"] = quick_evaluation(library, spec, folder / spec.painting)
     preview = (folder / PREVIEW_FILE).read_bytes() if (folder / PREVIEW_FILE).exists() else None
-    style.thumbnail = _thumbnail(preview)
+    style.thumbnail = _thumbnail(preview, style.metadata)
     saved = store.save_style(style)
     outcome = {"style": spec.style_id, "tag": saved.tag, "steps": result.step, "seconds": round(result.seconds, 1)}
     if spec.models_url:
@@ -128,6 +128,17 @@ def publish(url: str) -> dict:
     return {"published": True}
 
 
+def calibrated_colour(library, spec: StyleJobSpec, painting: Path):
+    """The new style with its colour treatment measured on a few of its training photos, as the
+    catalogue's styles are (clipmorph.training.colour): the subject keeps some of its colours."""
+    from clipmorph.training import colour
+    from clipmorph.training.data import find_images
+    from clipmorph.training.teacher import spread
+
+    photos = spread([p for folder in spec.content for p in find_images(Path(folder))], colour.CALIBRATION_PHOTOS)
+    return colour.calibrate(library, {spec.style_id: painting}, photos)
+
+
 def quick_evaluation(library, spec: StyleJobSpec, painting: Path) -> dict:
     """Style and content distances (``clipmorph eval``'s) on a few of the training photos."""
     from clipmorph.inference.engine import Engine
@@ -142,19 +153,28 @@ def quick_evaluation(library, spec: StyleJobSpec, painting: Path) -> dict:
     return scores_metadata(score, run)
 
 
-def _thumbnail(grid_jpeg: bytes | None) -> bytes | None:
-    """The stylized half of the last preview (right column of the first photo)."""
+def _thumbnail(grid_jpeg: bytes | None, metadata: dict) -> bytes | None:
+    """The stylized half of the last preview (right column of the first photo), with the style's
+    colour treatment, as the engine will paint it (the preview shows the network's own colours)."""
     if not grid_jpeg:
         return None
     import io
 
+    import numpy as np
+    import torch
     from PIL import Image
 
     from clipmorph.inference import media
+    from clipmorph.model.color import ColourTreatment, treat_colour
 
     with Image.open(io.BytesIO(grid_jpeg)) as grid:
         side = grid.height // 2
-        return media.jpeg_tile(grid.crop((side, 0, 2 * side, side)))
+        photo, painted = (np.array(grid.convert("RGB").crop((left, 0, left + side, side))) for left in (0, side))
+    as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    treatment = ColourTreatment.from_metadata(metadata)
+    share, gain = torch.tensor([treatment.photo_colour]), torch.tensor([treatment.colourfulness])
+    treated = treat_colour(as_tensor(painted), as_tensor(photo), share, gain)[0].permute(1, 2, 0)
+    return media.jpeg_tile(Image.fromarray(treated.mul(255).round().byte().numpy()))
 
 
 if __name__ == "__main__":
