@@ -91,6 +91,12 @@ def test_a_painting_becomes_a_served_style_without_restart_then_is_deleted(studi
         run = run_cli("styles", "list", "--json", env={"BENTOML_HOME": str(studio.tmp.parent / "bentoml")})
         meta = {row["id"]: row for row in json.loads(run.stdout)}
         assert meta["my-stripes"]["style_image_sha256"]
+        colour = meta["my-stripes"]["colour"]  # calibrated on its training photos, as the catalogue's
+        assert (
+            0.0 <= colour["photo_colour"] <= 1.0
+            and colour["colourfulness"] > 0
+            and colour != {"photo_colour": 0.0, "colourfulness": 1.0}
+        )
         assert list((studio.tmp.parent / "wandb").rglob("run-*.wandb"))  # W&B offline run of the job
 
         assert client.post("/delete_style", json={"style": "rand-0"}).status_code == 403  # catalogue style

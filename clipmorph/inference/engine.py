@@ -269,8 +269,8 @@ class Engine:
 
 
 def _plain(batch: np.ndarray, options: list[StylizeOptions], target: tuple[int, int], out_size: tuple) -> bool:
-    """Frames that go through the network as they are: no resizing, no blending (colour is
-    checked by the caller)."""
+    """Frames that go through the network as they are: no resizing, no blending (a style's
+    colour treatment runs inside the OpenVINO graph too)."""
     size = tuple(batch.shape[1:3])
     return size == tuple(target) == tuple(out_size) and all(o.strength == 1.0 for o in options)
 

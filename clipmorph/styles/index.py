@@ -165,6 +165,7 @@ def _describe(style_id: str, model: bentoml.Model) -> dict:
         "artist": meta.get("artist"),
         "title": meta.get("title"),
         "year": meta.get("year"),
+        "colour": meta.get("colour"),  # the photo's colour share and the chroma gain (clipmorph.model.color)
         "created": model.creation_time.isoformat(),
         "size_bytes": Path(model.path_of(WEIGHTS_FILE)).stat().st_size,
     }
