@@ -26,7 +26,7 @@ MIN_COLOURFULNESS = 0.5
 # 0.236 and made O'Keeffe neon; halfway (0.5) 0.145, vivid but the painting's palette (the
 # peer: 0.309). docs/training.md, "Colour".
 MATCH = 0.5
-# The share of the photo's colour a style puts back unless its catalogue entry says otherwise:
+# The share of the photo's colour a style puts back (``calibrate(share=...)`` to choose another):
 # 0.3 gave Starry Night's baboon its red nose and a table its warm wood under blue strokes and
 # kept the painting's palette in charge (0.6 looked like the photo with texture: one look, five
 # photos). A painting with no colour of its own (a pencil sketch) puts none back.
