@@ -160,3 +160,13 @@ def test_openvino_treats_colour_inside_its_graph_as_pytorch_does_after_the_netwo
         Engine(library, dtype="float32").stylize_frames(frames[:1], half),
     )
     assert np.abs(through_torch.astype(int) - want.astype(int)).max() <= 2
+
+
+def test_a_treatment_applies_to_one_uint8_picture_as_to_a_batch():
+    painted, photo = calm(gradient_frame(40, 30)), calm(gradient_frame(40, 30, t=2.0))
+    treatment = ColourTreatment(0.3, 1.2)
+    expected = treat_colour(tensor(painted), tensor(photo), torch.tensor([0.3]), torch.tensor([1.2]))
+    got = treatment.apply(painted, photo)
+    assert got.dtype == np.uint8 and got.shape == painted.shape
+    assert np.abs(got.astype(int) - (expected[0].permute(1, 2, 0) * 255).round().numpy()).max() <= 1
+    assert np.array_equal(ColourTreatment().apply(painted, photo), painted)

@@ -84,25 +84,26 @@ def teacher_dir(args: argparse.Namespace) -> Path:
     return Path(args.teacher_dir) if args.teacher_dir else runs_dir(args) / "teacher"
 
 
-def teacher_photos(args: argparse.Namespace) -> list[Path]:
-    """About ``--teacher-photos`` training photos spread evenly over the training sets."""
+def training_photos(args: argparse.Namespace, count: int) -> list[Path]:
+    """About ``count`` training photos spread evenly over the training sets."""
     from clipmorph.training.data import find_images
     from clipmorph.training.teacher import spread
 
     content = data_root(args) / "content"
     every = [path for name in TRAIN_FOLDERS if (content / name).is_dir() for path in find_images(content / name)]
-    return spread(every, args.teacher_photos)
+    return spread(every, count)
+
+
+def teacher_photos(args: argparse.Namespace) -> list[Path]:
+    """The photos the teacher renders (``--teacher-photos`` of them)."""
+    return training_photos(args, args.teacher_photos)
 
 
 def colour_photos(args: argparse.Namespace) -> list[Path]:
     """Training photos the styles' colour treatments are calibrated on (held-out ones measure)."""
     from clipmorph.training.colour import CALIBRATION_PHOTOS
-    from clipmorph.training.data import find_images
-    from clipmorph.training.teacher import spread
 
-    content = data_root(args) / "content"
-    every = [p for name in TRAIN_FOLDERS if (content / name).is_dir() for p in find_images(content / name)]
-    return spread(every, CALIBRATION_PHOTOS)
+    return training_photos(args, CALIBRATION_PHOTOS)
 
 
 def stage_teach(args: argparse.Namespace) -> None:

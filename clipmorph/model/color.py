@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -72,6 +73,14 @@ class ColourTreatment:
 
     def to_metadata(self) -> dict:
         return {"photo_colour": round(self.photo_colour, 4), "colourfulness": round(self.colourfulness, 4)}
+
+    def apply(self, painted: np.ndarray, photo: np.ndarray) -> np.ndarray:
+        """The treatment on one RGB uint8 picture of ``photo`` (a thumbnail, say; the engine treats
+        its batches as tensors)."""
+        pictures = [torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].float() / 255.0 for a in (painted, photo)]
+        share, gain = torch.tensor([self.photo_colour]), torch.tensor([self.colourfulness])
+        treated = treat_colour(*pictures, share, gain)[0].permute(1, 2, 0)
+        return treated.mul(255.0).round().byte().numpy()
 
     def version_text(self) -> str:
         """What a style's version hashes beside its tensors: nothing for the identity, so styles

@@ -103,10 +103,9 @@ def prepare_teacher(root: Path, source, content: list[Path], images: int) -> Pat
     """The teacher's renderings of a few training photos in the new painting, or None (the style
     then trains on the Gram terms alone) where the arbitrary-style network is not fetched."""
     from clipmorph.inference.arbitrary import ArbitraryModelMissing
-    from clipmorph.training.data import find_images
-    from clipmorph.training.teacher import render_for, spread
+    from clipmorph.training.teacher import render_for
 
-    photos = spread([path for folder in content for path in find_images(folder)], min(TEACHER_PHOTOS, images))
+    photos = spread_photos(content, min(TEACHER_PHOTOS, images))
     try:
         render_for([source], photos, root, threads=1)
     except ArbitraryModelMissing as error:
@@ -132,11 +131,17 @@ def calibrated_colour(library, spec: StyleJobSpec, painting: Path):
     """The new style with its colour treatment measured on a few of its training photos, as the
     catalogue's styles are (clipmorph.training.colour): the subject keeps some of its colours."""
     from clipmorph.training import colour
+
+    photos = spread_photos([Path(folder) for folder in spec.content], colour.CALIBRATION_PHOTOS)
+    return colour.calibrate(library, {spec.style_id: painting}, photos)
+
+
+def spread_photos(content: list[Path], count: int) -> list[Path]:
+    """``count`` of the job's training photos, spread evenly over its content folders."""
     from clipmorph.training.data import find_images
     from clipmorph.training.teacher import spread
 
-    photos = spread([p for folder in spec.content for p in find_images(Path(folder))], colour.CALIBRATION_PHOTOS)
-    return colour.calibrate(library, {spec.style_id: painting}, photos)
+    return spread([path for folder in content for path in find_images(folder)], count)
 
 
 def quick_evaluation(library, spec: StyleJobSpec, painting: Path) -> dict:
@@ -161,20 +166,15 @@ def _thumbnail(grid_jpeg: bytes | None, metadata: dict) -> bytes | None:
     import io
 
     import numpy as np
-    import torch
     from PIL import Image
 
     from clipmorph.inference import media
-    from clipmorph.model.color import ColourTreatment, treat_colour
+    from clipmorph.model.color import ColourTreatment
 
     with Image.open(io.BytesIO(grid_jpeg)) as grid:
         side = grid.height // 2
         photo, painted = (np.array(grid.convert("RGB").crop((left, 0, left + side, side))) for left in (0, side))
-    as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255  # noqa: E731
-    treatment = ColourTreatment.from_metadata(metadata)
-    share, gain = torch.tensor([treatment.photo_colour]), torch.tensor([treatment.colourfulness])
-    treated = treat_colour(as_tensor(painted), as_tensor(photo), share, gain)[0].permute(1, 2, 0)
-    return media.jpeg_tile(Image.fromarray(treated.mul(255).round().byte().numpy()))
+    return media.jpeg_tile(Image.fromarray(ColourTreatment.from_metadata(metadata).apply(painted, photo)))
 
 
 if __name__ == "__main__":
