@@ -170,3 +170,25 @@ def test_a_treatment_applies_to_one_uint8_picture_as_to_a_batch():
     assert got.dtype == np.uint8 and got.shape == painted.shape
     assert np.abs(got.astype(int) - (expected[0].permute(1, 2, 0) * 255).round().numpy()).max() <= 1
     assert np.array_equal(ColourTreatment().apply(painted, photo), painted)
+
+
+def test_the_style_jobs_live_preview_shows_the_colours_the_style_will_have(tmp_path):
+    from clipmorph.serving.jobs.style_worker import PreviewColours
+
+    painting = tmp_path / "painting.png"
+    Image.fromarray(gradient_frame(96, 80, t=1.0)).save(painting)
+    side = 32
+    rows = [
+        np.concatenate([gradient_frame(side, side, t=i), muted(gradient_frame(side, side, t=i), 0.5)], axis=1)
+        for i in range(2)
+    ]
+    grid = np.concatenate(rows, axis=0)  # as the trainer draws it: per photo, the photo then the new style
+    preview = PreviewColours(painting, side)
+    shown = preview(grid)
+    assert np.array_equal(shown[:, :side], grid[:, :side])  # the photos as they are
+    photos, painted = zip(*preview.pairs(grid), strict=True)
+    gain = colour.gain_to_match(list(painted), list(photos), preview.painting, preview.keep)
+    treatment = ColourTreatment(colour.PHOTO_COLOUR, gain)
+    assert gain > 1.0  # the muted pictures are brought toward the painting
+    for row, (photo, picture) in enumerate(zip(photos, painted, strict=True)):
+        assert np.array_equal(shown[row * side : (row + 1) * side, side:], treatment.apply(picture, photo))

@@ -42,7 +42,8 @@ def _tensor(pictures: Sequence[np.ndarray]) -> list[torch.Tensor]:
     return [torch.from_numpy(np.array(p)).permute(2, 0, 1)[None].float().div(255.0) for p in pictures]
 
 
-def _fitted(path: Path, side: int) -> np.ndarray:
+def fitted(path: Path, side: int) -> np.ndarray:
+    """The picture at ``path``, RGB, its long side at most ``side``."""
     with Image.open(path) as image:
         image = image.convert("RGB")
         image.thumbnail((side, side), Image.LANCZOS)
@@ -98,14 +99,14 @@ def calibrate(
 
     plain = without_colour(library)
     engine = Engine(plain)
-    arrays = [_fitted(path, PHOTO_SIDE) for path in photos]
+    arrays = [fitted(path, PHOTO_SIDE) for path in photos]
     calibrated = StyleLibrary()
     for backbone in plain.backbones.values():
         calibrated.add_backbone(backbone)
     for style in plain.styles.values():
         metadata = dict(library.styles[style.id].metadata)  # no painting: its treatment as it was
         if style.id in paintings and arrays:
-            painting = _fitted(paintings[style.id], PAINTING_SIDE)
+            painting = fitted(paintings[style.id], PAINTING_SIDE)
             keep = photo_colour_for(painting, share)
             options = StylizeOptions(StyleMix.single(style.id), max_side=None)
             painted = engine.stylize_frames(arrays, options)

@@ -30,6 +30,41 @@ def _save_preview(job: Job, grid) -> None:
         Image.fromarray(grid).save(temporary, format="JPEG", quality=85)
 
 
+class PreviewColours:
+    """The live preview in the colours the finished style will have: its colour treatment,
+    estimated on the preview's own photos (the style proper is calibrated on eight training
+    photos when training ends), so the user does not watch one palette and receive another."""
+
+    def __init__(self, painting: Path, side: int) -> None:
+        from clipmorph.training import colour
+
+        self.side = side  # the preview's tiles: one row per photo, the photo then the new style
+        self.painting = colour.fitted(painting, colour.PAINTING_SIDE)
+        self.keep = colour.photo_colour_for(self.painting)
+
+    def pairs(self, grid):
+        """(photo, painted) per row of a preview grid."""
+        side = self.side
+        return [
+            (grid[top : top + side, :side], grid[top : top + side, side : 2 * side])
+            for top in range(0, grid.shape[0] - side + 1, side)
+        ]
+
+    def __call__(self, grid):
+        from clipmorph.model.color import ColourTreatment
+        from clipmorph.training import colour
+
+        pairs = self.pairs(grid)
+        photos, painted = [p for p, _ in pairs], [q for _, q in pairs]
+        treatment = ColourTreatment(self.keep, colour.gain_to_match(painted, photos, self.painting, self.keep))
+        treated = grid.copy()
+        for row, (photo, picture) in enumerate(pairs):
+            treated[row * self.side : (row + 1) * self.side, self.side : 2 * self.side] = treatment.apply(
+                picture, photo
+            )
+        return treated
+
+
 def run_job(folder: Path) -> int:
     """The child process: train, evaluate, save to the store, report."""
     from clipmorph.styles import store
@@ -59,10 +94,13 @@ def run_job(folder: Path) -> int:
         config = replace(config, teacher_dir=teacher, teacher_weight=TEACHER_WEIGHT)
     started = time.monotonic()
     job.write("running", step=0, steps=config.steps)
+    in_colour = PreviewColours(folder / spec.painting, config.image_size)
+    last_grid = []  # the network's own colours: the thumbnail gets the calibrated treatment
 
     def on_progress(step: int, steps: int, losses: dict[str, float], grid) -> None:
         if grid is not None:
-            _save_preview(job, grid)
+            last_grid[:] = [grid]
+            _save_preview(job, in_colour(grid))
         elapsed = time.monotonic() - started
         eta = elapsed / step * (steps - step) if step else None
         shown = {k: round(v, 2) for k, v in losses.items() if "/" not in k}
@@ -83,8 +121,7 @@ def run_job(folder: Path) -> int:
     library = calibrated_colour(result.library, spec, folder / spec.painting)
     style = library.styles[spec.style_id]
     style.metadata["evaluation"] = quick_evaluation(library, spec, folder / spec.painting)
-    preview = (folder / PREVIEW_FILE).read_bytes() if (folder / PREVIEW_FILE).exists() else None
-    style.thumbnail = _thumbnail(preview, style.metadata)
+    style.thumbnail = _thumbnail(in_colour.pairs(last_grid[0]), style.metadata) if last_grid else None
     saved = store.save_style(style)
     outcome = {"style": spec.style_id, "tag": saved.tag, "steps": result.step, "seconds": round(result.seconds, 1)}
     if spec.models_url:
@@ -158,22 +195,15 @@ def quick_evaluation(library, spec: StyleJobSpec, painting: Path) -> dict:
     return scores_metadata(score, run)
 
 
-def _thumbnail(grid_jpeg: bytes | None, metadata: dict) -> bytes | None:
-    """The stylized half of the last preview (right column of the first photo), with the style's
-    colour treatment, as the engine will paint it (the preview shows the network's own colours)."""
-    if not grid_jpeg:
-        return None
-    import io
-
-    import numpy as np
+def _thumbnail(pairs, metadata: dict) -> bytes:
+    """The first preview photo painted in the new style, with the style's calibrated colour
+    treatment, as the engine will paint it."""
     from PIL import Image
 
     from clipmorph.inference import media
     from clipmorph.model.color import ColourTreatment
 
-    with Image.open(io.BytesIO(grid_jpeg)) as grid:
-        side = grid.height // 2
-        photo, painted = (np.array(grid.convert("RGB").crop((left, 0, left + side, side))) for left in (0, side))
+    photo, painted = pairs[0]
     return media.jpeg_tile(Image.fromarray(ColourTreatment.from_metadata(metadata).apply(painted, photo)))
 
 
