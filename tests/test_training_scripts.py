@@ -176,6 +176,44 @@ def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_
     assert unknown.returncode != 0 and "nosuch not in the catalogue" in unknown.stderr
 
 
+def test_refine_width_lite_learns_named_lite_styles_again_and_nothing_else_moves(tmp_path, vgg_assets):
+    """`refine --width lite`: the named styles of the distilled student learn again on its frozen
+    backbone; the full styles and the other lite styles stay as they were, ids and names too."""
+    import torch
+
+    from clipmorph.model.network import WIDTHS, TransformerNet
+    from clipmorph.styles import catalogue
+    from clipmorph.styles.library import StyleLibrary
+    from clipmorph.training.distill import rename_styles
+
+    data = tmp_path / "data"
+    ids = stand_in_data(data)
+    torch.manual_seed(0)
+    shipped = StyleLibrary.from_network(TransformerNet(WIDTHS["lite"], len(ids)), "catalogue-full", ids)
+    lite = StyleLibrary.from_network(TransformerNet(WIDTHS["lite"], len(ids)), "catalogue-lite", ids)
+    shipped.merge(rename_styles(lite, "-lite"))
+    catalogue.write_catalogue(shipped, tmp_path / "models")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "training" / "build_catalogue.py"), "refine", "--width", "lite",
+         "--styles", "scream", "--data", str(data), "--models", str(tmp_path / "models"), "--runs",
+         str(tmp_path / "runs"), "--steps", "2", "--image-size", "32", "--style-size", "64", "--batch-size", "2",
+         "--workers", "0", "--no-wandb", "--teacher-weight", "0"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "CLIPMORPH_CACHE": str(vgg_assets[1].parent)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    before = catalogue.read_catalogue(tmp_path / "models")
+    after = catalogue.read_catalogue(tmp_path / "runs" / "refined")  # the whole catalogue: `report --full-from`
+    assert after.backbones.keys() == before.backbones.keys() and sorted(after.styles) == sorted(before.styles)
+    for style_id, old in before.styles.items():
+        new = after.styles[style_id]
+        same = all(torch.equal(old.params[k], new.params[k]) for k in old.params)
+        assert same == (style_id != "scream-lite"), style_id
+        assert new.metadata.get("full_id") == old.metadata.get("full_id")
+        assert new.display_name == old.display_name or style_id == "scream-lite"  # it takes catalogue.toml's name
+    refined = after.styles["scream-lite"]
+    assert refined.display_name == "Munch: The Scream (lite)" and refined.metadata["training"]["mode"] == "add-style"
+
+
 def test_the_report_names_each_refined_styles_own_temporal_and_teacher_weights():
     """A refinement's line in the REPORT gives the weights each style was trained with, its own
     multipliers applied; a run recorded before they were kept names only the style weights."""

@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 RUNS = REPO / "training" / "runs"  # --runs overrides
 CATALOGUE = REPO / "training" / "catalogue.toml"
 TRAIN_FOLDERS = ["bsds500", "imagenet-sample", "urban100", "coco2014-224"]
+LITE_BACKBONE = "catalogue-lite"  # the distilled student; its styles' ids end in LITE_SUFFIX
+LITE_SUFFIX = "-lite"
 HELD_OUT = "sun-hays80"  # never trained on: used for the distances
 SHEET_PHOTOS = ["astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg"]  # shipped in scikit-image
 
@@ -156,20 +158,27 @@ def stage_train(args: argparse.Namespace) -> None:
 
 
 def stage_refine(args: argparse.Namespace) -> None:
-    """Learn some styles again on the frozen full backbone, from their own vectors and with the
-    style weights catalogue.toml's [refine] table gives them: only their scale/shift vectors change, so no
-    other style moves. Writes the full library with them replaced (`finish --full-from` takes it)."""
+    """Learn some styles again on a frozen backbone (the full one, or with ``--width lite`` the
+    distilled student's), from their own vectors and with the style weights catalogue.toml's
+    [refine] table gives them: only their scale/shift vectors change, so no other style moves.
+    Writes the whole catalogue with them replaced (`report --full-from` ships it as it is;
+    `finish --full-from` takes its full part)."""
     from clipmorph.styles import catalogue
+    from clipmorph.training.distill import plain_ids, rename_styles
     from clipmorph.training.trainer import train
 
-    full = catalogue.read_catalogue(args.full_from or Path(args.models))
-    full = full.only_backbone(catalogue_config(args).backbone_name)
-    config = refine_config(args, full)
-    result = train(config, resume=True, base=full)
-    full.merge(lively(result.library, full, args))  # same ids: the refined styles replace the old ones
+    source = catalogue.read_catalogue(args.full_from or Path(args.models))
+    lite = args.width == "lite"
+    part = source.only_backbone(LITE_BACKBONE if lite else catalogue_config(args).backbone_name)
+    if lite:  # the paintings, teacher renderings and catalogue.toml's weights go by the full ids
+        part = plain_ids(part, LITE_SUFFIX)
+    config = refine_config(args, part)
+    result = train(config, resume=True, base=part)
+    part.merge(lively(result.library, part, args))  # same ids: the refined styles replace the old ones
+    source.merge(rename_styles(part, LITE_SUFFIX) if lite else part)
     out = args.export or runs_dir(args) / "refined"
-    catalogue.write_catalogue(full, out)
-    print(f"refined {', '.join(s.id for s in config.styles)}: step {result.step}, "
+    catalogue.write_catalogue(source, out)
+    print(f"refined {', '.join(s.id for s in config.styles)} ({args.width}): step {result.step}, "
           f"{result.seconds / 60:.1f} min; wrote {out}")  # fmt: skip
 
 
@@ -376,11 +385,11 @@ def stage_finish(args: argparse.Namespace) -> None:
     data = data_root(args)
     earlier_lite = None
     if args.lite_from:  # go on from an earlier student (the shipped lite) instead of from scratch
-        earlier_lite = catalogue.read_catalogue(args.lite_from).only_backbone("catalogue-lite")
+        earlier_lite = catalogue.read_catalogue(args.lite_from).only_backbone(LITE_BACKBONE)
     lite = distill(
         full,
         [data / "content" / f for f in TRAIN_FOLDERS],
-        name="catalogue-lite",
+        name=LITE_BACKBONE,
         steps=100_000,
         max_minutes=args.lite_minutes,
         image_size=args.image_size,
@@ -388,7 +397,7 @@ def stage_finish(args: argparse.Namespace) -> None:
     )
     print(f"distilled lite: {lite.steps} steps in {lite.seconds / 60:.1f} min, loss {lite.loss:.4f}")
     student = refine_lite(args, lite.library) if args.lite_refine_minutes else lite.library
-    ship(args, {"full": full, "lite": rename_styles(student, "-lite")}, Path(args.models))
+    ship(args, {"full": full, "lite": rename_styles(student, LITE_SUFFIX)}, Path(args.models))
 
 
 def stage_report(args: argparse.Namespace) -> None:
@@ -397,7 +406,7 @@ def stage_report(args: argparse.Namespace) -> None:
     from clipmorph.styles import catalogue
 
     source = catalogue.read_catalogue(Path(args.full_from or args.models))
-    libraries = {"full": source.only_backbone("catalogue-full"), "lite": source.only_backbone("catalogue-lite")}
+    libraries = {"full": source.only_backbone("catalogue-full"), "lite": source.only_backbone(LITE_BACKBONE)}
     ship(args, libraries, Path(args.models))
 
 
@@ -529,7 +538,7 @@ def own_weight(style, run: dict) -> float:
     none: a refinement then used catalogue.toml's [refine] weights, other runs 1."""
     if "style_loss_weight" in run:
         return float(run["style_loss_weight"])
-    return refine_weights().get(style.id.removesuffix("-lite"), 1.0) if run.get("mode") == "refine" else 1.0
+    return refine_weights().get(style.id.removesuffix(LITE_SUFFIX), 1.0) if run.get("mode") == "refine" else 1.0
 
 
 def refine_runs(trained: dict) -> list[dict]:
@@ -647,6 +656,12 @@ def main_parser() -> argparse.ArgumentParser:
         "refine: where to write it (default training/runs/refined)",
     )
     parser.add_argument("--full-from", type=Path, help="finish, refine: the full library from an exported folder")
+    parser.add_argument(
+        "--width",
+        choices=("full", "lite"),
+        default="full",
+        help="refine: the backbone whose styles learn again (lite: the student's; --styles by their full ids)",
+    )
     parser.add_argument(
         "--styles",
         help="refine: style ids to learn again (default: catalogue.toml's [refine]); teach: only these; "

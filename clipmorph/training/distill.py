@@ -140,3 +140,25 @@ def rename_styles(library: StyleLibrary, suffix: str) -> StyleLibrary:
         meta = style.metadata | {"display_name": f"{style.display_name} ({suffix.strip('-')})", "full_id": style.id}
         renamed.add_style(Style(f"{style.id}{suffix}", style.backbone, style.params, meta))
     return renamed
+
+
+def plain_ids(library: StyleLibrary, suffix: str) -> StyleLibrary:
+    """``rename_styles`` undone: the styles under their full ids again (to train them by those)."""
+    plain = StyleLibrary()
+    for backbone in library.backbones.values():
+        plain.add_backbone(backbone)
+    shown = f" ({suffix.strip('-')})"
+    for style in library.styles.values():
+        meta = {k: v for k, v in style.metadata.items() if k != "full_id"}
+        if isinstance(meta.get("display_name"), str):
+            meta["display_name"] = meta["display_name"].removesuffix(shown)
+        plain.add_style(
+            Style(
+                style.metadata.get("full_id", style.id.removesuffix(suffix)),
+                style.backbone,
+                style.params,
+                meta,
+                style.thumbnail,
+            )
+        )
+    return plain
