@@ -440,3 +440,24 @@ def test_a_catalogue_written_into_models_updates_the_bentofiles_model_lists(tmp_
     assert calls == []
     build.name_in_bentofiles(REPO / "models")
     assert len(calls) == 1 and calls[0][-1] == str(REPO / "deploy" / "bento_models.py")
+
+
+def test_a_catalogue_with_a_gallery_gets_it_drawn_again_when_written(tmp_path, monkeypatch, capsys):
+    """`finish`/`report` redraw models/gallery from the networks they just wrote (a stale gallery
+    showed the styles as they were); a catalogue without one draws none; a failed drawing says so."""
+    from types import SimpleNamespace
+
+    build = build_catalogue_module()
+    calls = []
+    monkeypatch.setattr(
+        build.subprocess, "run", lambda command, check: calls.append(command) or SimpleNamespace(returncode=1)
+    )
+    build.redraw_gallery(tmp_path, tmp_path / "data")
+    assert calls == []
+    (tmp_path / "gallery").mkdir()
+    (tmp_path / "gallery" / "monet.jpg").write_bytes(b"")
+    build.redraw_gallery(tmp_path, tmp_path / "data")
+    [command] = calls
+    assert command[1].endswith("gallery.py") and command[command.index("--models") + 1] == str(tmp_path)
+    assert command[command.index("--out") + 1] == str(tmp_path / "gallery")
+    assert "could not be drawn again" in capsys.readouterr().out

@@ -445,7 +445,20 @@ def ship(args: argparse.Namespace, libraries: dict, models: Path) -> None:
     contact_sheet(engine, sorted(full.styles), sheet_photos(), cell=200).save(models / "contact-sheet.jpg", quality=85)
     write_report(models / "REPORT.md", report_rows, libraries, models / "ablation.json")
     print(f"wrote {models}")
+    redraw_gallery(models, data_root(args))
     name_in_bentofiles(models)
+
+
+def redraw_gallery(models: Path, data: Path) -> None:
+    """A catalogue that has a gallery beside the peer gets it drawn again from the networks just
+    written (and listed in the new REPORT), so it never shows the styles as they were. The verdict
+    (gallery/verdict.md) is kept: whoever changed a style looks again and updates it."""
+    gallery = models / "gallery"
+    if not any(gallery.glob("*.jpg")):
+        return
+    command = [sys.executable, str(REPO / "training" / "gallery.py"), "--models", str(models), "--out", str(gallery)]
+    if subprocess.run([*command, "--data", str(data)], check=False).returncode:
+        print(f"the gallery in {gallery} could not be drawn again: REPORT.md lists none", flush=True)
 
 
 def name_in_bentofiles(models: Path) -> None:

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, default=REPO / "models", help="catalogue folder (full and lite)")
     parser.add_argument("--styles", default="starrynight,scream,kanagawa,monet,picasso,kandinsky")
-    parser.add_argument("--photos", type=int, default=3)
+    parser.add_argument("--photos", type=int, default=5)
     parser.add_argument("--side", type=int, default=384, help="long side the photos are stylized at")
     parser.add_argument("--data", type=Path, help="default $CLIPMORPH_DATA or ../shared/data")
     parser.add_argument("--out", type=Path, default=REPO / "models" / "gallery")
