@@ -110,17 +110,19 @@ def test_a_blend_weighs_its_styles_treatments():
 
 def test_a_grey_painting_keeps_none_of_the_photos_colour():
     grey = np.repeat(gradient_frame(64, 64)[..., :1], 3, axis=2)
-    assert colour.photo_colour_for(grey) == 0.0
-    assert colour.photo_colour_for(gradient_frame(64, 64)) == pytest.approx(colour.PHOTO_COLOUR)
+    assert colour.photo_colour_for(colour.painting_colourfulness(grey)) == 0.0
+    coloured = colour.painting_colourfulness(gradient_frame(64, 64))
+    assert colour.photo_colour_for(coloured) == pytest.approx(colour.PHOTO_COLOUR)
 
 
 def test_the_gain_brings_muted_pictures_part_of_the_way_to_the_paintings_colourfulness():
     painting = calm(gradient_frame(64, 64))
     pale = muted(painting, 0.64)  # 1 / 1.5625 of the painting's colourfulness
     expected = 1.5625**colour.MATCH
-    assert colour.gain_to_match([pale], [painting], painting, keep=0.0) == pytest.approx(expected, rel=0.03)
-    assert colour.gain_to_match([painting], [painting], painting, keep=0.0) == pytest.approx(1.0, abs=0.01)
-    grey = muted(painting, 0.0)
+    vivid = colour.painting_colourfulness(painting)
+    assert colour.gain_to_match([pale], [painting], vivid, keep=0.0) == pytest.approx(expected, rel=0.03)
+    assert colour.gain_to_match([painting], [painting], vivid, keep=0.0) == pytest.approx(1.0, abs=0.01)
+    grey = colour.painting_colourfulness(muted(painting, 0.0))
     assert colour.gain_to_match([painting], [painting], grey, keep=0.0) == colour.MIN_COLOURFULNESS
 
 
@@ -187,7 +189,7 @@ def test_the_style_jobs_live_preview_shows_the_colours_the_style_will_have(tmp_p
     shown = preview(grid)
     assert np.array_equal(shown[:, :side], grid[:, :side])  # the photos as they are
     photos, painted = zip(*preview.pairs(grid), strict=True)
-    gain = colour.gain_to_match(list(painted), list(photos), preview.painting, preview.keep)
+    gain = colour.gain_to_match(list(painted), list(photos), preview.painting_colour, preview.keep)
     treatment = ColourTreatment(colour.PHOTO_COLOUR, gain)
     assert gain > 1.0  # the muted pictures are brought toward the painting
     for row, (photo, picture) in enumerate(zip(photos, painted, strict=True)):

@@ -61,28 +61,34 @@ def without_colour(library: StyleLibrary) -> StyleLibrary:
     return plain
 
 
-def photo_colour_for(painting: np.ndarray, share: float = PHOTO_COLOUR) -> float:
-    """``share``, scaled down to 0 for paintings with little or no colour of their own (putting
-    the photo's colour into a pencil sketch tints it)."""
-    amount = float(colourfulness(_tensor([painting])[0]))
-    return share * float(np.clip((amount - GREY_PAINTING) / (COLOURED_PAINTING - GREY_PAINTING), 0.0, 1.0))
+def painting_colourfulness(painting: np.ndarray) -> float:
+    """The painting's colourfulness, measured once and handed to ``photo_colour_for`` and
+    ``gain_to_match`` (a live preview asks for its gain at every drawing)."""
+    return float(colourfulness(_tensor([painting])[0]))
+
+
+def photo_colour_for(painting_colour: float, share: float = PHOTO_COLOUR) -> float:
+    """``share``, scaled down to 0 for paintings with little or no colour of their own
+    (``painting_colour``, their colourfulness: putting the photo's colour into a pencil sketch
+    tints it)."""
+    return share * float(np.clip((painting_colour - GREY_PAINTING) / (COLOURED_PAINTING - GREY_PAINTING), 0.0, 1.0))
 
 
 def gain_to_match(
-    painted: Sequence[np.ndarray], photos: Sequence[np.ndarray], painting: np.ndarray, keep: float
+    painted: Sequence[np.ndarray], photos: Sequence[np.ndarray], painting_colour: float, keep: float
 ) -> float:
     """The chroma gain that brings ``painted`` (the network's pictures of ``photos``), with
-    ``keep`` of the photos' chroma put back, ``MATCH`` of the way to ``painting``'s colourfulness
-    on average (as a power of the ratio; colourfulness is linear in a chroma gain before clipping)."""
+    ``keep`` of the photos' chroma put back, ``MATCH`` of the way to the painting's colourfulness
+    ``painting_colour`` on average (as a power of the ratio; colourfulness is linear in a chroma
+    gain before clipping)."""
     blended = [
         treat_colour(y, x, torch.tensor([keep]), torch.tensor([1.0]))
         for y, x in zip(_tensor(painted), _tensor(photos), strict=True)
     ]
     ours = float(torch.cat([colourfulness(b) for b in blended]).mean())
-    target = float(colourfulness(_tensor([painting])[0]))
     if ours <= 0:
         return 1.0
-    return float(np.clip((target / ours) ** MATCH, MIN_COLOURFULNESS, MAX_COLOURFULNESS))
+    return float(np.clip((painting_colour / ours) ** MATCH, MIN_COLOURFULNESS, MAX_COLOURFULNESS))
 
 
 def calibrate(
@@ -92,8 +98,8 @@ def calibrate(
     share: float = PHOTO_COLOUR,
 ) -> StyleLibrary:
     """``library`` with each style's ``colour`` metadata set: the photo's colour share
-    (``photo_colour_for`` its painting) and the measured gain; styles whose painting is not at
-    hand keep the treatment they had."""
+    (``photo_colour_for`` its painting's colourfulness) and the measured gain; styles whose
+    painting is not at hand keep the treatment they had."""
     from clipmorph.inference.engine import Engine
     from clipmorph.inference.options import StyleMix, StylizeOptions
 
@@ -106,11 +112,11 @@ def calibrate(
     for style in plain.styles.values():
         metadata = dict(library.styles[style.id].metadata)  # no painting: its treatment as it was
         if style.id in paintings and arrays:
-            painting = fitted(paintings[style.id], PAINTING_SIDE)
-            keep = photo_colour_for(painting, share)
+            painting_colour = painting_colourfulness(fitted(paintings[style.id], PAINTING_SIDE))
+            keep = photo_colour_for(painting_colour, share)
             options = StylizeOptions(StyleMix.single(style.id), max_side=None)
             painted = engine.stylize_frames(arrays, options)
-            gain = gain_to_match(painted, arrays, painting, keep)
+            gain = gain_to_match(painted, arrays, painting_colour, keep)
             metadata["colour"] = ColourTreatment(keep, gain).to_metadata()
         calibrated.add_style(Style(style.id, style.backbone, style.params, metadata, style.thumbnail))
     return calibrated

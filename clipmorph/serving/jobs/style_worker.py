@@ -39,8 +39,8 @@ class PreviewColours:
         from clipmorph.training import colour
 
         self.side = side  # the preview's tiles: one row per photo, the photo then the new style
-        self.painting = colour.fitted(painting, colour.PAINTING_SIDE)
-        self.keep = colour.photo_colour_for(self.painting)
+        self.painting_colour = colour.painting_colourfulness(colour.fitted(painting, colour.PAINTING_SIDE))
+        self.keep = colour.photo_colour_for(self.painting_colour)
 
     def pairs(self, grid):
         """(photo, painted) per row of a preview grid."""
@@ -56,7 +56,7 @@ class PreviewColours:
 
         pairs = self.pairs(grid)
         photos, painted = [p for p, _ in pairs], [q for _, q in pairs]
-        treatment = ColourTreatment(self.keep, colour.gain_to_match(painted, photos, self.painting, self.keep))
+        treatment = ColourTreatment(self.keep, colour.gain_to_match(painted, photos, self.painting_colour, self.keep))
         treated = grid.copy()
         for row, (photo, picture) in enumerate(pairs):
             treated[row * self.side : (row + 1) * self.side, self.side : 2 * self.side] = treatment.apply(
