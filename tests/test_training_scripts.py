@@ -461,3 +461,26 @@ def test_a_catalogue_with_a_gallery_gets_it_drawn_again_when_written(tmp_path, m
     assert command[1].endswith("gallery.py") and command[command.index("--models") + 1] == str(tmp_path)
     assert command[command.index("--out") + 1] == str(tmp_path / "gallery")
     assert "could not be drawn again" in capsys.readouterr().out
+
+
+def test_the_gallerys_detail_sheet_shows_the_middle_of_each_picture_at_one_to_one(tmp_path):
+    """The gallery's cells are scaled down, which hides stripes; its detail sheet shows every
+    picture's middle pixel for pixel (enlarged by repeating pixels, none smoothed away)."""
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("gallery", REPO / "training" / "gallery.py")
+    gallery = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gallery)
+    side, zoom = gallery.DETAIL, gallery.ZOOM
+    wide, small = gradient_frame(384, 256, t=0.3), gradient_frame(100, 90, t=0.7)
+    sheet = np.asarray(gallery.detail_sheet([[(wide, "photo"), (small, "ours")], [(small, "photo")]]))
+    cell = side * zoom
+    assert sheet.shape == (2 * (cell + 18), 2 * cell, 3)
+    top, left = (256 - side) // 2, (384 - side) // 2
+    expected = wide[top : top + side, left : left + side].repeat(zoom, axis=0).repeat(zoom, axis=1)
+    assert np.array_equal(sheet[:cell, :cell], expected)
+    shown = sheet[: 90 * zoom, cell : cell + 100 * zoom]  # smaller than a cell: all of it
+    assert np.array_equal(shown, small.repeat(zoom, axis=0).repeat(zoom, axis=1))
+    assert (sheet[cell + 18 :, cell:] == 255).all()  # a shorter row leaves the rest blank

