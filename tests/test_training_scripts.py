@@ -125,14 +125,19 @@ def stand_in_data(data, photos: int = 2) -> list[str]:
     return [entry["id"] for entry in entries]
 
 
-def build_catalogue_module():
-    """training/build_catalogue.py as a module, to call its stages' pieces directly."""
+def training_script(name: str):
+    """training/<name>.py as a module, to call its pieces directly."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("build_catalogue", REPO / "training" / "build_catalogue.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    return build
+    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_catalogue_module():
+    """training/build_catalogue.py as a module, to call its stages' pieces directly."""
+    return training_script("build_catalogue")
 
 
 def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_rest(tmp_path, vgg_assets):
@@ -466,13 +471,9 @@ def test_a_catalogue_with_a_gallery_gets_it_drawn_again_when_written(tmp_path, m
 def test_the_gallerys_detail_sheet_shows_the_middle_of_each_picture_at_one_to_one(tmp_path):
     """The gallery's cells are scaled down, which hides stripes; its detail sheet shows every
     picture's middle pixel for pixel (enlarged by repeating pixels, none smoothed away)."""
-    import importlib.util
-
     import numpy as np
 
-    spec = importlib.util.spec_from_file_location("gallery", REPO / "training" / "gallery.py")
-    gallery = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gallery)
+    gallery = training_script("gallery")
     side, zoom = gallery.DETAIL, gallery.ZOOM
     wide, small = gradient_frame(384, 256, t=0.3), gradient_frame(100, 90, t=0.7)
     sheet = np.asarray(gallery.detail_sheet([[(wide, "photo"), (small, "ours")], [(small, "photo")]]))
