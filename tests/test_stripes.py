@@ -59,6 +59,20 @@ def test_banding_one_way_across_the_picture_is_found_in_any_direction(angle):
     assert faint > VISIBLE  # a few levels of banding still line up
 
 
+def test_scan_lines_three_pixels_apart_are_found():
+    """Scream's scan lines at 1:1 repeat every 3 px or so, finer than the lags looked at."""
+    assert stripe_score(banded(painted(photo()), 0, period=3.0, amplitude=5.0), photo()) > VISIBLE
+
+
+def test_a_woven_grid_counts_as_much_as_lines_one_way():
+    """Lines both ways (Basquiat's woven grid) split the detail between two directions: each
+    alone would score the grid half as high as the same lines one way."""
+    lines = banded(painted(photo()), 0, period=4.0, amplitude=5.0)
+    grid = banded(banded(painted(photo()), 0, period=4.0, amplitude=5.0), 90, period=4.0, amplitude=5.0)
+    assert stripe_score(grid, photo()) > VISIBLE
+    assert stripe_score(grid, photo()) > 0.8 * stripe_score(lines, photo())
+
+
 @pytest.mark.parametrize("sigma", [0.8, 1.5, 3.0])
 def test_an_even_stipple_however_strong_is_not_stripes(sigma):
     assert stripe_score(stippled(painted(photo()), sigma), photo()) < VISIBLE

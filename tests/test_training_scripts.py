@@ -157,7 +157,7 @@ def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_
         [sys.executable, str(REPO / "training" / "build_catalogue.py"), "refine", "--styles", "scream,turner",
          "--data", str(data), "--models", str(tmp_path / "models"), "--runs", str(tmp_path / "runs"),
          "--steps", "2", "--image-size", "32", "--style-size", "64", "--batch-size", "2", "--workers", "0",
-         "--no-wandb", "--teacher-weight", "0"],
+         "--no-wandb", "--teacher-weight", "0", "--tv-weight", "5000"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "CLIPMORPH_CACHE": str(vgg_assets[1].parent)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -173,6 +173,7 @@ def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_
     assert after.styles["scream"].metadata["style_loss_weight"] == refine_weights["scream"] > 1
     record = after.styles["scream"].metadata["training"]  # this run's own multipliers, for the REPORT
     assert record["style_loss_weight"] == refine_weights["scream"] and record["temporal_loss_weight"] == 1.0
+    assert record["tv_weight"] == 5000.0  # --tv-weight reaches the objective
     unknown = subprocess.run(
         [sys.executable, str(REPO / "training" / "build_catalogue.py"), "refine", "--styles", "nosuch",
          "--data", str(data), "--models", str(tmp_path / "models"), "--runs", str(tmp_path / "runs2")],
@@ -237,6 +238,9 @@ def test_the_report_names_each_refined_styles_own_temporal_and_teacher_weights()
     assert "style weight basquiat 1.5, okeeffe 1.5" in line
     assert "noise and warp weights basquiat 2.4e+07 and 4.8e+07, okeeffe 2e+06 and 4e+06" in line
     assert line.endswith("teacher anchor basquiat 3e+06, okeeffe 1.5e+07.")
+    smoother = {i: SimpleNamespace(id=i, metadata={"training": run | m | {"tv_weight": 1e5}}) for i, m in own.items()}
+    [line] = build.refinement_lines(SimpleNamespace(styles=smoother))
+    assert line.endswith("teacher anchor basquiat 3e+06, okeeffe 1.5e+07; TV 1e+05.")  # only a TV not the default
     older = {"mode": "refine", **{k: v for k, v in run.items() if k != "teacher_weight"}, "style_loss_weight": 16.0}
     library = SimpleNamespace(styles={"scream": SimpleNamespace(id="scream", metadata={"training": older})})
     [line] = build.refinement_lines(library)

@@ -77,6 +77,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         norm=args.norm or str(backbone.get("norm", "instance")),
         lr=args.lr,
         spot_weight=args.spot_weight,
+        tv_weight=float(getattr(args, "tv_weight", None) or backbone.get("tv_weight", TrainConfig.tv_weight)),
         teacher_dir=teacher_dir(args) if teacher_weight else None,
         teacher_weight=teacher_weight,
     )
@@ -592,6 +593,10 @@ def other_weights(pairs: list) -> str:
     if run.get("teacher_weight"):
         teacher = ", ".join(f"{s.id} {run['teacher_weight'] * r.get('teacher_loss_weight', 1.0):g}" for s, r in pairs)
         text += f"; teacher anchor {teacher}"
+    from clipmorph.training.config import TrainConfig
+
+    if run.get("tv_weight", TrainConfig.tv_weight) != TrainConfig.tv_weight:
+        text += f"; TV {run['tv_weight']:.3g}"
     return text
 
 
@@ -649,6 +654,9 @@ def main_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="train: Adam learning rate")
     parser.add_argument("--spot-weight", type=float, default=0.0, help="train, refine: droplet penalty weight")
+    parser.add_argument(
+        "--tv-weight", type=float, help="train, refine: total-variation weight (default: catalogue.toml's, else 1000)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="photo loading processes")
     parser.add_argument("--compile", action="store_true", help="train: torch.compile the network and the loss network")
     parser.add_argument(
