@@ -321,3 +321,20 @@ def test_distilling_a_backbone_gives_a_lite_student_with_its_own_record(pictures
     more = distill(teacher, [pictures / "photos"], steps=2, batch_size=2, image_size=32, workers=0, start=lite)
     record = next(iter(more.library.backbones.values())).metadata["training"]
     assert record["continued_from_steps"] == 3 and total_steps(record) == 5
+
+
+def test_a_style_with_its_own_painting_size_gets_gram_targets_and_a_record_of_that_size(
+    pictures, vgg_env, tmp_path, monkeypatch
+):
+    """catalogue.toml's per-style ``style_size``: the smaller a painting, the larger its marks
+    come out; the other styles keep the run's size."""
+    from clipmorph.training.trainer import Trainer, train
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
+    config = tiny_config(pictures, tmp_path, steps=1, style_size=64)
+    config.styles = [replace(config.styles[0], style_size=32), config.styles[1]]
+    stripes, checks = Trainer(config)._paintings()
+    assert max(stripes.shape[-2:]) == 32 and max(checks.shape[-2:]) == 64
+    result = train(config, show_bar=False)
+    assert result.library.styles["stripes"].metadata["training"]["style_size"] == 32
+    assert result.library.styles["checks"].metadata["training"]["style_size"] == 64

@@ -64,7 +64,7 @@ def test_every_catalogue_style_image_is_in_the_shared_data(shared_data):
     assert "temporal_weight" not in sources[0].metadata
 
 
-def test_a_style_list_refuses_weights_that_are_not_positive(tmp_path):
+def test_a_style_list_refuses_weights_that_are_not_positive_and_paintings_too_small(tmp_path):
     from clipmorph.errors import BadInput
     from clipmorph.training.config import styles_from_toml
 
@@ -72,6 +72,12 @@ def test_a_style_list_refuses_weights_that_are_not_positive(tmp_path):
     (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\ntemporal_weight = -1\n')
     with pytest.raises(BadInput, match="must be > 0"):
         styles_from_toml(tmp_path / "list.toml", tmp_path)
+    (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\nstyle_size = 16\n')
+    with pytest.raises(BadInput, match="style_size must be"):
+        styles_from_toml(tmp_path / "list.toml", tmp_path)
+    (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\nstyle_size = 256\n')
+    [source] = styles_from_toml(tmp_path / "list.toml", tmp_path)[1]
+    assert source.style_size == 256 and "style_size" not in source.metadata
 
 
 def test_pack_for_device_shrinks_photos_keeps_paintings_and_halves_the_loss_network(tmp_path, vgg_assets):
@@ -241,6 +247,11 @@ def test_the_report_names_each_refined_styles_own_temporal_and_teacher_weights()
     smoother = {i: SimpleNamespace(id=i, metadata={"training": run | m | {"tv_weight": 1e5}}) for i, m in own.items()}
     [line] = build.refinement_lines(SimpleNamespace(styles=smoother))
     assert line.endswith("teacher anchor basquiat 3e+06, okeeffe 1.5e+07; TV 1e+05.")  # only a TV not the default
+    assert "paintings at 512 px" in line
+    own["okeeffe"]["style_size"] = 256
+    sized = {i: SimpleNamespace(id=i, metadata={"training": run | m}) for i, m in own.items()}
+    [line] = build.refinement_lines(SimpleNamespace(styles=sized))
+    assert "paintings at basquiat 512, okeeffe 256 px" in line
     older = {"mode": "refine", **{k: v for k, v in run.items() if k != "teacher_weight"}, "style_loss_weight": 16.0}
     library = SimpleNamespace(styles={"scream": SimpleNamespace(id="scream", metadata={"training": older})})
     [line] = build.refinement_lines(library)

@@ -575,10 +575,18 @@ def refinement_lines(library, backbone: str = "") -> list[str]:
         lines.append(
             f"- Then {', '.join(s.id for s in styles)} learned again on the frozen {backbone}backbone (their own "
             f"scale/shift vectors only, no other style moved): {t['steps']} steps of batch {t['batch_size']} at "
-            f"{t['image_size']} px, paintings at {t['style_size']} px, {t['seconds'] / 60:.0f} min on "
+            f"{t['image_size']} px, paintings at {painting_sizes(pairs)} px, {t['seconds'] / 60:.0f} min on "
             f"{t['device']}; style weight {weights}{other_weights(pairs)}."
         )
     return lines
+
+
+def painting_sizes(pairs: list) -> str:
+    """The paintings' long side in a refinement: one number, or each style's where they differ."""
+    sizes = {s.id: r["style_size"] for s, r in pairs}
+    if len(set(sizes.values())) == 1:
+        return str(next(iter(sizes.values())))
+    return ", ".join(f"{style_id} {size}" for style_id, size in sizes.items())
 
 
 def other_weights(pairs: list) -> str:

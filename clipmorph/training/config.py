@@ -28,6 +28,9 @@ class StyleSource:
     metadata: dict = field(default_factory=dict)  # display_name, artist, title, year, ...
     temporal_weight: float = 1.0  # multiplies the noise and warp weights for this style only (busy styles flicker)
     teacher_weight: float = 1.0  # multiplies TrainConfig.teacher_weight for this style only
+    # Long side of this painting when its Gram targets are taken (default: TrainConfig.style_size):
+    # the smaller the painting, the larger its marks come out on the photos.
+    style_size: int | None = None
 
     def __post_init__(self) -> None:
         validate_name(self.id)
@@ -164,7 +167,11 @@ def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSour
         weight = float(entry.pop("style_weight", 1.0))
         temporal = float(entry.pop("temporal_weight", 1.0))
         teacher = float(entry.pop("teacher_weight", 1.0))
+        size = entry.pop("style_size", None)
         if weight <= 0 or temporal <= 0 or teacher < 0:
             raise BadInput(f"style {style_id}: style_weight and temporal_weight must be > 0, teacher_weight >= 0")
-        sources.append(StyleSource(style_id, image, weight, entry, temporal_weight=temporal, teacher_weight=teacher))
+        if size is not None and (not isinstance(size, int) or size < 32):
+            raise BadInput(f"style {style_id}: style_size must be a whole number of pixels >= 32")
+        own = {"temporal_weight": temporal, "teacher_weight": teacher, "style_size": size}
+        sources.append(StyleSource(style_id, image, weight, entry, **own))
     return dict(data.get("backbone", {})), sources

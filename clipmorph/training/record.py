@@ -113,12 +113,14 @@ def result_library(trainer: Trainer) -> StyleLibrary:
 
 
 def own_multipliers(source: StyleSource) -> dict:
-    """The style's own multipliers of the run's style, temporal and teacher weights."""
-    return {
+    """The style's own multipliers of the run's style, temporal and teacher weights, and its own
+    painting size where it has one (it replaces the run's in the style's record)."""
+    own = {
         "style_loss_weight": source.style_weight,
         "temporal_loss_weight": source.temporal_weight,
         "teacher_loss_weight": source.teacher_weight,
     }
+    return own | ({"style_size": source.style_size} if source.style_size else {})
 
 
 def style_record(trainer: Trainer, style_id: str, trained: dict) -> dict:

@@ -91,7 +91,7 @@ class Trainer:
         images = []
         for source in self.config.styles:
             try:
-                image = fit_long_side(load_rgb(source.image), self.config.style_size)
+                image = fit_long_side(load_rgb(source.image), source.style_size or self.config.style_size)
             except (OSError, ValueError) as error:
                 raise BadInput(f"cannot read style image {source.image}: {error}") from error
             images.append(to_tensor(image)[None].to(self.device))
