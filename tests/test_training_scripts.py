@@ -180,6 +180,8 @@ def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_
     record = after.styles["scream"].metadata["training"]  # this run's own multipliers, for the REPORT
     assert record["style_loss_weight"] == refine_weights["scream"] and record["temporal_loss_weight"] == 1.0
     assert record["tv_weight"] == 5000.0  # --tv-weight reaches the objective
+    # the refined styles' colour treatment is measured for their new vectors: the export looks as shipped
+    assert {i for i in ids if "colour" in after.styles[i].metadata} == {"scream", "turner"}
     unknown = subprocess.run(
         [sys.executable, str(REPO / "training" / "build_catalogue.py"), "refine", "--styles", "nosuch",
          "--data", str(data), "--models", str(tmp_path / "models"), "--runs", str(tmp_path / "runs2")],

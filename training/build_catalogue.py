@@ -165,7 +165,9 @@ def stage_refine(args: argparse.Namespace) -> None:
     Writes the whole catalogue with them replaced (`report --full-from` ships it as it is;
     `finish --full-from` takes its full part)."""
     from clipmorph.styles import catalogue
+    from clipmorph.training import colour
     from clipmorph.training.distill import plain_ids, rename_styles
+    from clipmorph.training.evaluate import style_images_for
     from clipmorph.training.trainer import train
 
     source = catalogue.read_catalogue(args.full_from or Path(args.models))
@@ -175,7 +177,10 @@ def stage_refine(args: argparse.Namespace) -> None:
         part = plain_ids(part, LITE_SUFFIX)
     config = refine_config(args, part)
     result = train(config, resume=True, base=part)
-    part.merge(lively(result.library, part, args))  # same ids: the refined styles replace the old ones
+    refined = lively(result.library, part, args)
+    # Their colour treatment measured again for the new vectors, so the export looks as it would ship.
+    refined = colour.calibrate(refined, style_images_for(refined, data_root(args) / "styles"), colour_photos(args))
+    part.merge(refined)  # same ids: the refined styles replace the old ones
     source.merge(rename_styles(part, LITE_SUFFIX) if lite else part)
     out = args.export or runs_dir(args) / "refined"
     catalogue.write_catalogue(source, out)
