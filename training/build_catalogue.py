@@ -51,6 +51,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
 
     data = data_root(args)
     backbone, sources = styles_from_toml(CATALOGUE, data / "styles")
+    tv_weight = getattr(args, "tv_weight", None)  # 0 is a choice: no smoothing
     teacher_weight = args.teacher_weight
     if teacher_weight is None:  # the recipe's, from catalogue.toml
         teacher_weight = float(backbone.get("teacher_weight", 0.0))
@@ -77,7 +78,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         norm=args.norm or str(backbone.get("norm", "instance")),
         lr=args.lr,
         spot_weight=args.spot_weight,
-        tv_weight=float(getattr(args, "tv_weight", None) or backbone.get("tv_weight", TrainConfig.tv_weight)),
+        tv_weight=float(backbone.get("tv_weight", TrainConfig.tv_weight) if tv_weight is None else tv_weight),
         teacher_dir=teacher_dir(args) if teacher_weight else None,
         teacher_weight=teacher_weight,
     )
@@ -597,7 +598,10 @@ def painting_sizes(pairs: list) -> str:
 
 def other_weights(pairs: list) -> str:
     """The temporal and teacher weights of a refinement, each style's own multiplier applied
-    (runs recorded before the multipliers were kept say nothing of them)."""
+    (runs recorded before the multipliers were kept say nothing of them), and its TV weight where
+    it is not the default."""
+    from clipmorph.training.config import TrainConfig
+
     run = pairs[0][1]
     temporal = [(s.id, r["temporal_loss_weight"]) for s, r in pairs if "temporal_loss_weight" in r]
     text = ""
@@ -607,8 +611,6 @@ def other_weights(pairs: list) -> str:
     if run.get("teacher_weight"):
         teacher = ", ".join(f"{s.id} {run['teacher_weight'] * r.get('teacher_loss_weight', 1.0):g}" for s, r in pairs)
         text += f"; teacher anchor {teacher}"
-    from clipmorph.training.config import TrainConfig
-
     if run.get("tv_weight", TrainConfig.tv_weight) != TrainConfig.tv_weight:
         text += f"; TV {run['tv_weight']:.3g}"
     return text
