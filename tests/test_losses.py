@@ -139,3 +139,38 @@ def test_vgg_fetch_command_downloads_verifies_and_caches(vgg_assets, tmp_path):
     assert fetched.keys() == reference.keys() and all(torch.equal(fetched[k], reference[k]) for k in fetched)
     second = run_cli("vgg", "fetch", env={"CLIPMORPH_CACHE": str(tmp_path)})
     assert second.returncode == 0 and str(cached) in second.stdout
+
+
+def test_coarse_scale_asks_for_the_paintings_marks_at_their_size(vgg_net):
+    """The coarse style term compares the output shrunk by the factor with the painting shrunk
+    the same way: zero for the painting itself, an added distance (with a gradient) for bands
+    half the painting's width; the logged per-image distance stays the painting's own scale."""
+    y = torch.arange(128.0)[:, None].expand(128, 128)
+
+    def bands(period: float) -> torch.Tensor:
+        wave = torch.sin(2 * torch.pi * y / period) * 0.4 + 0.5
+        return torch.stack([wave, wave * 0.6, 1 - wave])[None]
+
+    painting = bands(16)
+    half = {0.5: [losses.shrink(painting, 0.5)]}
+    coarse = losses.PerceptualObjective.for_paintings(vgg_net, [painting], coarse=half)
+    fine = losses.PerceptualObjective.for_paintings(vgg_net, [painting])
+    first, weights = torch.zeros(1, dtype=torch.long), losses.LossWeights(content=0, tv=0)
+    assert coarse.losses(painting, painting, first, weights)["style"].item() < 1e-6
+    narrow = bands(8).requires_grad_(True)
+    with_coarse = coarse.losses(narrow, narrow, first, weights)
+    alone = fine.losses(narrow, narrow, first, weights)
+    assert with_coarse["style"].item() > alone["style"].item() > 0  # the coarse term adds its own distance
+    assert torch.equal(with_coarse["per_image_style"], alone["per_image_style"])  # logs: the painting's scale
+    with_coarse["style"].backward()
+    assert narrow.grad is not None and narrow.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        losses.PerceptualObjective(vgg_net, fine.targets, coarse={2.0: fine.targets})
+
+
+def test_shrink_filters_before_it_subsamples():
+    """A one-pixel checkerboard shrunk by half is an even grey, not an alias of the pattern."""
+    board = ((torch.arange(64)[:, None] + torch.arange(64)[None]) % 2).float().expand(1, 3, 64, 64)
+    small = losses.shrink(board, 0.5)
+    assert small.shape == (1, 3, 32, 32)
+    assert (small - 0.5).abs().max().item() < 0.05

@@ -338,3 +338,20 @@ def test_a_style_with_its_own_painting_size_gets_gram_targets_and_a_record_of_th
     result = train(config, show_bar=False)
     assert result.library.styles["stripes"].metadata["training"]["style_size"] == 32
     assert result.library.styles["checks"].metadata["training"]["style_size"] == 64
+
+
+def test_a_style_with_its_own_coarse_scales_takes_the_coarse_term_and_the_others_do_not(
+    pictures, vgg_env, tmp_path, monkeypatch
+):
+    """catalogue.toml's per-style ``coarse_scales``: that style's painting is also matched at
+    half size, the others (the run's default: none) only at theirs; both are recorded."""
+    from clipmorph.training.trainer import Trainer, train
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
+    config = tiny_config(pictures, tmp_path, steps=1, style_size=64)
+    config.styles = [replace(config.styles[0], coarse_scales=(0.5,)), config.styles[1]]
+    objective = Trainer(config).objective
+    assert list(objective.coarse) == [0.5] and objective.coarse_users[0.5].tolist() == [1.0, 0.0]
+    result = train(config, show_bar=False)
+    assert result.library.styles["stripes"].metadata["training"]["coarse_scales"] == [0.5]
+    assert "coarse_scales" not in result.library.styles["checks"].metadata["training"]

@@ -78,6 +78,13 @@ def test_a_style_list_refuses_weights_that_are_not_positive_and_paintings_too_sm
     (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\nstyle_size = 256\n')
     [source] = styles_from_toml(tmp_path / "list.toml", tmp_path)[1]
     assert source.style_size == 256 and "style_size" not in source.metadata
+    for bad in ("0.5", "[1.5]", "[0.5, 0.5]"):
+        (tmp_path / "list.toml").write_text(f'[[style]]\nid = "p"\nstyle_file = "p.png"\ncoarse_scales = {bad}\n')
+        with pytest.raises(BadInput, match="style p: coarse"):
+            styles_from_toml(tmp_path / "list.toml", tmp_path)
+    (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\ncoarse_scales = [0.5]\n')
+    [source] = styles_from_toml(tmp_path / "list.toml", tmp_path)[1]
+    assert source.coarse_scales == (0.5,) and "coarse_scales" not in source.metadata
 
 
 def test_pack_for_device_shrinks_photos_keeps_paintings_and_halves_the_loss_network(tmp_path, vgg_assets):
@@ -163,7 +170,7 @@ def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_
         [sys.executable, str(REPO / "training" / "build_catalogue.py"), "refine", "--styles", "scream,turner",
          "--data", str(data), "--models", str(tmp_path / "models"), "--runs", str(tmp_path / "runs"),
          "--steps", "2", "--image-size", "32", "--style-size", "64", "--batch-size", "2", "--workers", "0",
-         "--no-wandb", "--teacher-weight", "0", "--tv-weight", "5000"],
+         "--no-wandb", "--teacher-weight", "0", "--tv-weight", "5000", "--coarse-scales", "0.5"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "CLIPMORPH_CACHE": str(vgg_assets[1].parent)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -180,6 +187,7 @@ def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_
     record = after.styles["scream"].metadata["training"]  # this run's own multipliers, for the REPORT
     assert record["style_loss_weight"] == refine_weights["scream"] and record["temporal_loss_weight"] == 1.0
     assert record["tv_weight"] == 5000.0  # --tv-weight reaches the objective
+    assert record["coarse_scales"] == [0.5]  # and so does --coarse-scales, recorded for the REPORT
     # the refined styles' colour treatment is measured for their new vectors: the export looks as shipped
     assert {i for i in ids if "colour" in after.styles[i].metadata} == {"scream", "turner"}
     unknown = subprocess.run(
@@ -250,6 +258,14 @@ def test_the_report_names_each_refined_styles_own_temporal_and_teacher_weights()
     [line] = build.refinement_lines(SimpleNamespace(styles=smoother))
     assert line.endswith("teacher anchor basquiat 3e+06, okeeffe 1.5e+07; TV 1e+05.")  # only a TV not the default
     assert "paintings at 512 px" in line
+    coarse = {
+        i: SimpleNamespace(id=i, metadata={"training": run | m | {"coarse_scales": [0.5]}}) for i, m in own.items()
+    }
+    [line] = build.refinement_lines(SimpleNamespace(styles=coarse))
+    assert line.endswith("teacher anchor basquiat 3e+06, okeeffe 1.5e+07; style term also at 0.5x size.")
+    coarse["basquiat"].metadata["training"]["coarse_scales"] = []  # a style's own: none
+    [line] = build.refinement_lines(SimpleNamespace(styles=coarse))
+    assert line.endswith("; style term also at okeeffe 0.5x size.")
     own["okeeffe"]["style_size"] = 256
     sized = {i: SimpleNamespace(id=i, metadata={"training": run | m}) for i, m in own.items()}
     [line] = build.refinement_lines(SimpleNamespace(styles=sized))

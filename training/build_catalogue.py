@@ -81,6 +81,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         tv_weight=float(backbone.get("tv_weight", TrainConfig.tv_weight) if tv_weight is None else tv_weight),
         teacher_dir=teacher_dir(args) if teacher_weight else None,
         teacher_weight=teacher_weight,
+        coarse_scales=tuple(getattr(args, "coarse_scales", None) or ()),
     )
 
 
@@ -599,7 +600,7 @@ def painting_sizes(pairs: list) -> str:
 def other_weights(pairs: list) -> str:
     """The temporal and teacher weights of a refinement, each style's own multiplier applied
     (runs recorded before the multipliers were kept say nothing of them), and its TV weight where
-    it is not the default."""
+    it is not the default, and the style term's coarse scales where it has them."""
     from clipmorph.training.config import TrainConfig
 
     run = pairs[0][1]
@@ -613,6 +614,12 @@ def other_weights(pairs: list) -> str:
         text += f"; teacher anchor {teacher}"
     if run.get("tv_weight", TrainConfig.tv_weight) != TrainConfig.tv_weight:
         text += f"; TV {run['tv_weight']:.3g}"
+    scales = {s.id: ", ".join(f"{f:g}x" for f in r.get("coarse_scales") or ()) for s, r in pairs}
+    if any(scales.values()):
+        if len(set(scales.values())) == 1:
+            text += f"; style term also at {next(iter(scales.values()))} size"
+        else:
+            text += "; style term also at " + ", ".join(f"{i} {v}" for i, v in scales.items() if v) + " size"
     return text
 
 
@@ -672,6 +679,12 @@ def main_parser() -> argparse.ArgumentParser:
     parser.add_argument("--spot-weight", type=float, default=0.0, help="train, refine: droplet penalty weight")
     parser.add_argument(
         "--tv-weight", type=float, help="train, refine: total-variation weight (default: catalogue.toml's, else 1000)"
+    )
+    parser.add_argument(
+        "--coarse-scales",
+        type=lambda text: [float(f) for f in text.split(",") if f],
+        help="train, refine: also take the style term with output and painting shrunk by these factors, "
+        "e.g. 0.5 (the painting's marks at twice their size; default: one scale)",
     )
     parser.add_argument("--workers", type=int, default=1, help="photo loading processes")
     parser.add_argument("--compile", action="store_true", help="train: torch.compile the network and the loss network")

@@ -18,6 +18,18 @@ from clipmorph.training.temporal import MotionRange
 CROP_PATHS = ("auto", "device", "loader")
 
 
+def valid_scales(scales, who: str = "") -> tuple[float, ...]:
+    """Coarse style scales as distinct factors between 0 and 1 (BadInput otherwise)."""
+    try:
+        factors = tuple(float(f) for f in scales)
+    except (TypeError, ValueError):
+        factors = ()
+        scales = [scales]
+    if (not factors and scales) or any(not 0 < f < 1 for f in factors) or len(set(factors)) != len(factors):
+        raise BadInput(f"{who}coarse style scales must be distinct factors between 0 and 1, got {list(scales)}")
+    return factors
+
+
 @dataclass
 class StyleSource:
     """One style to learn: its id, the painting, and how strongly to weigh its style loss."""
@@ -31,10 +43,15 @@ class StyleSource:
     # Long side of this painting when its Gram targets are taken (default: TrainConfig.style_size):
     # the smaller the painting, the larger its marks come out on the photos.
     style_size: int | None = None
+    # This style's coarse scales of the style term (default: TrainConfig.coarse_scales): (0.5,)
+    # also asks for the painting's marks at twice their size (clipmorph.training.objective).
+    coarse_scales: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         validate_name(self.id)
         self.image = Path(self.image)
+        if self.coarse_scales is not None:
+            self.coarse_scales = valid_scales(self.coarse_scales, f"style {self.id}: ")
 
 
 @dataclass
@@ -50,6 +67,9 @@ class TrainConfig:
     batch_size: int = 4
     image_size: int = 256
     style_size: int = 512  # long side of the painting when its Gram targets are taken
+    # Extra scales of the style term (factors < 1: output and painting both shrunk; objective.py):
+    # (0.5,) also asks for the painting's marks at twice their size. Empty: one scale.
+    coarse_scales: tuple[float, ...] = ()
     lr: float = 1e-3
     content_weight: float = 1.0
     style_weight: float = 5.0
@@ -93,6 +113,7 @@ class TrainConfig:
             raise BadInput("steps and batch size must be >= 1, image and style sizes >= 32")
         folders = [self.content] if isinstance(self.content, str | Path) else self.content
         self.content, self.checkpoint_dir = [Path(f) for f in folders], local_or_url(self.checkpoint_dir)
+        self.coarse_scales = valid_scales(self.coarse_scales)
         if self.crops not in CROP_PATHS:
             raise BadInput(f"unknown crop path {self.crops!r}; choose from {', '.join(CROP_PATHS)}")
         if self.teacher_weight and self.teacher_dir is None:
@@ -102,6 +123,10 @@ class TrainConfig:
             if self.add_to:
                 raise BadInput("--init-from starts a new backbone; --add-to keeps a stored one frozen: pick one")
             self.init_from = Path(self.init_from)
+
+    def scales_of(self, source: StyleSource) -> tuple[float, ...]:
+        """The coarse style scales this style trains with: its own, else the run's."""
+        return self.coarse_scales if source.coarse_scales is None else source.coarse_scales
 
     @property
     def local_dir(self) -> Path:
@@ -119,6 +144,7 @@ class TrainConfig:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["styles"] = [{**asdict(s), "image": str(s.image)} for s in self.styles]
         data["motion"] = asdict(self.motion)
+        data["coarse_scales"] = list(self.coarse_scales)
         data["content"], data["checkpoint_dir"] = [str(f) for f in self.content], str(self.checkpoint_dir)
         data["wandb_dir"] = str(self.wandb_dir) if self.wandb_dir else None
         data["init_from"] = str(self.init_from) if self.init_from else None
@@ -130,8 +156,13 @@ class TrainConfig:
         keep = ["width", "batch_size", "image_size", "style_size", "lr", "seed"]
         keep += ["content_weight", "style_weight", "tv_weight", "noise_weight", "noise_sigma", "warp_weight"]
         keep += ["spot_weight", "temporal_images", "norm", "teacher_weight"]
+        extra = {"coarse_scales": list(self.coarse_scales)} if self.coarse_scales else {}  # absent: one scale
         # planned_steps: a run may stop early (time budget); the record's `steps` are the ones taken
-        return {k: getattr(self, k) for k in keep} | {"planned_steps": self.steps, "motion": asdict(self.motion)}
+        return {k: getattr(self, k) for k in keep} | {
+            "planned_steps": self.steps,
+            "motion": asdict(self.motion),
+            **extra,
+        }
 
 
 @dataclass
@@ -168,10 +199,13 @@ def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSour
         temporal = float(entry.pop("temporal_weight", 1.0))
         teacher = float(entry.pop("teacher_weight", 1.0))
         size = entry.pop("style_size", None)
+        scales = entry.pop("coarse_scales", None)
         if weight <= 0 or temporal <= 0 or teacher < 0:
             raise BadInput(f"style {style_id}: style_weight and temporal_weight must be > 0, teacher_weight >= 0")
         if size is not None and (not isinstance(size, int) or size < 32):
             raise BadInput(f"style {style_id}: style_size must be a whole number of pixels >= 32")
-        own = {"temporal_weight": temporal, "teacher_weight": teacher, "style_size": size}
+        if scales is not None and not isinstance(scales, list):
+            raise BadInput(f"style {style_id}: coarse_scales must be a list of factors, e.g. [0.5]")
+        own = {"temporal_weight": temporal, "teacher_weight": teacher, "style_size": size, "coarse_scales": scales}
         sources.append(StyleSource(style_id, image, weight, entry, **own))
     return dict(data.get("backbone", {})), sources

@@ -5,6 +5,12 @@ Content is the squared difference of ``relu2_2`` features; style is the squared 
 Gram matrices over four layers, against each image's own painting (a batch mixes styles, each
 with its own weight); total variation smooths. Training adds the temporal terms
 (``clipmorph.training.temporal``).
+
+Optionally the style term is also taken at coarser scales: the output shrunk by a factor
+against the painting shrunk by the same factor. VGG's layers see marks of a few pixels, so at
+one scale the network learns the painting's finest texture only; at half scale the same
+layers ask for marks twice as large, while the full-scale term keeps the fine texture honest
+(only shrinking the painting asks for larger marks *and* finer banding: docs/training.md).
 """
 
 from __future__ import annotations
@@ -61,26 +67,50 @@ def total_variation(image: Tensor) -> Tensor:
     return dx + dy
 
 
-class PerceptualObjective:
-    """Gram targets of N paintings (stacked: layer -> (N, C, C)) and their style weights."""
+def shrink(image: Tensor, factor: float) -> Tensor:
+    """An image (or batch) scaled by ``factor`` < 1 with an antialiasing filter, so the coarse
+    style term sees the marks, not aliases of the finer texture."""
+    height, width = image.shape[-2:]
+    size = (max(1, round(height * factor)), max(1, round(width * factor)))
+    return F.interpolate(image.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
 
-    def __init__(self, vgg: VGGFeatures, targets: dict[str, Tensor], style_weights: Tensor | None = None) -> None:
+
+def painting_grams(vgg: VGGFeatures, paintings: list[Tensor]) -> dict[str, Tensor]:
+    """Gram targets of paintings given as (1, 3, H, W) tensors in [0, 1], stacked per layer."""
+    with torch.no_grad():
+        per_painting = [grams(vgg(painting, STYLE_LAYERS)) for painting in paintings]
+    return {k: torch.cat([g[k] for g in per_painting]) for k in STYLE_LAYERS}
+
+
+class PerceptualObjective:
+    """Gram targets of N paintings (stacked: layer -> (N, C, C)) and their style weights, and
+    optionally the targets of the same paintings at coarser scales (factor -> targets), each
+    with the paintings that take it (factor -> (N,) 1 or 0; default: all of them)."""
+
+    def __init__(
+        self, vgg: VGGFeatures, targets: dict[str, Tensor], style_weights: Tensor | None = None,
+        coarse: dict[float, dict[str, Tensor]] | None = None, coarse_users: dict[float, Tensor] | None = None,
+    ) -> None:  # fmt: skip
         self.vgg = vgg
         self.targets = targets
         count = next(iter(targets.values())).shape[0]
         self.style_weights = style_weights if style_weights is not None else torch.ones(count)
+        self.coarse = coarse or {}
+        for factor in self.coarse:
+            if not 0 < factor < 1:
+                raise ValueError(f"a coarse style scale must be between 0 and 1, got {factor}")
+        users = coarse_users or {}
+        self.coarse_users = {factor: users.get(factor, torch.ones(count)).float() for factor in self.coarse}
 
     @classmethod
     def for_paintings(
-        cls, vgg: VGGFeatures, paintings: list[Tensor], style_weights: Tensor | None = None
-    ) -> PerceptualObjective:
-        """Targets from paintings given as (1, 3, H, W) tensors in [0, 1]."""
-        per_painting = []
-        with torch.no_grad():
-            for painting in paintings:
-                per_painting.append(grams(vgg(painting, STYLE_LAYERS)))
-        stacked = {k: torch.cat([g[k] for g in per_painting]) for k in STYLE_LAYERS}
-        return cls(vgg, stacked, style_weights)
+        cls, vgg: VGGFeatures, paintings: list[Tensor], style_weights: Tensor | None = None,
+        coarse: dict[float, list[Tensor]] | None = None, coarse_users: dict[float, Tensor] | None = None,
+    ) -> PerceptualObjective:  # fmt: skip
+        """Targets from paintings given as (1, 3, H, W) tensors in [0, 1]; ``coarse`` gives, per
+        scale factor, the same paintings at that fraction of their size."""
+        shrunk = {factor: painting_grams(vgg, images) for factor, images in (coarse or {}).items()}
+        return cls(vgg, painting_grams(vgg, paintings), style_weights, shrunk, coarse_users)
 
     def features(self, images: Tensor) -> dict[str, Tensor]:
         return self.vgg(images, ALL_LAYERS)
@@ -92,10 +122,17 @@ class PerceptualObjective:
         with torch.no_grad():
             content_feats = self.vgg(content, [CONTENT_LAYER])
         per_image = style_distance(out_feats, {k: self.targets[k][styles] for k in STYLE_LAYERS})
+        styled = per_image
+        for factor, targets in self.coarse.items():
+            users = self.coarse_users[factor].to(per_image.device)[styles]
+            if not users.any():
+                continue
+            small = self.vgg(shrink(output, factor).to(output.dtype), STYLE_LAYERS)
+            styled = styled + users * style_distance(small, {k: targets[k][styles] for k in STYLE_LAYERS})
         weight = self.style_weights.to(per_image.device)[styles]
         return {
             "content": weights.content * content_distance(out_feats, content_feats),
-            "style": weights.style * (per_image * weight).mean(),
+            "style": weights.style * (styled * weight).mean(),
             "tv": weights.tv * total_variation(output),
             "per_image_style": per_image.detach(),
         }

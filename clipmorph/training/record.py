@@ -114,12 +114,15 @@ def result_library(trainer: Trainer) -> StyleLibrary:
 
 def own_multipliers(source: StyleSource) -> dict:
     """The style's own multipliers of the run's style, temporal and teacher weights, and its own
-    painting size where it has one (it replaces the run's in the style's record)."""
+    painting size and coarse style scales where it has them (they replace the run's in the
+    style's record)."""
     own = {
         "style_loss_weight": source.style_weight,
         "temporal_loss_weight": source.temporal_weight,
         "teacher_loss_weight": source.teacher_weight,
     }
+    if source.coarse_scales is not None:
+        own["coarse_scales"] = list(source.coarse_scales)
     return own | ({"style_size": source.style_size} if source.style_size else {})
 
 

@@ -79,7 +79,11 @@ class Trainer:
         weights = torch.tensor([s.style_weight for s in config.styles], device=self.device)
         self.temporal_weights = torch.tensor([s.temporal_weight for s in config.styles], device=self.device)
         self.teacher_weights = torch.tensor([s.teacher_weight for s in config.styles], device=self.device)
-        self.objective = PerceptualObjective.for_paintings(vgg, self._paintings(), weights)
+        scales = [config.scales_of(s) for s in config.styles]
+        factors = sorted({factor for own in scales for factor in own}, reverse=True)
+        coarse = {factor: self._paintings(factor) for factor in factors}
+        users = {f: torch.tensor([float(f in own) for own in scales], device=self.device) for f in factors}
+        self.objective = PerceptualObjective.for_paintings(vgg, self._paintings(), weights, coarse, users)
         if config.compile:  # after the Gram targets: each painting has its own size, the crops one
             self.objective.vgg = torch.compile(vgg)
         self.weights = LossWeights(config.content_weight, config.style_weight, config.tv_weight)
@@ -87,11 +91,13 @@ class Trainer:
         self.averages: dict[str, float] = {}
         self.wandb_id: str | None = None
 
-    def _paintings(self) -> list[Tensor]:
+    def _paintings(self, factor: float = 1.0) -> list[Tensor]:
+        """Each style's painting at its Gram size, times ``factor`` (the coarse style scales)."""
         images = []
         for source in self.config.styles:
             try:
-                image = fit_long_side(load_rgb(source.image), source.style_size or self.config.style_size)
+                side = max(32, round((source.style_size or self.config.style_size) * factor))
+                image = fit_long_side(load_rgb(source.image), side)
             except (OSError, ValueError) as error:
                 raise BadInput(f"cannot read style image {source.image}: {error}") from error
             images.append(to_tensor(image)[None].to(self.device))
