@@ -518,3 +518,16 @@ def test_the_gallerys_detail_sheet_shows_the_middle_of_each_picture_at_one_to_on
     shown = sheet[: 90 * zoom, cell : cell + 100 * zoom]  # smaller than a cell: all of it
     assert np.array_equal(shown, small.repeat(zoom, axis=0).repeat(zoom, axis=1))
     assert (sheet[cell + 18 :, cell:] == 255).all()  # a shorter row leaves the rest blank
+
+
+def test_the_lite_refinement_takes_its_own_style_weights_where_the_list_gives_them(tmp_path, monkeypatch):
+    """[refine.lite_style_weight] replaces [refine.style_weight] for the lite student's styles
+    only; a style it does not name keeps the shared multiplier."""
+    build = build_catalogue_module()
+    listing = tmp_path / "catalogue.toml"
+    listing.write_text(
+        "[refine.style_weight]\nklimt = 16.0\nscream = 16.0\n\n[refine.lite_style_weight]\nklimt = 6.0\n"
+    )
+    monkeypatch.setattr(build, "CATALOGUE", listing)
+    assert build.refine_weights() == {"klimt": 16.0, "scream": 16.0}
+    assert build.refine_weights(lite=True) == {"klimt": 6.0, "scream": 16.0}

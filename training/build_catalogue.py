@@ -196,7 +196,8 @@ def refine_config(args: argparse.Namespace, library, wanted: list[str] | None = 
     from clipmorph.training.presets import STYLE_LR
 
     base = catalogue_config(args)
-    weights = refine_weights()
+    (backbone,) = library.backbones.values()
+    weights = refine_weights(lite=backbone.name == LITE_BACKBONE)
     if wanted is None:
         wanted = args.styles.split(",") if args.styles else list(weights)  # by default, those the list names
     if not wanted:
@@ -204,7 +205,6 @@ def refine_config(args: argparse.Namespace, library, wanted: list[str] | None = 
     unknown = sorted(set(wanted) - set(library.styles))
     if unknown:
         raise SystemExit(f"refine: {', '.join(unknown)} not in the catalogue")
-    (backbone,) = library.backbones.values()
     styles = [replace(s, style_weight=float(weights.get(s.id, s.style_weight))) for s in base.styles]
     return replace(
         base,
@@ -279,10 +279,13 @@ def spreads(library, photos: list, style_ids: list[str]) -> dict[str, float]:
     return found
 
 
-def refine_weights() -> dict[str, float]:
+def refine_weights(lite: bool = False) -> dict[str, float]:
+    """catalogue.toml's [refine] style-weight multipliers; for the lite student, its
+    [refine.lite_style_weight] entries replace them (a narrower network can need a gentler pull)."""
     import tomllib
 
-    table = tomllib.loads(CATALOGUE.read_text()).get("refine", {}).get("style_weight", {})
+    refine = tomllib.loads(CATALOGUE.read_text()).get("refine", {})
+    table = refine.get("style_weight", {}) | (refine.get("lite_style_weight", {}) if lite else {})
     return {style_id: float(weight) for style_id, weight in table.items()}
 
 
