@@ -174,3 +174,32 @@ def test_shrink_filters_before_it_subsamples():
     small = losses.shrink(board, 0.5)
     assert small.shape == (1, 3, 32, 32)
     assert (small - 0.5).abs().max().item() < 0.05
+
+
+def test_a_painting_taken_in_any_direction_asks_the_same_of_lines_either_way(vgg_net):
+    """Gram targets keep a stroke's direction: a painting of horizontal lines asks for
+    horizontal lines everywhere. Taken in any direction (the painting turned every 45 degrees),
+    horizontal and vertical lines give the same targets, and the painting taken as it is does not."""
+    y = torch.arange(96.0)[:, None].expand(96, 96)
+    lines = (torch.sin(2 * torch.pi * y / 6) * 0.4 + 0.5).expand(1, 3, 96, 96).clone()
+    across, down = lines, lines.transpose(-2, -1)
+
+    def targets(painting: torch.Tensor, any_way: bool) -> dict[str, torch.Tensor]:
+        return losses.painting_grams(vgg_net, [painting], [any_way])
+
+    def gap(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+        return max(((a[k] - b[k]).norm() / b[k].norm()).item() for k in a)
+
+    assert gap(targets(across, True), targets(down, True)) < 0.05
+    assert gap(targets(across, False), targets(down, False)) > 0.2
+
+
+def test_turned_keeps_the_central_square_and_cuts_no_corners_in():
+    image = torch.rand(1, 3, 40, 60)
+    square = image[..., :, 10:50]
+    assert torch.equal(losses.turned(image, 0), square)
+    assert torch.equal(losses.turned(image, 90), torch.rot90(square, 1, dims=(-2, -1)))
+    diagonal = losses.turned(image, 45)
+    assert diagonal.shape[-2:] == (28, 28)  # the largest square inside the turned 40 x 40 one
+    flat = torch.full((1, 3, 40, 40), 0.3)
+    assert torch.allclose(losses.turned(flat, 45), flat[..., :28, :28], atol=1e-6)

@@ -355,3 +355,25 @@ def test_a_style_with_its_own_coarse_scales_takes_the_coarse_term_and_the_others
     result = train(config, show_bar=False)
     assert result.library.styles["stripes"].metadata["training"]["coarse_scales"] == [0.5]
     assert "coarse_scales" not in result.library.styles["checks"].metadata["training"]
+
+
+def test_a_style_taken_in_any_direction_gets_turned_targets_and_a_record_of_it(
+    pictures, vgg_env, tmp_path, monkeypatch
+):
+    """catalogue.toml's per-style ``any_direction``: that painting's Gram targets are the mean
+    over it turned every 45 degrees (they differ from its own), the other style's are its own."""
+    from clipmorph.training.objective import STYLE_LAYERS, painting_grams
+    from clipmorph.training.trainer import Trainer, train
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
+    config = tiny_config(pictures, tmp_path, steps=1, style_size=64)
+    config.styles = [replace(config.styles[0], any_direction=True), config.styles[1]]
+    trainer = Trainer(config)
+    stripes, checks = trainer._paintings()
+    own = painting_grams(trainer.objective.vgg, [stripes, checks])
+    for layer in STYLE_LAYERS:
+        assert not torch.allclose(trainer.objective.targets[layer][0], own[layer][0])
+        assert torch.allclose(trainer.objective.targets[layer][1], own[layer][1])
+    result = train(config, show_bar=False)
+    assert result.library.styles["stripes"].metadata["training"]["any_direction"] is True
+    assert "any_direction" not in result.library.styles["checks"].metadata["training"]

@@ -85,6 +85,12 @@ def test_a_style_list_refuses_weights_that_are_not_positive_and_paintings_too_sm
     (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\ncoarse_scales = [0.5]\n')
     [source] = styles_from_toml(tmp_path / "list.toml", tmp_path)[1]
     assert source.coarse_scales == (0.5,) and "coarse_scales" not in source.metadata
+    (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\nany_direction = "yes"\n')
+    with pytest.raises(BadInput, match="any_direction must be true or false"):
+        styles_from_toml(tmp_path / "list.toml", tmp_path)
+    (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\nany_direction = true\n')
+    [source] = styles_from_toml(tmp_path / "list.toml", tmp_path)[1]
+    assert source.any_direction is True and "any_direction" not in source.metadata
 
 
 def test_pack_for_device_shrinks_photos_keeps_paintings_and_halves_the_loss_network(tmp_path, vgg_assets):
@@ -266,6 +272,9 @@ def test_the_report_names_each_refined_styles_own_temporal_and_teacher_weights()
     coarse["basquiat"].metadata["training"]["coarse_scales"] = []  # a style's own: none
     [line] = build.refinement_lines(SimpleNamespace(styles=coarse))
     assert line.endswith("; style term also at okeeffe 0.5x size.")
+    coarse["okeeffe"].metadata["training"]["any_direction"] = True
+    [line] = build.refinement_lines(SimpleNamespace(styles=coarse))
+    assert line.endswith("; style term also at okeeffe 0.5x size; strokes in any direction (okeeffe).")
     own["okeeffe"]["style_size"] = 256
     sized = {i: SimpleNamespace(id=i, metadata={"training": run | m}) for i, m in own.items()}
     [line] = build.refinement_lines(SimpleNamespace(styles=sized))

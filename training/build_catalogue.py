@@ -82,6 +82,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         teacher_dir=teacher_dir(args) if teacher_weight else None,
         teacher_weight=teacher_weight,
         coarse_scales=tuple(getattr(args, "coarse_scales", None) or ()),
+        any_direction=bool(getattr(args, "any_direction", False)),
     )
 
 
@@ -623,6 +624,9 @@ def other_weights(pairs: list) -> str:
             text += f"; style term also at {next(iter(scales.values()))} size"
         else:
             text += "; style term also at " + ", ".join(f"{i} {v}" for i, v in scales.items() if v) + " size"
+    turned = [s.id for s, r in pairs if r.get("any_direction")]
+    if turned:
+        text += "; strokes in any direction" + ("" if len(turned) == len(pairs) else f" ({', '.join(turned)})")
     return text
 
 
@@ -688,6 +692,12 @@ def main_parser() -> argparse.ArgumentParser:
         type=lambda text: [float(f) for f in text.split(",") if f],
         help="train, refine: also take the style term with output and painting shrunk by these factors, "
         "e.g. 0.5 (the painting's marks at twice their size; default: one scale)",
+    )
+    parser.add_argument(
+        "--any-direction",
+        action="store_true",
+        help="train, refine: Gram targets from each painting turned every 45 degrees, so its strokes may run "
+        "any way (default: catalogue.toml's any_direction per style, else the painting's own directions)",
     )
     parser.add_argument("--workers", type=int, default=1, help="photo loading processes")
     parser.add_argument("--compile", action="store_true", help="train: torch.compile the network and the loss network")

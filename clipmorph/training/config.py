@@ -46,6 +46,9 @@ class StyleSource:
     # This style's coarse scales of the style term (default: TrainConfig.coarse_scales): (0.5,)
     # also asks for the painting's marks at twice their size (clipmorph.training.objective).
     coarse_scales: tuple[float, ...] | None = None
+    # Gram targets from the painting turned every 45 degrees (objective.painting_grams): its
+    # strokes may run any way on the photo, not the painting's one main way everywhere.
+    any_direction: bool | None = None  # None: the run's
 
     def __post_init__(self) -> None:
         validate_name(self.id)
@@ -70,6 +73,7 @@ class TrainConfig:
     # Extra scales of the style term (factors < 1: output and painting both shrunk; objective.py):
     # (0.5,) also asks for the painting's marks at twice their size. Empty: one scale.
     coarse_scales: tuple[float, ...] = ()
+    any_direction: bool = False  # every painting's Gram targets from it turned every 45 degrees
     lr: float = 1e-3
     content_weight: float = 1.0
     style_weight: float = 5.0
@@ -124,6 +128,10 @@ class TrainConfig:
                 raise BadInput("--init-from starts a new backbone; --add-to keeps a stored one frozen: pick one")
             self.init_from = Path(self.init_from)
 
+    def any_direction_of(self, source: StyleSource) -> bool:
+        """Whether this style's strokes may run in any direction: its own say, else the run's."""
+        return self.any_direction if source.any_direction is None else source.any_direction
+
     def scales_of(self, source: StyleSource) -> tuple[float, ...]:
         """The coarse style scales this style trains with: its own, else the run's."""
         return self.coarse_scales if source.coarse_scales is None else source.coarse_scales
@@ -157,6 +165,7 @@ class TrainConfig:
         keep += ["content_weight", "style_weight", "tv_weight", "noise_weight", "noise_sigma", "warp_weight"]
         keep += ["spot_weight", "temporal_images", "norm", "teacher_weight"]
         extra = {"coarse_scales": list(self.coarse_scales)} if self.coarse_scales else {}  # absent: one scale
+        extra |= {"any_direction": True} if self.any_direction else {}  # absent: the painting's directions
         # planned_steps: a run may stop early (time budget); the record's `steps` are the ones taken
         return {k: getattr(self, k) for k in keep} | {
             "planned_steps": self.steps,
@@ -200,12 +209,16 @@ def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSour
         teacher = float(entry.pop("teacher_weight", 1.0))
         size = entry.pop("style_size", None)
         scales = entry.pop("coarse_scales", None)
+        any_direction = entry.pop("any_direction", None)
         if weight <= 0 or temporal <= 0 or teacher < 0:
             raise BadInput(f"style {style_id}: style_weight and temporal_weight must be > 0, teacher_weight >= 0")
         if size is not None and (not isinstance(size, int) or size < 32):
             raise BadInput(f"style {style_id}: style_size must be a whole number of pixels >= 32")
         if scales is not None and not isinstance(scales, list):
             raise BadInput(f"style {style_id}: coarse_scales must be a list of factors, e.g. [0.5]")
+        if any_direction is not None and not isinstance(any_direction, bool):
+            raise BadInput(f"style {style_id}: any_direction must be true or false")
         own = {"temporal_weight": temporal, "teacher_weight": teacher, "style_size": size, "coarse_scales": scales}
+        own["any_direction"] = any_direction
         sources.append(StyleSource(style_id, image, weight, entry, **own))
     return dict(data.get("backbone", {})), sources

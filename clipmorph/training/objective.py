@@ -15,6 +15,7 @@ layers ask for marks twice as large, while the full-scale term keeps the fine te
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -75,10 +76,42 @@ def shrink(image: Tensor, factor: float) -> Tensor:
     return F.interpolate(image.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
-def painting_grams(vgg: VGGFeatures, paintings: list[Tensor]) -> dict[str, Tensor]:
-    """Gram targets of paintings given as (1, 3, H, W) tensors in [0, 1], stacked per layer."""
+TURNS = (0, 45, 90, 135)  # degrees: a stroke's direction in every quarter of the half-turn
+
+
+def turned(image: Tensor, degrees: int) -> Tensor:
+    """The image's central square turned by ``degrees``; for angles off the right angles, the
+    largest square inside the turned one (no corners filled in)."""
+    height, width = image.shape[-2:]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = image[..., top : top + side, left : left + side]
+    if degrees % 90 == 0:
+        return torch.rot90(square, degrees // 90, dims=(-2, -1))
+    angle = math.radians(degrees)
+    theta = torch.tensor([[math.cos(angle), -math.sin(angle), 0.0], [math.sin(angle), math.cos(angle), 0.0]])
+    theta = theta[None].expand(square.shape[0], 2, 3).to(square)
+    grid = F.affine_grid(theta, list(square.shape), align_corners=False)
+    rotated = F.grid_sample(square, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    inner = int(side / math.sqrt(2))
+    start = (side - inner) // 2
+    return rotated[..., start : start + inner, start : start + inner]
+
+
+def painting_grams(
+    vgg: VGGFeatures, paintings: list[Tensor], any_direction: list[bool] | None = None
+) -> dict[str, Tensor]:
+    """Gram targets of paintings given as (1, 3, H, W) tensors in [0, 1], stacked per layer.
+    Where ``any_direction`` is set, a painting's targets are averaged over it turned by each of
+    TURNS: Gram statistics keep a stroke's direction but not its place, so a painting whose strokes
+    mostly run one way is otherwise matched by strokes that run that way over the whole photo."""
+    turns = any_direction or [False] * len(paintings)
+    per_painting = []
     with torch.no_grad():
-        per_painting = [grams(vgg(painting, STYLE_LAYERS)) for painting in paintings]
+        for painting, any_way in zip(paintings, turns, strict=True):
+            views = [turned(painting, degrees) for degrees in TURNS] if any_way else [painting]
+            each = [grams(vgg(view, STYLE_LAYERS)) for view in views]
+            per_painting.append({k: sum(g[k] for g in each) / len(each) for k in STYLE_LAYERS})
     return {k: torch.cat([g[k] for g in per_painting]) for k in STYLE_LAYERS}
 
 
@@ -106,11 +139,13 @@ class PerceptualObjective:
     def for_paintings(
         cls, vgg: VGGFeatures, paintings: list[Tensor], style_weights: Tensor | None = None,
         coarse: dict[float, list[Tensor]] | None = None, coarse_users: dict[float, Tensor] | None = None,
+        any_direction: list[bool] | None = None,
     ) -> PerceptualObjective:  # fmt: skip
         """Targets from paintings given as (1, 3, H, W) tensors in [0, 1]; ``coarse`` gives, per
-        scale factor, the same paintings at that fraction of their size."""
-        shrunk = {factor: painting_grams(vgg, images) for factor, images in (coarse or {}).items()}
-        return cls(vgg, painting_grams(vgg, paintings), style_weights, shrunk, coarse_users)
+        scale factor, the same paintings at that fraction of their size; ``any_direction`` says
+        which paintings' strokes may run in any direction (``painting_grams``)."""
+        shrunk = {f: painting_grams(vgg, images, any_direction) for f, images in (coarse or {}).items()}
+        return cls(vgg, painting_grams(vgg, paintings, any_direction), style_weights, shrunk, coarse_users)
 
     def features(self, images: Tensor) -> dict[str, Tensor]:
         return self.vgg(images, ALL_LAYERS)

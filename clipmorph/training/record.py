@@ -114,7 +114,7 @@ def result_library(trainer: Trainer) -> StyleLibrary:
 
 def own_multipliers(source: StyleSource) -> dict:
     """The style's own multipliers of the run's style, temporal and teacher weights, and its own
-    painting size and coarse style scales where it has them (they replace the run's in the
+    painting size, coarse style scales and stroke directions where it has them (they replace the run's in the
     style's record)."""
     own = {
         "style_loss_weight": source.style_weight,
@@ -123,6 +123,8 @@ def own_multipliers(source: StyleSource) -> dict:
     }
     if source.coarse_scales is not None:
         own["coarse_scales"] = list(source.coarse_scales)
+    if source.any_direction is not None:
+        own["any_direction"] = source.any_direction
     return own | ({"style_size": source.style_size} if source.style_size else {})
 
 

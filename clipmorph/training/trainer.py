@@ -83,7 +83,8 @@ class Trainer:
         factors = sorted({factor for own in scales for factor in own}, reverse=True)
         coarse = {factor: self._paintings(factor) for factor in factors}
         users = {f: torch.tensor([float(f in own) for own in scales], device=self.device) for f in factors}
-        self.objective = PerceptualObjective.for_paintings(vgg, self._paintings(), weights, coarse, users)
+        any_way = [config.any_direction_of(s) for s in config.styles]
+        self.objective = PerceptualObjective.for_paintings(vgg, self._paintings(), weights, coarse, users, any_way)
         if config.compile:  # after the Gram targets: each painting has its own size, the crops one
             self.objective.vgg = torch.compile(vgg)
         self.weights = LossWeights(config.content_weight, config.style_weight, config.tv_weight)
