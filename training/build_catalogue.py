@@ -654,6 +654,11 @@ def ablation_lines(data: dict) -> list[str]:
     return [*lines, ""]
 
 
+def scale_factors(text: str) -> list[float]:
+    """--coarse-scales: comma-separated factors, e.g. 0.5 or 0.5,0.25."""
+    return [float(factor) for factor in text.split(",") if factor]
+
+
 def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["teach", "train", "refine", "ablation", "finish", "report"])
@@ -689,7 +694,7 @@ def main_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--coarse-scales",
-        type=lambda text: [float(f) for f in text.split(",") if f],
+        type=scale_factors,
         help="train, refine: also take the style term with output and painting shrunk by these factors, "
         "e.g. 0.5 (the painting's marks at twice their size; default: one scale)",
     )

@@ -159,9 +159,7 @@ class PerceptualObjective:
         per_image = style_distance(out_feats, {k: self.targets[k][styles] for k in STYLE_LAYERS})
         styled = per_image
         for factor, targets in self.coarse.items():
-            users = self.coarse_users[factor].to(per_image.device)[styles]
-            if not users.any():
-                continue
+            users = self.coarse_users[factor].to(per_image.device)[styles]  # no host sync: always computed
             small = self.vgg(shrink(output, factor).to(output.dtype), STYLE_LAYERS)
             styled = styled + users * style_distance(small, {k: targets[k][styles] for k in STYLE_LAYERS})
         weight = self.style_weights.to(per_image.device)[styles]
