@@ -23,10 +23,9 @@ def valid_scales(scales, who: str = "") -> tuple[float, ...]:
     try:
         factors = tuple(float(f) for f in scales)
     except (TypeError, ValueError):
-        factors = ()
-        scales = [scales]
-    if (not factors and scales) or any(not 0 < f < 1 for f in factors) or len(set(factors)) != len(factors):
-        raise BadInput(f"{who}coarse style scales must be distinct factors between 0 and 1, got {list(scales)}")
+        factors = None
+    if factors is None or any(not 0 < f < 1 for f in factors) or len(set(factors)) != len(factors):
+        raise BadInput(f"{who}coarse style scales must be distinct factors between 0 and 1, got {scales!r}")
     return factors
 
 
@@ -218,7 +217,9 @@ def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSour
             raise BadInput(f"style {style_id}: coarse_scales must be a list of factors, e.g. [0.5]")
         if any_direction is not None and not isinstance(any_direction, bool):
             raise BadInput(f"style {style_id}: any_direction must be true or false")
-        own = {"temporal_weight": temporal, "teacher_weight": teacher, "style_size": size, "coarse_scales": scales}
-        own["any_direction"] = any_direction
+        own = {
+            "temporal_weight": temporal, "teacher_weight": teacher, "style_size": size,
+            "coarse_scales": scales, "any_direction": any_direction,
+        }  # fmt: skip
         sources.append(StyleSource(style_id, image, weight, entry, **own))
     return dict(data.get("backbone", {})), sources
