@@ -176,7 +176,8 @@ def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_
         [sys.executable, str(REPO / "training" / "build_catalogue.py"), "refine", "--styles", "scream,turner",
          "--data", str(data), "--models", str(tmp_path / "models"), "--runs", str(tmp_path / "runs"),
          "--steps", "2", "--image-size", "32", "--style-size", "64", "--batch-size", "2", "--workers", "0",
-         "--no-wandb", "--teacher-weight", "0", "--tv-weight", "5000", "--coarse-scales", "0.5"],
+         "--no-wandb", "--teacher-weight", "0", "--tv-weight", "5000", "--coarse-scales", "0.5",
+         "--calm-weight", "1e9"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "CLIPMORPH_CACHE": str(vgg_assets[1].parent)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -194,6 +195,7 @@ def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_
     assert record["style_loss_weight"] == refine_weights["scream"] and record["temporal_loss_weight"] == 1.0
     assert record["tv_weight"] == 5000.0  # --tv-weight reaches the objective
     assert record["coarse_scales"] == [0.5]  # and so does --coarse-scales, recorded for the REPORT
+    assert record["calm_weight"] == 1e9  # and --calm-weight
     # the refined styles' colour treatment is measured for their new vectors: the export looks as shipped
     assert {i for i in ids if "colour" in after.styles[i].metadata} == {"scream", "turner"}
     unknown = subprocess.run(
@@ -263,6 +265,10 @@ def test_the_report_names_each_refined_styles_own_temporal_and_teacher_weights()
     smoother = {i: SimpleNamespace(id=i, metadata={"training": run | m | {"tv_weight": 1e5}}) for i, m in own.items()}
     [line] = build.refinement_lines(SimpleNamespace(styles=smoother))
     assert line.endswith("teacher anchor basquiat 3e+06, okeeffe 1.5e+07; TV 1e+05.")  # only a TV not the default
+    for style in smoother.values():
+        style.metadata["training"]["calm_weight"] = 2e10
+    [line] = build.refinement_lines(SimpleNamespace(styles=smoother))
+    assert line.endswith("; TV 1e+05; calm-area lattice penalty 2e+10.")
     assert "paintings at 512 px" in line
     coarse = {
         i: SimpleNamespace(id=i, metadata={"training": run | m | {"coarse_scales": [0.5]}}) for i, m in own.items()

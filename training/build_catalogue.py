@@ -78,6 +78,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         norm=args.norm or str(backbone.get("norm", "instance")),
         lr=args.lr,
         spot_weight=args.spot_weight,
+        calm_weight=getattr(args, "calm_weight", 0.0),
         tv_weight=float(backbone.get("tv_weight", TrainConfig.tv_weight) if tv_weight is None else tv_weight),
         teacher_dir=teacher_dir(args) if teacher_weight else None,
         teacher_weight=teacher_weight,
@@ -618,6 +619,8 @@ def other_weights(pairs: list) -> str:
         text += f"; teacher anchor {teacher}"
     if run.get("tv_weight", TrainConfig.tv_weight) != TrainConfig.tv_weight:
         text += f"; TV {run['tv_weight']:.3g}"
+    if run.get("calm_weight"):
+        text += f"; calm-area lattice penalty {run['calm_weight']:.3g}"
     scales = {s.id: ", ".join(f"{f:g}x" for f in r.get("coarse_scales") or ()) for s, r in pairs}
     if any(scales.values()):
         if len(set(scales.values())) == 1:
@@ -689,6 +692,10 @@ def main_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="train: Adam learning rate")
     parser.add_argument("--spot-weight", type=float, default=0.0, help="train, refine: droplet penalty weight")
+    parser.add_argument(
+        "--calm-weight", type=float, default=0.0,
+        help="train, refine: weight of the fine-lattice penalty in the photo's calm areas (default: none)",
+    )  # fmt: skip
     parser.add_argument(
         "--tv-weight", type=float, help="train, refine: total-variation weight (default: catalogue.toml's, else 1000)"
     )

@@ -81,6 +81,7 @@ class TrainConfig:
     noise_sigma: float = 0.04
     warp_weight: float = 4e6  # warp-consistency term (pixel MSE on the valid region)
     spot_weight: float = 0.0  # droplet penalty (clipmorph.training.spots): 0 leaves it out
+    calm_weight: float = 0.0  # fine lattice in the photo's calm areas (clipmorph.training.calm): 0 leaves it out
     teacher_dir: Path | None = None  # cached teacher renderings (clipmorph.training.teacher); None: no anchor
     teacher_weight: float = 0.0  # weight of the distance to them (pooled pixels, L1)
     norm: str = "instance"  # new backbones: instance, or mean (no droplets; see NetworkSpec)
@@ -163,7 +164,8 @@ class TrainConfig:
         keep = ["width", "batch_size", "image_size", "style_size", "lr", "seed"]
         keep += ["content_weight", "style_weight", "tv_weight", "noise_weight", "noise_sigma", "warp_weight"]
         keep += ["spot_weight", "temporal_images", "norm", "teacher_weight"]
-        extra = {"coarse_scales": list(self.coarse_scales)} if self.coarse_scales else {}  # absent: one scale
+        extra = {"calm_weight": self.calm_weight} if self.calm_weight else {}  # absent: no calm term
+        extra |= {"coarse_scales": list(self.coarse_scales)} if self.coarse_scales else {}  # absent: one scale
         extra |= {"any_direction": True} if self.any_direction else {}  # absent: the painting's directions
         # planned_steps: a run may stop early (time budget); the record's `steps` are the ones taken
         return {k: getattr(self, k) for k in keep} | {

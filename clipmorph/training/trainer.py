@@ -25,6 +25,7 @@ from clipmorph.errors import BadInput, TrainingStopped
 from clipmorph.inference.engine import pick_device, pick_dtype
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.training import checkpoints, previews, record
+from clipmorph.training.calm import calm_penalty
 from clipmorph.training.config import ProgressCallback, TrainConfig, TrainResult
 from clipmorph.training.data import RandomCrops, find_images
 from clipmorph.training.device_crops import DeviceCrops
@@ -152,6 +153,8 @@ class Trainer:
             self._per_style = losses.pop("per_image_style")
             if cfg.spot_weight:
                 losses["spot"] = cfg.spot_weight * spot_penalty(output, content)
+            if cfg.calm_weight:
+                losses["calm"] = cfg.calm_weight * calm_penalty(output, content)
             if cfg.teacher_weight and target is not None:
                 losses["teacher"] = cfg.teacher_weight * teacher_distance(output, target, self.teacher_weights[styles])
             temporal = self.temporal_weights[styles[sub]]
