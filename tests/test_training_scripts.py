@@ -91,6 +91,13 @@ def test_a_style_list_refuses_weights_that_are_not_positive_and_paintings_too_sm
     (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\nany_direction = true\n')
     [source] = styles_from_toml(tmp_path / "list.toml", tmp_path)[1]
     assert source.any_direction is True and "any_direction" not in source.metadata
+    for bad in ("-1.0", '"high"', "true"):
+        (tmp_path / "list.toml").write_text(f'[[style]]\nid = "p"\nstyle_file = "p.png"\ncalm_weight = {bad}\n')
+        with pytest.raises(BadInput, match="calm_weight must be a number"):
+            styles_from_toml(tmp_path / "list.toml", tmp_path)
+    (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\ncalm_weight = 2e10\n')
+    [source] = styles_from_toml(tmp_path / "list.toml", tmp_path)[1]
+    assert source.calm_weight == 2e10 and "calm_weight" not in source.metadata
 
 
 def test_pack_for_device_shrinks_photos_keeps_paintings_and_halves_the_loss_network(tmp_path, vgg_assets):

@@ -605,7 +605,7 @@ def painting_sizes(pairs: list) -> str:
 def other_weights(pairs: list) -> str:
     """The temporal and teacher weights of a refinement, each style's own multiplier applied
     (runs recorded before the multipliers were kept say nothing of them), and its TV weight where
-    it is not the default, and the style term's coarse scales where it has them."""
+    it is not the default, the style term's coarse scales and the calm-area penalty where they are used."""
     from clipmorph.training.config import TrainConfig
 
     run = pairs[0][1]
@@ -619,8 +619,12 @@ def other_weights(pairs: list) -> str:
         text += f"; teacher anchor {teacher}"
     if run.get("tv_weight", TrainConfig.tv_weight) != TrainConfig.tv_weight:
         text += f"; TV {run['tv_weight']:.3g}"
-    if run.get("calm_weight"):
-        text += f"; calm-area lattice penalty {run['calm_weight']:.3g}"
+    calm = {s.id: r.get("calm_weight") or 0.0 for s, r in pairs}
+    if any(calm.values()):
+        if len(set(calm.values())) == 1:
+            text += f"; calm-area lattice penalty {next(iter(calm.values())):.3g}"
+        else:
+            text += "; calm-area lattice penalty " + ", ".join(f"{i} {w:.3g}" for i, w in calm.items() if w)
     scales = {s.id: ", ".join(f"{f:g}x" for f in r.get("coarse_scales") or ()) for s, r in pairs}
     if any(scales.values()):
         if len(set(scales.values())) == 1:
@@ -694,7 +698,8 @@ def main_parser() -> argparse.ArgumentParser:
     parser.add_argument("--spot-weight", type=float, default=0.0, help="train, refine: droplet penalty weight")
     parser.add_argument(
         "--calm-weight", type=float, default=0.0,
-        help="train, refine: weight of the fine-lattice penalty in the photo's calm areas (default: none)",
+        help="train, refine: weight of the fine-lattice penalty in the photo's calm areas, for the styles "
+        "without their own calm_weight in catalogue.toml (default: none)",
     )  # fmt: skip
     parser.add_argument(
         "--tv-weight", type=float, help="train, refine: total-variation weight (default: catalogue.toml's, else 1000)"

@@ -47,11 +47,17 @@ def calmness(photos: Tensor) -> Tensor:
     return CALM_ENERGY**2 / (CALM_ENERGY**2 + energy**2)
 
 
-def calm_penalty(output: Tensor, content: Tensor) -> Tensor:
-    """Mean, weighted by the photo's calmness, of the output's local fine-band energy above the photo's."""
+def calm_excess(output: Tensor, content: Tensor) -> Tensor:
+    """Per image (B,): the mean, weighted by the photo's calmness, of the output's local
+    fine-band energy above the photo's."""
     output, content = output.float(), content.float()
     with torch.no_grad():
         weight = calmness(content)
         own = local_energy(fine_band(content), ENERGY_SIGMA)
     excess = F.relu(local_energy(fine_band(output), ENERGY_SIGMA) - own)
-    return (weight * excess).mean()
+    return (weight * excess).mean((1, 2, 3))
+
+
+def calm_penalty(output: Tensor, content: Tensor) -> Tensor:
+    """``calm_excess`` over the batch."""
+    return calm_excess(output, content).mean()

@@ -48,6 +48,10 @@ class StyleSource:
     # Gram targets from the painting turned every 45 degrees (objective.painting_grams): its
     # strokes may run any way on the photo, not the painting's one main way everywhere.
     any_direction: bool | None = None  # None: the run's
+    # Weight of the calm-area lattice penalty (clipmorph.training.calm) for this style, in place of
+    # TrainConfig.calm_weight: a faint lattice (Scream) needs a weight that would flatten the strokes
+    # another painting puts in its skies.
+    calm_weight: float | None = None
 
     def __post_init__(self) -> None:
         validate_name(self.id)
@@ -132,6 +136,10 @@ class TrainConfig:
         """Whether this style's strokes may run in any direction: its own say, else the run's."""
         return self.any_direction if source.any_direction is None else source.any_direction
 
+    def calm_weight_of(self, source: StyleSource) -> float:
+        """The weight of this style's calm-area lattice penalty: its own, else the run's."""
+        return self.calm_weight if source.calm_weight is None else source.calm_weight
+
     def scales_of(self, source: StyleSource) -> tuple[float, ...]:
         """The coarse style scales this style trains with: its own, else the run's."""
         return self.coarse_scales if source.coarse_scales is None else source.coarse_scales
@@ -211,6 +219,7 @@ def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSour
         size = entry.pop("style_size", None)
         scales = entry.pop("coarse_scales", None)
         any_direction = entry.pop("any_direction", None)
+        calm = entry.pop("calm_weight", None)
         if weight <= 0 or temporal <= 0 or teacher < 0:
             raise BadInput(f"style {style_id}: style_weight and temporal_weight must be > 0, teacher_weight >= 0")
         if size is not None and (not isinstance(size, int) or size < 32):
@@ -219,9 +228,12 @@ def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSour
             raise BadInput(f"style {style_id}: coarse_scales must be a list of factors, e.g. [0.5]")
         if any_direction is not None and not isinstance(any_direction, bool):
             raise BadInput(f"style {style_id}: any_direction must be true or false")
+        if calm is not None and (isinstance(calm, bool) or not isinstance(calm, int | float) or calm < 0):
+            raise BadInput(f"style {style_id}: calm_weight must be a number >= 0")
         own = {
             "temporal_weight": temporal, "teacher_weight": teacher, "style_size": size,
             "coarse_scales": scales, "any_direction": any_direction,
+            "calm_weight": float(calm) if calm is not None else None,
         }  # fmt: skip
         sources.append(StyleSource(style_id, image, weight, entry, **own))
     return dict(data.get("backbone", {})), sources

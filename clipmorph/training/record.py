@@ -114,8 +114,8 @@ def result_library(trainer: Trainer) -> StyleLibrary:
 
 def own_multipliers(source: StyleSource) -> dict:
     """The style's own multipliers of the run's style, temporal and teacher weights, and its own
-    painting size, coarse style scales and stroke directions where it has them (they replace the run's in the
-    style's record)."""
+    painting size, coarse style scales, stroke directions and calm weight where it has them (they
+    replace the run's in the style's record)."""
     own = {
         "style_loss_weight": source.style_weight,
         "temporal_loss_weight": source.temporal_weight,
@@ -125,6 +125,8 @@ def own_multipliers(source: StyleSource) -> dict:
         own["coarse_scales"] = list(source.coarse_scales)
     if source.any_direction is not None:
         own["any_direction"] = source.any_direction
+    if source.calm_weight is not None:
+        own["calm_weight"] = source.calm_weight
     return own | ({"style_size": source.style_size} if source.style_size else {})
 
 

@@ -25,7 +25,7 @@ from clipmorph.errors import BadInput, TrainingStopped
 from clipmorph.inference.engine import pick_device, pick_dtype
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.training import checkpoints, previews, record
-from clipmorph.training.calm import calm_penalty
+from clipmorph.training.calm import calm_excess
 from clipmorph.training.config import ProgressCallback, TrainConfig, TrainResult
 from clipmorph.training.data import RandomCrops, find_images
 from clipmorph.training.device_crops import DeviceCrops
@@ -80,6 +80,8 @@ class Trainer:
         weights = torch.tensor([s.style_weight for s in config.styles], device=self.device)
         self.temporal_weights = torch.tensor([s.temporal_weight for s in config.styles], device=self.device)
         self.teacher_weights = torch.tensor([s.teacher_weight for s in config.styles], device=self.device)
+        calm = [config.calm_weight_of(s) for s in config.styles]
+        self.calm_weights = torch.tensor(calm, device=self.device) if any(calm) else None
         scales = [config.scales_of(s) for s in config.styles]
         factors = sorted({factor for own in scales for factor in own}, reverse=True)
         coarse = {factor: self._paintings(factor) for factor in factors}
@@ -153,8 +155,8 @@ class Trainer:
             self._per_style = losses.pop("per_image_style")
             if cfg.spot_weight:
                 losses["spot"] = cfg.spot_weight * spot_penalty(output, content)
-            if cfg.calm_weight:
-                losses["calm"] = cfg.calm_weight * calm_penalty(output, content)
+            if self.calm_weights is not None:
+                losses["calm"] = (self.calm_weights[styles] * calm_excess(output, content)).mean()
             if cfg.teacher_weight and target is not None:
                 losses["teacher"] = cfg.teacher_weight * teacher_distance(output, target, self.teacher_weights[styles])
             temporal = self.temporal_weights[styles[sub]]
