@@ -276,6 +276,9 @@ def test_the_report_names_each_refined_styles_own_temporal_and_teacher_weights()
         style.metadata["training"]["calm_weight"] = 2e10
     [line] = build.refinement_lines(SimpleNamespace(styles=smoother))
     assert line.endswith("; TV 1e+05; calm-area lattice penalty 2e+10.")
+    smoother["basquiat"].metadata["training"]["calm_weight"] = 0.0  # a style's own: none
+    [line] = build.refinement_lines(SimpleNamespace(styles=smoother))
+    assert line.endswith("; TV 1e+05; calm-area lattice penalty okeeffe 2e+10.")
     assert "paintings at 512 px" in line
     coarse = {
         i: SimpleNamespace(id=i, metadata={"training": run | m | {"coarse_scales": [0.5]}}) for i, m in own.items()
