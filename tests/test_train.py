@@ -362,6 +362,7 @@ def test_a_style_with_its_own_calm_weight_takes_the_calm_term_and_the_others_do_
 ):
     """catalogue.toml's per-style ``calm_weight``: only images of that style pay the calm-area
     lattice penalty (the run's weight: none); the weight is in its record, not the other's."""
+    from clipmorph.errors import BadInput
     from clipmorph.training.calm import calm_excess
     from clipmorph.training.trainer import Trainer, train
 
@@ -379,6 +380,8 @@ def test_a_style_with_its_own_calm_weight_takes_the_calm_term_and_the_others_do_
     assert float(others) == 0.0
     result = train(config, show_bar=False)
     assert result.library.styles["stripes"].metadata["training"]["calm_weight"] == 1e6
+    with pytest.raises(BadInput, match="calm weight must be >= 0"):
+        tiny_config(pictures, tmp_path, steps=1, calm_weight=-1.0)
     assert "calm_weight" not in result.library.styles["checks"].metadata["training"]
 
 

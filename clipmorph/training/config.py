@@ -119,6 +119,8 @@ class TrainConfig:
         validate_name(self.backbone_name, "backbone name")
         if self.steps < 1 or self.batch_size < 1 or self.image_size < 32 or self.style_size < 32:
             raise BadInput("steps and batch size must be >= 1, image and style sizes >= 32")
+        if self.calm_weight < 0 or any(s.calm_weight is not None and s.calm_weight < 0 for s in self.styles):
+            raise BadInput("a calm weight must be >= 0 (0: no calm term)")
         folders = [self.content] if isinstance(self.content, str | Path) else self.content
         self.content, self.checkpoint_dir = [Path(f) for f in folders], local_or_url(self.checkpoint_dir)
         self.coarse_scales = valid_scales(self.coarse_scales)
