@@ -69,35 +69,28 @@ def test_a_style_list_refuses_weights_that_are_not_positive_and_paintings_too_sm
     from clipmorph.training.config import styles_from_toml
 
     Image.fromarray(gradient_frame(64, 64)).save(tmp_path / "p.png")
-    (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\ntemporal_weight = -1\n')
-    with pytest.raises(BadInput, match="must be > 0"):
-        styles_from_toml(tmp_path / "list.toml", tmp_path)
-    (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\nstyle_size = 16\n')
-    with pytest.raises(BadInput, match="style_size must be"):
-        styles_from_toml(tmp_path / "list.toml", tmp_path)
-    (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\nstyle_size = 256\n')
-    [source] = styles_from_toml(tmp_path / "list.toml", tmp_path)[1]
-    assert source.style_size == 256 and "style_size" not in source.metadata
-    for bad in ("0.5", "[1.5]", "[0.5, 0.5]"):
-        (tmp_path / "list.toml").write_text(f'[[style]]\nid = "p"\nstyle_file = "p.png"\ncoarse_scales = {bad}\n')
-        with pytest.raises(BadInput, match="style p: coarse"):
-            styles_from_toml(tmp_path / "list.toml", tmp_path)
-    (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\ncoarse_scales = [0.5]\n')
-    [source] = styles_from_toml(tmp_path / "list.toml", tmp_path)[1]
-    assert source.coarse_scales == (0.5,) and "coarse_scales" not in source.metadata
-    (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\nany_direction = "yes"\n')
-    with pytest.raises(BadInput, match="any_direction must be true or false"):
-        styles_from_toml(tmp_path / "list.toml", tmp_path)
-    (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\nany_direction = true\n')
-    [source] = styles_from_toml(tmp_path / "list.toml", tmp_path)[1]
-    assert source.any_direction is True and "any_direction" not in source.metadata
-    for bad in ("-1.0", '"high"', "true"):
-        (tmp_path / "list.toml").write_text(f'[[style]]\nid = "p"\nstyle_file = "p.png"\ncalm_weight = {bad}\n')
-        with pytest.raises(BadInput, match="calm_weight must be a number"):
-            styles_from_toml(tmp_path / "list.toml", tmp_path)
-    (tmp_path / "list.toml").write_text('[[style]]\nid = "p"\nstyle_file = "p.png"\ncalm_weight = 2e10\n')
-    [source] = styles_from_toml(tmp_path / "list.toml", tmp_path)[1]
-    assert source.calm_weight == 2e10 and "calm_weight" not in source.metadata
+
+    def one_style(setting: str):
+        (tmp_path / "list.toml").write_text(f'[[style]]\nid = "p"\nstyle_file = "p.png"\n{setting}\n')
+        [source] = styles_from_toml(tmp_path / "list.toml", tmp_path)[1]
+        return source
+
+    refused = {
+        "temporal_weight = -1": "must be > 0",
+        "style_size = 16": "style_size must be",
+        **{f"coarse_scales = {bad}": "style p: coarse" for bad in ("0.5", "[1.5]", "[0.5, 0.5]")},
+        'any_direction = "yes"': "any_direction must be true or false",
+        **{f"calm_weight = {bad}": "calm_weight must be a number" for bad in ("-1.0", '"high"', "true")},
+    }
+    for setting, message in refused.items():
+        with pytest.raises(BadInput, match=message):
+            one_style(setting)
+    kept = {"style_size = 256": 256, "coarse_scales = [0.5]": (0.5,), "any_direction = true": True}
+    kept["calm_weight = 2e10"] = 2e10
+    for setting, value in kept.items():
+        name = setting.split(" = ")[0]
+        source = one_style(setting)
+        assert getattr(source, name) == value and name not in source.metadata
 
 
 def test_pack_for_device_shrinks_photos_keeps_paintings_and_halves_the_loss_network(tmp_path, vgg_assets):
