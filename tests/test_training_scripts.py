@@ -195,7 +195,10 @@ def test_refine_learns_named_styles_again_on_the_frozen_backbone_and_leaves_the_
     assert record["style_loss_weight"] == refine_weights["scream"] and record["temporal_loss_weight"] == 1.0
     assert record["tv_weight"] == 5000.0  # --tv-weight reaches the objective
     assert record["coarse_scales"] == [0.5]  # and so does --coarse-scales, recorded for the REPORT
-    assert record["calm_weight"] == 1e9  # and --calm-weight
+    listed = {s["id"]: s for s in tomllib.loads((REPO / "training" / "catalogue.toml").read_text())["style"]}
+    assert "calm_weight" not in listed["turner"] and listed["scream"]["calm_weight"] != 1e9
+    assert after.styles["turner"].metadata["training"]["calm_weight"] == 1e9  # --calm-weight where the list is silent
+    assert record["calm_weight"] == listed["scream"]["calm_weight"]  # a style's own calm_weight in place of it
     # the refined styles' colour treatment is measured for their new vectors: the export looks as shipped
     assert {i for i in ids if "colour" in after.styles[i].metadata} == {"scream", "turner"}
     unknown = subprocess.run(
