@@ -594,12 +594,17 @@ def refinement_lines(library, backbone: str = "") -> list[str]:
     return lines
 
 
+def each_style(values: dict[str, str]) -> str:
+    """A setting of a refinement's styles: the one value when they share it, else each style's
+    (those that have one), e.g. "512" or "basquiat 512, okeeffe 256"."""
+    if len(set(values.values())) == 1:
+        return next(iter(values.values()))
+    return ", ".join(f"{style_id} {value}" for style_id, value in values.items() if value)
+
+
 def painting_sizes(pairs: list) -> str:
     """The paintings' long side in a refinement: one number, or each style's where they differ."""
-    sizes = {s.id: r["style_size"] for s, r in pairs}
-    if len(set(sizes.values())) == 1:
-        return str(next(iter(sizes.values())))
-    return ", ".join(f"{style_id} {size}" for style_id, size in sizes.items())
+    return each_style({s.id: str(r["style_size"]) for s, r in pairs})
 
 
 def other_weights(pairs: list) -> str:
@@ -619,18 +624,12 @@ def other_weights(pairs: list) -> str:
         text += f"; teacher anchor {teacher}"
     if run.get("tv_weight", TrainConfig.tv_weight) != TrainConfig.tv_weight:
         text += f"; TV {run['tv_weight']:.3g}"
-    calm = {s.id: r.get("calm_weight") or 0.0 for s, r in pairs}
+    calm = {s.id: f"{r['calm_weight']:.3g}" if r.get("calm_weight") else "" for s, r in pairs}
     if any(calm.values()):
-        if len(set(calm.values())) == 1:
-            text += f"; calm-area lattice penalty {next(iter(calm.values())):.3g}"
-        else:
-            text += "; calm-area lattice penalty " + ", ".join(f"{i} {w:.3g}" for i, w in calm.items() if w)
+        text += f"; calm-area lattice penalty {each_style(calm)}"
     scales = {s.id: ", ".join(f"{f:g}x" for f in r.get("coarse_scales") or ()) for s, r in pairs}
     if any(scales.values()):
-        if len(set(scales.values())) == 1:
-            text += f"; style term also at {next(iter(scales.values()))} size"
-        else:
-            text += "; style term also at " + ", ".join(f"{i} {v}" for i, v in scales.items() if v) + " size"
+        text += f"; style term also at {each_style(scales)} size"
     turned = [s.id for s, r in pairs if r.get("any_direction")]
     if turned:
         text += "; strokes in any direction" + ("" if len(turned) == len(pairs) else f" ({', '.join(turned)})")
