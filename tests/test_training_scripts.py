@@ -482,12 +482,13 @@ def test_report_measures_a_finished_catalogue_again_without_moving_a_weight(tmp_
     assert build.main(["report", "--data", str(data), "--models", str(models), "--eval-photos", "2",
                        "--eval-frames", "3"]) == 0  # fmt: skip
     report = (models / "REPORT.md").read_text()
-    assert "| stripes (photos striped) |" in report and "`lite` backbone: distilled from it, 3 steps" in report
+    assert "| stripes (photos striped) | loops /100k px (painting's) |" in report
+    assert "`lite` backbone: distilled from it, 3 steps" in report
     assert (models / "contact-sheet.jpg").is_file()
     again = catalogue.read_catalogue(models)
     for style_id, style in shipped.styles.items():
         measured = again.styles[style_id].metadata["evaluation"]
-        assert {"stripes", "striped", "blobs", "warping_error_ratio"} <= set(measured), style_id
+        assert {"stripes", "striped", "blobs", "loops", "warping_error_ratio"} <= set(measured), style_id
         assert all(torch.equal(style.params[k], again.styles[style_id].params[k]) for k in style.params)
 
 

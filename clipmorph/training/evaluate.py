@@ -34,6 +34,7 @@ from clipmorph.styles.library import StyleLibrary
 from clipmorph.training import objective
 from clipmorph.training.blobs import find_blobs
 from clipmorph.training.droplets import find_droplets
+from clipmorph.training.loops import density, find_loops, painted_loops
 from clipmorph.training.pictures import fit_long_side, load_rgb
 from clipmorph.training.record import total_steps
 from clipmorph.training.stripes import VISIBLE as STRIPES_VISIBLE
@@ -52,6 +53,8 @@ class StyleScores:
     blobs: int = 0  # spots and streaks of colour where the photo is calm (clipmorph.training.blobs)
     stripes: float = 0.0  # the highest stripe score over the photos (clipmorph.training.stripes)
     striped: int = 0  # photos whose stripes show at 1:1 (score above stripes.VISIBLE)
+    loops: float = 0.0  # small dark loops the photos do not have, per 100k px (clipmorph.training.loops)
+    painting_loops: float | None = None  # the painting's own, per 100k px at the photos' size (None: no painting)
 
 
 @dataclass
@@ -178,13 +181,19 @@ def evaluate_library(
         droplets = sum(len(find_droplets(o, p)) for o, p in zip(outputs, photo_arrays, strict=True))
         blobs = sum(len(find_blobs(o, p)) for o, p in zip(outputs, photo_arrays, strict=True))
         banding = [stripe_score(o, p) for o, p in zip(outputs, photo_arrays, strict=True)]
+        loops = density(
+            sum(len(painted_loops(o, p)) for o, p in zip(outputs, photo_arrays, strict=True)),
+            sum(o.shape[0] * o.shape[1] for o in outputs),
+        )
         out_feats = [distances.features(o) for o in outputs]
         content = float(
             np.mean([distances.content_distance(o, p) for o, p in zip(out_feats, photo_feats, strict=True)])
         )
-        style_distance = ratio = None
+        style_distance = ratio = painting_loops = None
         painting = style_images.get(style_id)
         if painting is not None:
+            seen = np.asarray(fit_long_side(load_rgb(painting), settings.photo_side))
+            painting_loops = density(len(find_loops(seen)), seen.shape[0] * seen.shape[1])
             target = distances.features(np.asarray(fit_long_side(load_rgb(painting), settings.style_side)))
             style_distance = float(np.mean([distances.gram_distance(o, target) for o in out_feats]))
             baseline = float(np.mean([distances.gram_distance(p, target) for p in photo_feats]))
@@ -195,7 +204,7 @@ def evaluate_library(
             error = warping_error(stylized, flows)
             error_ratio = error / input_error if input_error else None
         striped = sum(score > STRIPES_VISIBLE for score in banding)
-        scores = (droplets, blobs, max(banding, default=0.0), striped)
+        scores = (droplets, blobs, max(banding, default=0.0), striped, loops, painting_loops)
         results.append(StyleScores(style_id, style_distance, ratio, content, error, error_ratio, *scores))
     run = {
         "photos": len(photo_arrays),
@@ -235,8 +244,8 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 def markdown_table(scores: Sequence[StyleScores], library: StyleLibrary) -> str:
     lines = [
         "| style | steps | device | style dist. (ratio to photo) | content dist. | warping error (ratio to input) "
-        "| droplets | blobs | stripes (photos striped) | colour (photo's share, gain) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| droplets | blobs | stripes (photos striped) | loops /100k px (painting's) | colour (photo's share, gain) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in scores:
         metadata = library.styles[s.style].metadata if s.style in library.styles else {}
@@ -247,7 +256,8 @@ def markdown_table(scores: Sequence[StyleScores], library: StyleLibrary) -> str:
             f"| {s.style} | {steps} | {training.get('device', 'n/a')} "
             f"| {_fmt(s.style_distance)} ({_fmt(s.style_distance_ratio, 2)}) | {_fmt(s.content_distance)} "
             f"| {_fmt(s.warping_error)} ({_fmt(s.warping_error_ratio, 3)}) | {s.droplets} | {s.blobs} "
-            f"| {s.stripes:.2f} ({s.striped}) | {colour.photo_colour:.2f}, {colour.colourfulness:.2f} |"
+            f"| {s.stripes:.2f} ({s.striped}) | {s.loops:.1f} ({_fmt(s.painting_loops, 2)}) "
+            f"| {colour.photo_colour:.2f}, {colour.colourfulness:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
