@@ -192,9 +192,10 @@ def evaluate_library(
         style_distance = ratio = painting_loops = None
         painting = style_images.get(style_id)
         if painting is not None:
-            seen = np.asarray(fit_long_side(load_rgb(painting), settings.photo_side))
+            painting_rgb = load_rgb(painting)
+            seen = np.asarray(fit_long_side(painting_rgb, settings.photo_side))  # at the photos' size, for its loops
             painting_loops = density(len(find_loops(seen)), seen.shape[0] * seen.shape[1])
-            target = distances.features(np.asarray(fit_long_side(load_rgb(painting), settings.style_side)))
+            target = distances.features(np.asarray(fit_long_side(painting_rgb, settings.style_side)))
             style_distance = float(np.mean([distances.gram_distance(o, target) for o in out_feats]))
             baseline = float(np.mean([distances.gram_distance(p, target) for p in photo_feats]))
             ratio = style_distance / baseline if baseline else None
