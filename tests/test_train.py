@@ -62,6 +62,26 @@ def test_resume_refuses_a_checkpoint_of_other_styles(pictures, vgg_env, tmp_path
         train(other, resume=True, show_bar=False)
 
 
+def test_resume_refuses_a_checkpoint_trained_with_other_loss_weights_and_names_them(
+    pictures, vgg_env, tmp_path, monkeypatch
+):
+    from dataclasses import replace
+
+    from clipmorph.errors import BadInput
+    from clipmorph.training.trainer import train
+
+    monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
+    train(tiny_config(pictures, tmp_path, steps=1), show_bar=False)
+    heavier = tiny_config(pictures, tmp_path, steps=2)
+    heavier.styles[1] = replace(heavier.styles[1], style_weight=4.0)
+    with pytest.raises(BadInput, match=r"checks style_weight: 1\.0 -> 4\.0"):
+        train(heavier, resume=True, show_bar=False)
+    with pytest.raises(BadInput, match=r"tv_weight: 1000\.0 -> 0\.0.*move the checkpoint's folder away"):
+        train(tiny_config(pictures, tmp_path, steps=2, tv_weight=0.0), resume=True, show_bar=False)
+    # More steps, minutes or another learning rate are what a later chunk may ask for.
+    assert train(tiny_config(pictures, tmp_path, steps=2, lr=5e-4), resume=True, show_bar=False).step == 2
+
+
 def test_a_run_started_from_an_exported_catalogue_begins_at_its_weights_and_keeps_its_history(
     pictures, vgg_env, tmp_path, monkeypatch
 ):

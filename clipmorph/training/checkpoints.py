@@ -48,4 +48,41 @@ def load_checkpoint(config: TrainConfig, device: torch.device) -> dict:
             raise BadInput(f"checkpoint was trained with {key}={saved[key]!r}, not {mine[key]!r}")
     if [s["id"] for s in saved["styles"]] != [s.id for s in config.styles]:
         raise BadInput("checkpoint holds different styles: " + ", ".join(s["id"] for s in saved["styles"]))
+    changed = objective_changes(saved, mine)
+    if changed:
+        raise BadInput(
+            f"checkpoint {path} was trained with other loss settings ({'; '.join(changed)}): resume with "
+            "the same settings, or move the checkpoint's folder away to start again"
+        )
     return state
+
+
+# What the loss is made of: a run resumed with other values would go on with a different objective
+# and record the new values for weights trained mostly under the old ones. Steps, minutes, the
+# learning rate and the machine may change between chunks.
+OBJECTIVE_SETTINGS = (
+    "image_size", "style_size", "coarse_scales", "any_direction", "content_weight", "style_weight", "tv_weight",
+    "noise_weight", "noise_sigma", "warp_weight", "spot_weight", "calm_weight", "teacher_weight",
+)  # fmt: skip
+STYLE_OBJECTIVE_SETTINGS = (
+    "style_weight", "temporal_weight", "teacher_weight", "style_size", "coarse_scales", "any_direction", "calm_weight",
+)  # fmt: skip
+
+
+def objective_changes(saved: dict, mine: dict) -> list[str]:
+    """``key: saved -> mine`` for each loss setting of two run configs (``TrainConfig.to_dict``) that
+    differs; settings an older checkpoint did not record are not compared."""
+
+    def differences(old: dict, new: dict, keys: tuple[str, ...], prefix: str = "") -> list[str]:
+        return [f"{prefix}{k}: {old[k]!r} -> {new[k]!r}" for k in keys if k in old and _differ(old[k], new.get(k))]
+
+    changed = differences(saved, mine, OBJECTIVE_SETTINGS)
+    for old, new in zip(saved["styles"], mine["styles"], strict=True):
+        changed += differences(old, new, STYLE_OBJECTIVE_SETTINGS, f"{new['id']} ")
+    return changed
+
+
+def _differ(a, b) -> bool:
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return list(a) != list(b)
+    return a != b
