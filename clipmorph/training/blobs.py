@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from clipmorph.training.droplets import neighbourhood_sigma, shaped_regions
+from clipmorph.training.droplets import neighbourhood_sigma, photo_like, shaped_regions
 
 RISE = 22.0  # CIELAB distance from the neighbourhood's colour that can count at all
 RELATIVE = 2.5  # ...and this many times the local texture contrast (the mean distance around it)
@@ -52,8 +52,7 @@ def standing_out(rgb: np.ndarray, sigma: float) -> np.ndarray:
 def find_blobs(output: np.ndarray, photo: np.ndarray) -> list[Blob]:
     """Blobs in ``output`` (RGB uint8) painted from ``photo`` (any size: resized to match)."""
     height, width = output.shape[:2]
-    if photo.shape[:2] != (height, width):
-        photo = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
+    photo = photo_like(photo, output)
     sigma = neighbourhood_sigma(height, width)
     out = standing_out(output, sigma)
     texture = cv2.GaussianBlur(out, (0, 0), 3 * sigma)

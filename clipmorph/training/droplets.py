@@ -64,11 +64,18 @@ def shaped_regions(
         yield x, y, w, h, area, labels[y : y + h, x : x + w] == label
 
 
+def photo_like(photo: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """``photo`` at ``output``'s size (shrunk by area averaging), for comparing them pixel by pixel."""
+    height, width = output.shape[:2]
+    if photo.shape[:2] == (height, width):
+        return photo
+    return cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
+
+
 def find_droplets(output: np.ndarray, photo: np.ndarray) -> list[Droplet]:
     """Droplets in ``output`` (RGB uint8) painted from ``photo`` (any size: resized to match)."""
     height, width = output.shape[:2]
-    if photo.shape[:2] != (height, width):
-        photo = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
+    photo = photo_like(photo, output)
     sigma = neighbourhood_sigma(height, width)
     rise_out = local_rise(luminance(output), sigma)
     rise_in = local_rise(luminance(photo), sigma)

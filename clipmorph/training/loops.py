@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from clipmorph.training.blobs import cielab
+from clipmorph.training.droplets import photo_like
 
 TOP_HAT = 11  # px: the dark lines looked for are thinner than this
 DARKNESS = 30.0  # L* below the line's surroundings that counts as a drawn dark line
@@ -90,9 +91,7 @@ def painted_loops(output: np.ndarray, photo: np.ndarray) -> list[Loop]:
     photo draws one where its own line around the hole (a pixel of shift allowed) is dark,
     ``PHOTO_DARKNESS`` L*, and darker than the hole by ``PHOTO_RING``; a ring painted around a
     small dark thing (a gondola: dark all over in the photo) is the network's."""
-    height, width = output.shape[:2]
-    if photo.shape[:2] != (height, width):
-        photo = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
+    photo = photo_like(photo, output)
     photo_dark = darkness(photo)
     photo_dark_near = cv2.dilate(photo_dark, _PIXEL)
     painted = []

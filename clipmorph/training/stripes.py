@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from clipmorph.training.blobs import cielab
+from clipmorph.training.droplets import photo_like
 
 SIGMA = 6.0  # px: the detail looked at is what this blur removes
 LAGS = np.arange(8, 25)  # px: a mark that repeats this far along one direction is a line
@@ -91,9 +92,7 @@ def directional_coherence(detail: np.ndarray, mask: np.ndarray) -> float:
 def stripe_score(output: np.ndarray, photo: np.ndarray) -> float:
     """Banding in ``output`` (RGB uint8) that ``photo`` (resized to match) does not explain:
     about 0.05 for a clean picture; above ``VISIBLE``, stripes show at 1:1."""
-    height, width = output.shape[:2]
-    if photo.shape[:2] != (height, width):
-        photo = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
+    photo = photo_like(photo, output)
     photo_detail = lab_detail(photo)
     mask = calm_mask(photo_detail)
     return directional_coherence(unexplained(lab_detail(output), photo_detail, mask), mask)
