@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 TUNABLE = ["steps", "batch_size", "image_size", "style_size", "lr", "seed", "device", "precision", "workers"]
 TUNABLE += ["content_weight", "style_weight", "tv_weight", "noise_weight", "noise_sigma", "warp_weight"]
-TUNABLE += ["spot_weight", "calm_weight", "temporal_images", "checkpoint_every", "sample_every", "log_every"]
+TUNABLE += ["spot_weight", "calm_weight", "line_weight", "temporal_images"]
+TUNABLE += ["checkpoint_every", "sample_every", "log_every"]
 
 
 def add_train_parser(commands) -> None:

@@ -377,32 +377,45 @@ def test_a_style_with_its_own_coarse_scales_takes_the_coarse_term_and_the_others
     assert "coarse_scales" not in result.library.styles["checks"].metadata["training"]
 
 
-def test_a_style_with_its_own_calm_weight_takes_the_calm_term_and_the_others_do_not(
-    pictures, vgg_env, tmp_path, monkeypatch
+@pytest.mark.parametrize(
+    ("setting", "term", "module", "message"),
+    [
+        ("calm_weight", "calm", "clipmorph.training.calm:calm_excess", "calm weight must be >= 0"),
+        ("line_weight", "lines", "clipmorph.training.stray_lines:stray_excess", "line weight must be >= 0"),
+    ],
+)
+def test_a_style_with_its_own_penalty_weight_takes_the_term_and_the_others_do_not(
+    pictures, vgg_env, tmp_path, monkeypatch, setting, term, module, message
 ):
-    """catalogue.toml's per-style ``calm_weight``: only images of that style pay the calm-area
-    lattice penalty (the run's weight: none); the weight is in its record, not the other's."""
+    """catalogue.toml's per-style ``calm_weight`` and ``line_weight``: only images of that style
+    pay the calm-area lattice or stray-line penalty (the run's weight: none); the weight is in its
+    record, not the other's."""
+    import importlib
+
     from clipmorph.errors import BadInput
-    from clipmorph.training.calm import calm_excess
     from clipmorph.training.trainer import Trainer, train
 
+    module_name, function = module.split(":")
+    excess = getattr(importlib.import_module(module_name), function)
     monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
     config = tiny_config(pictures, tmp_path, steps=1, style_size=64)
-    config.styles = [replace(config.styles[0], calm_weight=1e6), config.styles[1]]
+    config.styles = [replace(config.styles[0], **{setting: 1e6}), config.styles[1]]
     trainer = Trainer(config)
-    content = torch.linspace(0.2, 0.8, 32).view(1, 1, 1, 32).expand(2, 3, 32, 32).contiguous()  # calm all over
+    ramp = torch.linspace(0.2, 0.8, 32).view(1, 1, 1, 32).expand(2, 3, 32, 32)  # calm all over
+    content = (ramp * torch.tensor([1.0, 0.5, 1.0]).view(1, 3, 1, 1)).contiguous()
+    content[..., 8:24, 12:14] = 0.05  # a dark line the photo draws: only the output's other lines cost
     with torch.no_grad():
         output = trainer.forward(content, torch.tensor([0, 1]))
-        both = trainer.losses(content, torch.tensor([0, 1]), [0, 1])["calm"]
-        others = trainer.losses(content, torch.tensor([1, 1]), [1, 3])["calm"]
-    expected = 1e6 * calm_excess(output, content)[0] / 2  # the batch mean, the second image weighing 0
+        both = trainer.losses(content, torch.tensor([0, 1]), [0, 1])[term]
+        others = trainer.losses(content, torch.tensor([1, 1]), [1, 3])[term]
+    expected = 1e6 * excess(output, content)[0] / 2  # the batch mean, the second image weighing 0
     assert float(both) == pytest.approx(float(expected), rel=0.05) and float(both) > 0  # autocast: bf16 here
     assert float(others) == 0.0
     result = train(config, show_bar=False)
-    assert result.library.styles["stripes"].metadata["training"]["calm_weight"] == 1e6
-    with pytest.raises(BadInput, match="calm weight must be >= 0"):
-        tiny_config(pictures, tmp_path, steps=1, calm_weight=-1.0)
-    assert "calm_weight" not in result.library.styles["checks"].metadata["training"]
+    assert result.library.styles["stripes"].metadata["training"][setting] == 1e6
+    with pytest.raises(BadInput, match=message):
+        tiny_config(pictures, tmp_path, steps=1, **{setting: -1.0})
+    assert setting not in result.library.styles["checks"].metadata["training"]
 
 
 def test_a_style_taken_in_any_direction_gets_turned_targets_and_a_record_of_it(

@@ -81,12 +81,14 @@ def test_a_style_list_refuses_weights_that_are_not_positive_and_paintings_too_sm
         **{f"coarse_scales = {bad}": "style p: coarse" for bad in ("0.5", "[1.5]", "[0.5, 0.5]")},
         'any_direction = "yes"': "any_direction must be true or false",
         **{f"calm_weight = {bad}": "calm_weight must be a number" for bad in ("-1.0", '"high"', "true")},
+        **{f"line_weight = {bad}": "line_weight must be a number" for bad in ("-1.0", '"high"', "true")},
     }
     for setting, message in refused.items():
         with pytest.raises(BadInput, match=message):
             one_style(setting)
     kept = {"style_size = 256": 256, "coarse_scales = [0.5]": (0.5,), "any_direction = true": True}
     kept["calm_weight = 2e10"] = 2e10
+    kept["line_weight = 3e7"] = 3e7
     for setting, value in kept.items():
         name = setting.split(" = ")[0]
         source = one_style(setting)

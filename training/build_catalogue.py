@@ -79,6 +79,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         lr=args.lr,
         spot_weight=args.spot_weight,
         calm_weight=getattr(args, "calm_weight", 0.0),
+        line_weight=getattr(args, "line_weight", 0.0),
         tv_weight=float(backbone.get("tv_weight", TrainConfig.tv_weight) if tv_weight is None else tv_weight),
         teacher_dir=teacher_dir(args) if teacher_weight else None,
         teacher_weight=teacher_weight,
@@ -614,7 +615,8 @@ def painting_sizes(pairs: list) -> str:
 def other_weights(pairs: list) -> str:
     """The temporal and teacher weights of a refinement, each style's own multiplier applied
     (runs recorded before the multipliers were kept say nothing of them), and its TV weight where
-    it is not the default, the style term's coarse scales and the calm-area penalty where they are used."""
+    it is not the default, the style term's coarse scales and the calm-area and stray-line penalties where
+    they are used."""
     from clipmorph.training.config import TrainConfig
 
     run = pairs[0][1]
@@ -631,6 +633,9 @@ def other_weights(pairs: list) -> str:
     calm = {s.id: f"{r['calm_weight']:.3g}" if r.get("calm_weight") else "" for s, r in pairs}
     if any(calm.values()):
         text += f"; calm-area lattice penalty {each_style(calm)}"
+    lines = {s.id: f"{r['line_weight']:.3g}" if r.get("line_weight") else "" for s, r in pairs}
+    if any(lines.values()):
+        text += f"; stray-line penalty {each_style(lines)}"
     scales = {s.id: ", ".join(f"{f:g}x" for f in r.get("coarse_scales") or ()) for s, r in pairs}
     if any(scales.values()):
         text += f"; style term also at {each_style(scales)} size"
@@ -703,6 +708,11 @@ def main_parser() -> argparse.ArgumentParser:
         "--calm-weight", type=float, default=0.0,
         help="train, refine: weight of the fine-lattice penalty in the photo's calm areas, for the styles "
         "without their own calm_weight in catalogue.toml (default: none)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--line-weight", type=float, default=0.0,
+        help="train, refine: weight of the penalty on dark lines the photo does not draw, for the styles "
+        "without their own line_weight in catalogue.toml (default: none)",
     )  # fmt: skip
     parser.add_argument(
         "--tv-weight", type=float, help="train, refine: total-variation weight (default: catalogue.toml's, else 1000)"

@@ -52,6 +52,9 @@ class StyleSource:
     # TrainConfig.calm_weight: a faint lattice (Scream) needs a weight that would flatten the strokes
     # another painting puts in its skies.
     calm_weight: float | None = None
+    # Weight of the stray-line penalty (clipmorph.training.stray_lines) for this style, in place of
+    # TrainConfig.line_weight: only paintings whose Gram terms draw outlines and rings everywhere need it.
+    line_weight: float | None = None
 
     def __post_init__(self) -> None:
         validate_name(self.id)
@@ -86,6 +89,7 @@ class TrainConfig:
     warp_weight: float = 4e6  # warp-consistency term (pixel MSE on the valid region)
     spot_weight: float = 0.0  # droplet penalty (clipmorph.training.spots): 0 leaves it out
     calm_weight: float = 0.0  # fine lattice in the photo's calm areas (clipmorph.training.calm): 0 leaves it out
+    line_weight: float = 0.0  # dark lines the photo does not draw (clipmorph.training.stray_lines): 0 leaves it out
     teacher_dir: Path | None = None  # cached teacher renderings (clipmorph.training.teacher); None: no anchor
     teacher_weight: float = 0.0  # weight of the distance to them (pooled pixels, L1)
     norm: str = "instance"  # new backbones: instance, or mean (no droplets; see NetworkSpec)
@@ -121,6 +125,8 @@ class TrainConfig:
             raise BadInput("steps and batch size must be >= 1, image and style sizes >= 32")
         if self.calm_weight < 0 or any(s.calm_weight is not None and s.calm_weight < 0 for s in self.styles):
             raise BadInput("a calm weight must be >= 0 (0: no calm term)")
+        if self.line_weight < 0 or any(s.line_weight is not None and s.line_weight < 0 for s in self.styles):
+            raise BadInput("a line weight must be >= 0 (0: no stray-line term)")
         folders = [self.content] if isinstance(self.content, str | Path) else self.content
         self.content, self.checkpoint_dir = [Path(f) for f in folders], local_or_url(self.checkpoint_dir)
         self.coarse_scales = valid_scales(self.coarse_scales)
@@ -141,6 +147,10 @@ class TrainConfig:
     def calm_weight_of(self, source: StyleSource) -> float:
         """The weight of this style's calm-area lattice penalty: its own, else the run's."""
         return self.calm_weight if source.calm_weight is None else source.calm_weight
+
+    def line_weight_of(self, source: StyleSource) -> float:
+        """The weight of this style's stray-line penalty: its own, else the run's."""
+        return self.line_weight if source.line_weight is None else source.line_weight
 
     def scales_of(self, source: StyleSource) -> tuple[float, ...]:
         """The coarse style scales this style trains with: its own, else the run's."""
@@ -175,6 +185,7 @@ class TrainConfig:
         keep += ["content_weight", "style_weight", "tv_weight", "noise_weight", "noise_sigma", "warp_weight"]
         keep += ["spot_weight", "temporal_images", "norm", "teacher_weight"]
         extra = {"calm_weight": self.calm_weight} if self.calm_weight else {}  # absent: no calm term
+        extra |= {"line_weight": self.line_weight} if self.line_weight else {}  # absent: no stray-line term
         extra |= {"coarse_scales": list(self.coarse_scales)} if self.coarse_scales else {}  # absent: one scale
         extra |= {"any_direction": True} if self.any_direction else {}  # absent: the painting's directions
         # planned_steps: a run may stop early (time budget); the record's `steps` are the ones taken
@@ -222,6 +233,7 @@ def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSour
         scales = entry.pop("coarse_scales", None)
         any_direction = entry.pop("any_direction", None)
         calm = entry.pop("calm_weight", None)
+        lines = entry.pop("line_weight", None)
         if weight <= 0 or temporal <= 0 or teacher < 0:
             raise BadInput(f"style {style_id}: style_weight and temporal_weight must be > 0, teacher_weight >= 0")
         if size is not None and (not isinstance(size, int) or size < 32):
@@ -232,10 +244,13 @@ def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSour
             raise BadInput(f"style {style_id}: any_direction must be true or false")
         if calm is not None and (isinstance(calm, bool) or not isinstance(calm, int | float) or calm < 0):
             raise BadInput(f"style {style_id}: calm_weight must be a number >= 0")
+        if lines is not None and (isinstance(lines, bool) or not isinstance(lines, int | float) or lines < 0):
+            raise BadInput(f"style {style_id}: line_weight must be a number >= 0")
         own = {
             "temporal_weight": temporal, "teacher_weight": teacher, "style_size": size,
             "coarse_scales": scales, "any_direction": any_direction,
             "calm_weight": float(calm) if calm is not None else None,
+            "line_weight": float(lines) if lines is not None else None,
         }  # fmt: skip
         sources.append(StyleSource(style_id, image, weight, entry, **own))
     return dict(data.get("backbone", {})), sources

@@ -114,7 +114,7 @@ def result_library(trainer: Trainer) -> StyleLibrary:
 
 def own_multipliers(source: StyleSource) -> dict:
     """The style's own multipliers of the run's style, temporal and teacher weights, and its own
-    painting size, coarse style scales, stroke directions and calm weight where it has them (they
+    painting size, coarse style scales, stroke directions, calm and line weights where it has them (they
     replace the run's in the style's record)."""
     own = {
         "style_loss_weight": source.style_weight,
@@ -127,6 +127,8 @@ def own_multipliers(source: StyleSource) -> dict:
         own["any_direction"] = source.any_direction
     if source.calm_weight is not None:
         own["calm_weight"] = source.calm_weight
+    if source.line_weight is not None:
+        own["line_weight"] = source.line_weight
     return own | ({"style_size": source.style_size} if source.style_size else {})
 
 

@@ -35,6 +35,7 @@ from clipmorph.training.objective import LossWeights, PerceptualObjective
 from clipmorph.training.pictures import fit_long_side, load_rgb, to_tensor
 from clipmorph.training.spots import spot_penalty
 from clipmorph.training.starts import starting_network
+from clipmorph.training.stray_lines import stray_excess
 from clipmorph.training.teacher import covered_photos, teacher_distance
 from clipmorph.training.temporal import noise_stability_loss, warp_consistency_loss
 from clipmorph.training.tracking import Tracker
@@ -82,6 +83,8 @@ class Trainer:
         self.teacher_weights = torch.tensor([s.teacher_weight for s in config.styles], device=self.device)
         calm = [config.calm_weight_of(s) for s in config.styles]
         self.calm_weights = torch.tensor(calm, device=self.device) if any(calm) else None
+        lines = [config.line_weight_of(s) for s in config.styles]
+        self.line_weights = torch.tensor(lines, device=self.device) if any(lines) else None
         scales = [config.scales_of(s) for s in config.styles]
         factors = sorted({factor for own in scales for factor in own}, reverse=True)
         coarse = {factor: self._paintings(factor) for factor in factors}
@@ -157,6 +160,8 @@ class Trainer:
                 losses["spot"] = cfg.spot_weight * spot_penalty(output, content)
             if self.calm_weights is not None:
                 losses["calm"] = (self.calm_weights[styles] * calm_excess(output, content)).mean()
+            if self.line_weights is not None:
+                losses["lines"] = (self.line_weights[styles] * stray_excess(output, content)).mean()
             if cfg.teacher_weight and target is not None:
                 losses["teacher"] = cfg.teacher_weight * teacher_distance(output, target, self.teacher_weights[styles])
             temporal = self.temporal_weights[styles[sub]]
