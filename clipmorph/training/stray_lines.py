@@ -16,16 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from clipmorph.model.color import rgb_to_ycc
+
 LINE = 7  # px: dark lines up to about 5 px across count; wider dark areas do not
 NEAR = 5  # px: the photo's own dark line may be this far off (a window, not its echo)
 MARGIN = 0.04  # luminance in [0, 1]: lines fainter than this beyond the photo's are free
-RGB_TO_LUMA = (0.299, 0.587, 0.114)
 
 
 def luminance(images: Tensor) -> Tensor:
-    """(B, 3, H, W) RGB in [0, 1] -> (B, 1, H, W)."""
-    weights = torch.tensor(RGB_TO_LUMA, device=images.device, dtype=torch.float32).view(1, 3, 1, 1)
-    return (images.float() * weights).sum(1, keepdim=True)
+    """(B, 3, H, W) RGB in [0, 1] -> (B, 1, H, W): the colour treatment's BT.601 luma."""
+    return rgb_to_ycc(images.float())[:, :1]
 
 
 def closing(images: Tensor, size: int) -> Tensor:
