@@ -232,8 +232,6 @@ def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSour
         size = entry.pop("style_size", None)
         scales = entry.pop("coarse_scales", None)
         any_direction = entry.pop("any_direction", None)
-        calm = entry.pop("calm_weight", None)
-        lines = entry.pop("line_weight", None)
         if weight <= 0 or temporal <= 0 or teacher < 0:
             raise BadInput(f"style {style_id}: style_weight and temporal_weight must be > 0, teacher_weight >= 0")
         if size is not None and (not isinstance(size, int) or size < 32):
@@ -242,15 +240,20 @@ def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSour
             raise BadInput(f"style {style_id}: coarse_scales must be a list of factors, e.g. [0.5]")
         if any_direction is not None and not isinstance(any_direction, bool):
             raise BadInput(f"style {style_id}: any_direction must be true or false")
-        if calm is not None and (isinstance(calm, bool) or not isinstance(calm, int | float) or calm < 0):
-            raise BadInput(f"style {style_id}: calm_weight must be a number >= 0")
-        if lines is not None and (isinstance(lines, bool) or not isinstance(lines, int | float) or lines < 0):
-            raise BadInput(f"style {style_id}: line_weight must be a number >= 0")
         own = {
             "temporal_weight": temporal, "teacher_weight": teacher, "style_size": size,
             "coarse_scales": scales, "any_direction": any_direction,
-            "calm_weight": float(calm) if calm is not None else None,
-            "line_weight": float(lines) if lines is not None else None,
+            **{name: penalty_weight(entry, name, style_id) for name in ("calm_weight", "line_weight")},
         }  # fmt: skip
         sources.append(StyleSource(style_id, image, weight, entry, **own))
     return dict(data.get("backbone", {})), sources
+
+
+def penalty_weight(entry: dict, name: str, style_id: str) -> float | None:
+    """A style's own weight of one of the optional penalties (taken out of ``entry``), or None."""
+    value = entry.pop(name, None)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise BadInput(f"style {style_id}: {name} must be a number >= 0")
+    return float(value)
