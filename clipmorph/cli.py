@@ -132,8 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 TUNABLE = ["steps", "batch_size", "image_size", "style_size", "lr", "seed", "device", "precision", "workers"]
 TUNABLE += ["content_weight", "style_weight", "tv_weight", "noise_weight", "noise_sigma", "warp_weight"]
-TUNABLE += ["spot_weight", "calm_weight", "line_weight", "temporal_images"]
+TUNABLE += ["spot_weight", "temporal_images"]
 TUNABLE += ["checkpoint_every", "sample_every", "log_every"]
+
+
+def tunable_settings() -> list[str]:
+    """The TrainConfig settings ``clipmorph train`` takes as flags: TUNABLE and each optional
+    per-style penalty's weight (clipmorph.training.penalties), for the styles without their own."""
+    from clipmorph.training.penalties import PENALTY_SETTINGS
+
+    return [*TUNABLE, *PENALTY_SETTINGS]
 
 
 def add_train_parser(commands) -> None:
@@ -174,7 +182,7 @@ def add_train_parser(commands) -> None:
         "--wandb-dir", type=Path, help="W&B files (and sample grids for a URL --checkpoint-dir); default: there"
     )
     train.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    for name in TUNABLE:
+    for name in tunable_settings():
         default = defaults[name].default
         train.add_argument(
             f"--{name.replace('_', '-')}", type=type(default), default=default, help=f"default {default}"
@@ -198,7 +206,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise BadInput("give style images or --catalogue")
     name = args.name or backbone.get("name") or sources[0].id
     width = args.width or backbone.get("width") or "full"
-    tuning = {k: getattr(args, k) for k in TUNABLE}
+    tuning = {k: getattr(args, k) for k in tunable_settings()}
     config = TrainConfig(
         styles=sources,
         content=args.content,

@@ -14,6 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+from clipmorph.training.penalties import STYLE_PENALTIES
+
 from conftest import TINY, run_cli
 from media_factory import gradient_frame, make_video
 
@@ -377,26 +379,17 @@ def test_a_style_with_its_own_coarse_scales_takes_the_coarse_term_and_the_others
     assert "coarse_scales" not in result.library.styles["checks"].metadata["training"]
 
 
-@pytest.mark.parametrize(
-    ("setting", "term", "module", "message"),
-    [
-        ("calm_weight", "calm", "clipmorph.training.calm:calm_excess", "calm weight must be >= 0"),
-        ("line_weight", "lines", "clipmorph.training.stray_lines:stray_excess", "line weight must be >= 0"),
-    ],
-)
+@pytest.mark.parametrize("penalty", STYLE_PENALTIES, ids=lambda p: p.loss)
 def test_a_style_with_its_own_penalty_weight_takes_the_term_and_the_others_do_not(
-    pictures, vgg_env, tmp_path, monkeypatch, setting, term, module, message
+    pictures, vgg_env, tmp_path, monkeypatch, penalty
 ):
-    """catalogue.toml's per-style ``calm_weight`` and ``line_weight``: only images of that style
-    pay the calm-area lattice or stray-line penalty (the run's weight: none); the weight is in its
-    record, not the other's."""
-    import importlib
-
+    """catalogue.toml's per-style penalty weights (``calm_weight``, ``line_weight``, ...): only
+    images of that style pay the term (the run's weight: none); the weight is in its record, not
+    the other's; a negative weight is refused."""
     from clipmorph.errors import BadInput
     from clipmorph.training.trainer import Trainer, train
 
-    module_name, function = module.split(":")
-    excess = getattr(importlib.import_module(module_name), function)
+    setting, term, excess = penalty.setting, penalty.loss, penalty.excess
     monkeypatch.setenv("CLIPMORPH_CACHE", vgg_env["CLIPMORPH_CACHE"])
     config = tiny_config(pictures, tmp_path, steps=1, style_size=64)
     config.styles = [replace(config.styles[0], **{setting: 1e6}), config.styles[1]]
@@ -413,7 +406,7 @@ def test_a_style_with_its_own_penalty_weight_takes_the_term_and_the_others_do_no
     assert float(others) == 0.0
     result = train(config, show_bar=False)
     assert result.library.styles["stripes"].metadata["training"][setting] == 1e6
-    with pytest.raises(BadInput, match=message):
+    with pytest.raises(BadInput, match=f"{penalty.title}'s weight must be >= 0"):
         tiny_config(pictures, tmp_path, steps=1, **{setting: -1.0})
     assert setting not in result.library.styles["checks"].metadata["training"]
 

@@ -48,6 +48,7 @@ def data_root(args: argparse.Namespace) -> Path:
 
 def catalogue_config(args: argparse.Namespace, steps: int | None = None):
     from clipmorph.training.config import TrainConfig, styles_from_toml
+    from clipmorph.training.penalties import PENALTY_SETTINGS
 
     data = data_root(args)
     backbone, sources = styles_from_toml(CATALOGUE, data / "styles")
@@ -78,8 +79,7 @@ def catalogue_config(args: argparse.Namespace, steps: int | None = None):
         norm=args.norm or str(backbone.get("norm", "instance")),
         lr=args.lr,
         spot_weight=args.spot_weight,
-        calm_weight=getattr(args, "calm_weight", 0.0),
-        line_weight=getattr(args, "line_weight", 0.0),
+        **{setting: getattr(args, setting, 0.0) for setting in PENALTY_SETTINGS},
         tv_weight=float(backbone.get("tv_weight", TrainConfig.tv_weight) if tv_weight is None else tv_weight),
         teacher_dir=teacher_dir(args) if teacher_weight else None,
         teacher_weight=teacher_weight,
@@ -618,6 +618,7 @@ def other_weights(pairs: list) -> str:
     it is not the default, the style term's coarse scales and the calm-area and stray-line penalties where
     they are used."""
     from clipmorph.training.config import TrainConfig
+    from clipmorph.training.penalties import STYLE_PENALTIES
 
     run = pairs[0][1]
     temporal = [(s.id, r["temporal_loss_weight"]) for s, r in pairs if "temporal_loss_weight" in r]
@@ -630,12 +631,10 @@ def other_weights(pairs: list) -> str:
         text += f"; teacher anchor {teacher}"
     if run.get("tv_weight", TrainConfig.tv_weight) != TrainConfig.tv_weight:
         text += f"; TV {run['tv_weight']:.3g}"
-    calm = {s.id: f"{r['calm_weight']:.3g}" if r.get("calm_weight") else "" for s, r in pairs}
-    if any(calm.values()):
-        text += f"; calm-area lattice penalty {each_style(calm)}"
-    lines = {s.id: f"{r['line_weight']:.3g}" if r.get("line_weight") else "" for s, r in pairs}
-    if any(lines.values()):
-        text += f"; stray-line penalty {each_style(lines)}"
+    for penalty in STYLE_PENALTIES:
+        weights = {s.id: f"{r[penalty.setting]:.3g}" if r.get(penalty.setting) else "" for s, r in pairs}
+        if any(weights.values()):
+            text += f"; {penalty.title} {each_style(weights)}"
     scales = {s.id: ", ".join(f"{f:g}x" for f in r.get("coarse_scales") or ()) for s, r in pairs}
     if any(scales.values()):
         text += f"; style term also at {each_style(scales)} size"

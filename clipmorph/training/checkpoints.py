@@ -13,6 +13,7 @@ from clipmorph import locations
 from clipmorph.errors import BadInput
 from clipmorph.locations import Location
 from clipmorph.training.config import TrainConfig
+from clipmorph.training.penalties import PENALTY_SETTINGS
 
 CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
@@ -62,11 +63,11 @@ def load_checkpoint(config: TrainConfig, device: torch.device) -> dict:
 # learning rate and the machine may change between chunks.
 OBJECTIVE_SETTINGS = (
     "image_size", "style_size", "coarse_scales", "any_direction", "content_weight", "style_weight", "tv_weight",
-    "noise_weight", "noise_sigma", "warp_weight", "spot_weight", "calm_weight", "line_weight", "teacher_weight",
+    "noise_weight", "noise_sigma", "warp_weight", "spot_weight", "teacher_weight", *PENALTY_SETTINGS,
 )  # fmt: skip
 STYLE_OBJECTIVE_SETTINGS = (
-    "style_weight", "temporal_weight", "teacher_weight", "style_size", "coarse_scales", "any_direction", "calm_weight",
-    "line_weight",
+    "style_weight", "temporal_weight", "teacher_weight", "style_size", "coarse_scales", "any_direction",
+    *PENALTY_SETTINGS,
 )  # fmt: skip
 
 

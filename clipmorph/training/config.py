@@ -13,6 +13,7 @@ from clipmorph.locations import Location, is_url, local_or_url
 from clipmorph.model.network import WIDTHS, NetworkSpec
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.styles.names import validate_name
+from clipmorph.training.penalties import PENALTY_SETTINGS, STYLE_PENALTIES
 from clipmorph.training.temporal import MotionRange
 
 CROP_PATHS = ("auto", "device", "loader")
@@ -123,10 +124,9 @@ class TrainConfig:
         validate_name(self.backbone_name, "backbone name")
         if self.steps < 1 or self.batch_size < 1 or self.image_size < 32 or self.style_size < 32:
             raise BadInput("steps and batch size must be >= 1, image and style sizes >= 32")
-        if self.calm_weight < 0 or any(s.calm_weight is not None and s.calm_weight < 0 for s in self.styles):
-            raise BadInput("a calm weight must be >= 0 (0: no calm term)")
-        if self.line_weight < 0 or any(s.line_weight is not None and s.line_weight < 0 for s in self.styles):
-            raise BadInput("a line weight must be >= 0 (0: no stray-line term)")
+        for penalty in STYLE_PENALTIES:
+            if min(self.penalty_weight_of(s, penalty.setting) for s in self.styles) < 0:
+                raise BadInput(f"the {penalty.title}'s weight must be >= 0 (0: none), not {penalty.setting} < 0")
         folders = [self.content] if isinstance(self.content, str | Path) else self.content
         self.content, self.checkpoint_dir = [Path(f) for f in folders], local_or_url(self.checkpoint_dir)
         self.coarse_scales = valid_scales(self.coarse_scales)
@@ -144,13 +144,11 @@ class TrainConfig:
         """Whether this style's strokes may run in any direction: its own say, else the run's."""
         return self.any_direction if source.any_direction is None else source.any_direction
 
-    def calm_weight_of(self, source: StyleSource) -> float:
-        """The weight of this style's calm-area lattice penalty: its own, else the run's."""
-        return self.calm_weight if source.calm_weight is None else source.calm_weight
-
-    def line_weight_of(self, source: StyleSource) -> float:
-        """The weight of this style's stray-line penalty: its own, else the run's."""
-        return self.line_weight if source.line_weight is None else source.line_weight
+    def penalty_weight_of(self, source: StyleSource, setting: str) -> float:
+        """The weight of one of this style's optional penalties (``setting``, e.g. ``calm_weight``;
+        clipmorph.training.penalties): its own, else the run's."""
+        own = getattr(source, setting)
+        return getattr(self, setting) if own is None else own
 
     def scales_of(self, source: StyleSource) -> tuple[float, ...]:
         """The coarse style scales this style trains with: its own, else the run's."""
@@ -243,7 +241,7 @@ def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSour
         own = {
             "temporal_weight": temporal, "teacher_weight": teacher, "style_size": size,
             "coarse_scales": scales, "any_direction": any_direction,
-            **{name: penalty_weight(entry, name, style_id) for name in ("calm_weight", "line_weight")},
+            **{name: penalty_weight(entry, name, style_id) for name in PENALTY_SETTINGS},
         }  # fmt: skip
         sources.append(StyleSource(style_id, image, weight, entry, **own))
     return dict(data.get("backbone", {})), sources

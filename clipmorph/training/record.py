@@ -16,6 +16,7 @@ from clipmorph.inference.options import dtype_name
 from clipmorph.styles.library import Style, StyleLibrary
 from clipmorph.training.config import StyleSource, TrainConfig
 from clipmorph.training.distributed import World
+from clipmorph.training.penalties import PENALTY_SETTINGS
 
 
 class Trainer(Protocol):
@@ -114,7 +115,7 @@ def result_library(trainer: Trainer) -> StyleLibrary:
 
 def own_multipliers(source: StyleSource) -> dict:
     """The style's own multipliers of the run's style, temporal and teacher weights, and its own
-    painting size, coarse style scales, stroke directions, calm and line weights where it has them (they
+    painting size, coarse style scales, stroke directions, penalty weights where it has them (they
     replace the run's in the style's record)."""
     own = {
         "style_loss_weight": source.style_weight,
@@ -125,10 +126,9 @@ def own_multipliers(source: StyleSource) -> dict:
         own["coarse_scales"] = list(source.coarse_scales)
     if source.any_direction is not None:
         own["any_direction"] = source.any_direction
-    if source.calm_weight is not None:
-        own["calm_weight"] = source.calm_weight
-    if source.line_weight is not None:
-        own["line_weight"] = source.line_weight
+    for setting in PENALTY_SETTINGS:
+        if getattr(source, setting) is not None:
+            own[setting] = getattr(source, setting)
     return own | ({"style_size": source.style_size} if source.style_size else {})
 
 

@@ -25,17 +25,16 @@ from clipmorph.errors import BadInput, TrainingStopped
 from clipmorph.inference.engine import pick_device, pick_dtype
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.training import checkpoints, previews, record
-from clipmorph.training.calm import calm_excess
 from clipmorph.training.config import ProgressCallback, TrainConfig, TrainResult
 from clipmorph.training.data import RandomCrops, find_images
 from clipmorph.training.device_crops import DeviceCrops
 from clipmorph.training.distributed import ShardedSampleStream, World
 from clipmorph.training.loss_network import load_vgg
 from clipmorph.training.objective import LossWeights, PerceptualObjective
+from clipmorph.training.penalties import STYLE_PENALTIES
 from clipmorph.training.pictures import fit_long_side, load_rgb, to_tensor
 from clipmorph.training.spots import spot_penalty
 from clipmorph.training.starts import starting_network
-from clipmorph.training.stray_lines import stray_excess
 from clipmorph.training.teacher import covered_photos, teacher_distance
 from clipmorph.training.temporal import noise_stability_loss, warp_consistency_loss
 from clipmorph.training.tracking import Tracker
@@ -81,10 +80,11 @@ class Trainer:
         weights = torch.tensor([s.style_weight for s in config.styles], device=self.device)
         self.temporal_weights = torch.tensor([s.temporal_weight for s in config.styles], device=self.device)
         self.teacher_weights = torch.tensor([s.teacher_weight for s in config.styles], device=self.device)
-        calm = [config.calm_weight_of(s) for s in config.styles]
-        self.calm_weights = torch.tensor(calm, device=self.device) if any(calm) else None
-        lines = [config.line_weight_of(s) for s in config.styles]
-        self.line_weights = torch.tensor(lines, device=self.device) if any(lines) else None
+        self.penalties = []  # (the penalty, each style's weight of it) for those some style pays
+        for penalty in STYLE_PENALTIES:
+            own = [config.penalty_weight_of(s, penalty.setting) for s in config.styles]
+            if any(own):
+                self.penalties.append((penalty, torch.tensor(own, device=self.device)))
         scales = [config.scales_of(s) for s in config.styles]
         factors = sorted({factor for own in scales for factor in own}, reverse=True)
         coarse = {factor: self._paintings(factor) for factor in factors}
@@ -158,10 +158,8 @@ class Trainer:
             self._per_style = losses.pop("per_image_style")
             if cfg.spot_weight:
                 losses["spot"] = cfg.spot_weight * spot_penalty(output, content)
-            if self.calm_weights is not None:
-                losses["calm"] = (self.calm_weights[styles] * calm_excess(output, content)).mean()
-            if self.line_weights is not None:
-                losses["lines"] = (self.line_weights[styles] * stray_excess(output, content)).mean()
+            for penalty, penalty_weights in self.penalties:
+                losses[penalty.loss] = (penalty_weights[styles] * penalty.excess(output, content)).mean()
             if cfg.teacher_weight and target is not None:
                 losses["teacher"] = cfg.teacher_weight * teacher_distance(output, target, self.teacher_weights[styles])
             temporal = self.temporal_weights[styles[sub]]
