@@ -431,3 +431,18 @@ def test_a_style_taken_in_any_direction_gets_turned_targets_and_a_record_of_it(
     result = train(config, show_bar=False)
     assert result.library.styles["stripes"].metadata["training"]["any_direction"] is True
     assert "any_direction" not in result.library.styles["checks"].metadata["training"]
+
+
+@pytest.mark.parametrize("penalty", STYLE_PENALTIES, ids=lambda p: p.loss)
+def test_a_negative_penalty_weight_is_refused_the_runs_as_well_as_a_styles_own(tmp_path, penalty):
+    """The run's weight is checked even where every style has its own (it is recorded with the run)."""
+    from clipmorph.errors import BadInput
+    from clipmorph.training.config import StyleSource, TrainConfig
+
+    own = StyleSource("own", tmp_path / "painting.jpg", **{penalty.setting: 1.0})
+    settings = {"content": [tmp_path], "checkpoint_dir": tmp_path / "run"}
+    with pytest.raises(BadInput, match=f"{penalty.title}'s weight must be >= 0"):
+        TrainConfig(styles=[own], **settings, **{penalty.setting: -1.0})
+    with pytest.raises(BadInput, match=f"{penalty.title}'s weight must be >= 0"):
+        TrainConfig(styles=[replace(own, **{penalty.setting: -1.0})], **settings)
+    assert TrainConfig(styles=[own], **settings).penalty_weight_of(own, penalty.setting) == 1.0

@@ -125,7 +125,8 @@ class TrainConfig:
         if self.steps < 1 or self.batch_size < 1 or self.image_size < 32 or self.style_size < 32:
             raise BadInput("steps and batch size must be >= 1, image and style sizes >= 32")
         for penalty in STYLE_PENALTIES:
-            if min(self.penalty_weight_of(s, penalty.setting) for s in self.styles) < 0:
+            weights = [getattr(self, penalty.setting), *(getattr(s, penalty.setting) for s in self.styles)]
+            if any(w is not None and w < 0 for w in weights):  # the run's too, whether a style uses it or not
                 raise BadInput(f"the {penalty.title}'s weight must be >= 0 (0: none), not {penalty.setting} < 0")
         folders = [self.content] if isinstance(self.content, str | Path) else self.content
         self.content, self.checkpoint_dir = [Path(f) for f in folders], local_or_url(self.checkpoint_dir)
