@@ -183,8 +183,7 @@ class TrainConfig:
         keep = ["width", "batch_size", "image_size", "style_size", "lr", "seed"]
         keep += ["content_weight", "style_weight", "tv_weight", "noise_weight", "noise_sigma", "warp_weight"]
         keep += ["spot_weight", "temporal_images", "norm", "teacher_weight"]
-        extra = {"calm_weight": self.calm_weight} if self.calm_weight else {}  # absent: no calm term
-        extra |= {"line_weight": self.line_weight} if self.line_weight else {}  # absent: no stray-line term
+        extra = {s: getattr(self, s) for s in PENALTY_SETTINGS if getattr(self, s)}  # absent: no such term
         extra |= {"coarse_scales": list(self.coarse_scales)} if self.coarse_scales else {}  # absent: one scale
         extra |= {"any_direction": True} if self.any_direction else {}  # absent: the painting's directions
         # planned_steps: a run may stop early (time budget); the record's `steps` are the ones taken
