@@ -144,7 +144,7 @@ class ClipMorph:
         LIVE.attach(self.stylizer.for_kind("live").stylize_frames, self._options)
 
     def _options(self, request: StyleFields):
-        options = request.options(SETTINGS.max_side)
+        options = request.options(SETTINGS.paint_side, SETTINGS.max_side)
         backbone_for_mix(options.style.names, index.backbone_of())
         return options
 

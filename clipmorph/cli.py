@@ -10,6 +10,7 @@ from pathlib import Path
 from clipmorph import __version__
 from clipmorph.errors import BadInput, ClipMorphError, TrainingStopped
 from clipmorph.fsutil import atomic_path
+from clipmorph.inference.options import PAINT_SIDE
 from clipmorph.locations import local_or_url
 
 EXIT_ERROR = 1
@@ -41,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--strength", type=float, default=1.0, help="0 = input, 1 = fully stylized (default 1)")
     stylize.add_argument("--preserve-color", action="store_true", help="keep the input's colours")
     stylize.add_argument(
-        "--max-side", type=_max_side, default=1920, help="network resolution cap, long side (0: none; default 1920)"
+        "--max-side",
+        type=_max_side,
+        default=PAINT_SIDE,
+        help=f"paint at most this long side, then enlarge: smaller = bolder marks (0: at the input's size; "
+        f"default {PAINT_SIDE})",
     )
     stylize.add_argument(
         "--no-keep-size", dest="keep_size", action="store_false", help="write at the reduced size, no upscaling back"

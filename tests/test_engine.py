@@ -4,7 +4,7 @@ import torch
 
 from clipmorph.errors import BadInput, UnknownStyle
 from clipmorph.inference.engine import Engine, pick_dtype
-from clipmorph.inference.options import StyleMix, StylizeOptions, work_size
+from clipmorph.inference.options import PAINT_SIDE, StyleMix, StylizeOptions, work_size
 from clipmorph.model.color import rgb_to_ycc
 
 from conftest import random_library
@@ -64,6 +64,17 @@ def test_max_side_shrinks_and_keep_size_scales_back(engine):
     [small] = engine.stylize_frames([frame], opts(max_side=64, keep_size=False))
     assert kept.shape == (100, 200, 3) and small.shape == (32, 64, 3)
     assert work_size(3000, 4000, 1920) == (1440, 1920) and work_size(10, 20, None) == (10, 20)
+
+
+def test_a_large_picture_is_painted_at_the_paint_side_unless_asked(engine):
+    """By default the marks keep their proportion to the picture: a picture larger than the
+    paint side is painted at it and enlarged; ``max_side=None`` paints at the picture's own size."""
+    frame = gradient_frame(PAINT_SIDE + 232, 500)
+    [painted] = engine.stylize_frames([frame], opts(keep_size=False))
+    [enlarged] = engine.stylize_frames([frame], opts())
+    [own_size] = engine.stylize_frames([frame], opts(max_side=None))
+    assert painted.shape == (384, PAINT_SIDE, 3) and enlarged.shape == own_size.shape == frame.shape
+    assert np.abs(enlarged.astype(int) - own_size.astype(int)).mean() > 1  # painted at two sizes, not one
 
 
 def test_blend_is_between_its_parts(engine):

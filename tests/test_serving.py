@@ -5,7 +5,7 @@ import pytest
 from aiohttp import ServerDisconnectedError
 
 from clipmorph.errors import BadInput
-from clipmorph.inference.options import StyleMix, StylizeOptions
+from clipmorph.inference.options import PAINT_SIDE, StyleMix, StylizeOptions
 from clipmorph.serving.remote import RemoteStylizer
 from clipmorph.serving.requests import parse_options
 from clipmorph.serving.schema import FrameItem
@@ -68,7 +68,10 @@ def test_an_answer_cut_off_mid_read_is_retried_and_other_errors_are_not():
     assert len(calls) == 1  # not a transport failure: not retried
 
 
-def test_parse_options_applies_the_server_cap():
-    assert parse_options("a", 1.0, False, None, 1024).max_side == 1024
+def test_parse_options_paints_at_the_paint_side_unless_asked_within_the_cap():
+    assert parse_options("a", 1.0, False, None, 1920).max_side == PAINT_SIDE == 768
+    assert parse_options("a", 1.0, False, None, 1920, paint_side=512).max_side == 512
+    assert parse_options("a", 1.0, False, 1600, 1920).max_side == 1600  # finer marks, asked for
+    assert parse_options("a", 1.0, False, None, 600).max_side == 600  # a lowered cap lowers the default too
     with pytest.raises(BadInput, match="limit of 1024"):
         parse_options("a", 1.0, False, 2048, 1024)

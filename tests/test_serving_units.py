@@ -36,6 +36,7 @@ def test_default_settings_parse_and_hide_the_token(monkeypatch):
     monkeypatch.setenv("CLIPMORPH_ADMIN_TOKEN", "secret")
     settings = ServiceSettings.from_env()
     assert settings.max_side == 1920 and settings.batch_size is None and settings.backend == "auto"
+    assert settings.paint_side == 768
     assert settings.describe()["admin_token"] == "set" and "secret" not in json.dumps(settings.describe())
 
 
@@ -44,6 +45,7 @@ def test_default_settings_parse_and_hide_the_token(monkeypatch):
     [
         ("CLIPMORPH_MAX_SIDE", "big", "expected a whole number >= 16"),
         ("CLIPMORPH_MAX_SIDE", "8", "expected a whole number >= 16"),
+        ("CLIPMORPH_PAINT_SIDE", "8", "expected a whole number >= 16"),
         ("CLIPMORPH_MAX_UPLOAD_MB", "-1", "megabytes > 0"),
         ("CLIPMORPH_COMPILE", "maybe", "1 or 0"),
         ("CLIPMORPH_BACKEND", "tensorrt", "unknown backend 'tensorrt'"),
@@ -71,10 +73,10 @@ def test_every_stylizing_request_takes_the_same_blend(tmp_path):
     upload = tmp_path / "x"
     for model, field in ((ImageRequest, "image"), (VideoRequest, "video")):
         request = model(**{field: upload}, style="a", blend_with="b", blend=0.25, strength=0.5)
-        options = request.options(max_side_limit=1024)
-        assert dict(options.style.weights) == {"a": 0.75, "b": 0.25} and options.max_side == 1024
+        options = request.options(paint_side=768, max_side_limit=1024)
+        assert dict(options.style.weights) == {"a": 0.75, "b": 0.25} and options.max_side == 768
     with pytest.raises(BadInput, match="over this server's limit"):
-        ImageRequest(image=upload, style="a", max_side=4096).options(max_side_limit=1024)
+        ImageRequest(image=upload, style="a", max_side=4096).options(paint_side=768, max_side_limit=1024)
 
 
 def test_a_batch_is_refused_when_empty_or_over_the_limit(tmp_path):
@@ -136,7 +138,7 @@ def test_a_video_job_records_progress_and_its_result_and_drops_the_upload(tmp_pa
     source.write_bytes(clip.read_bytes())
     limits = DecodeLimits(60, 10**7)
     result = run_video(
-        job, source, request.options(1920), "mp4", inverting_stylizer(calls), media.DEFAULT_ENCODING, limits, True
+        job, source, request.options(768, 1920), "mp4", inverting_stylizer(calls), media.DEFAULT_ENCODING, limits, True
     )
     record = job.read()
     assert record["state"] == "succeeded" and record["result"] == result and result["frames"] == 12
@@ -149,7 +151,7 @@ def test_a_cancelled_video_job_ends_cancelled(tmp_path, quiet_metrics):
     clip = make_video(tmp_path / "clip.mp4", frames=12, size=(64, 48))
     job = JobStore(tmp_path / "jobs", 3600).create("job-2")
     job.request_cancel()
-    options = VideoRequest(video=clip, style="x").options(1920)
+    options = VideoRequest(video=clip, style="x").options(768, 1920)
     with pytest.raises(JobCancelled):
         run_video(job, clip, options, "mp4", inverting_stylizer([]), media.DEFAULT_ENCODING, DecodeLimits(60, 10**7))
     assert job.read()["state"] == "cancelled" and not (job.folder / "input").exists()
@@ -402,7 +404,7 @@ def test_a_failed_video_job_records_no_server_path(tmp_path, quiet_metrics):
         raise RuntimeError(f"cannot write {tmp_path}/jobs/job-3/result.mp4")
 
     with pytest.raises(RuntimeError):
-        run_video(job, clip, VideoRequest(video=clip, style="x").options(1920), "mp4",
+        run_video(job, clip, VideoRequest(video=clip, style="x").options(768, 1920), "mp4",
                   RemoteStylizer(broken, batch_size=4), media.DEFAULT_ENCODING, DecodeLimits(60, 10**7))  # fmt: skip
     record = job.read()
     assert record["state"] == "failed" and str(tmp_path) not in record["error"] and "<file>" in record["error"]

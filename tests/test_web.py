@@ -45,6 +45,32 @@ def test_upload_a_photo_and_get_a_result(page, tmp_path):
     page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
 
 
+def test_the_brush_picks_the_size_the_network_paints_at(page, server, tmp_path):
+    """Painterly sends no max_side (the server's paint side), Bold a smaller one, Fine the server's cap."""
+    photo = tmp_path / "photo.png"
+    Image.fromarray(gradient_frame(160, 120)).save(photo)
+    page.set_input_files("#file", str(photo))
+    page.click('.style[data-style="rand-1"]')
+    with server.client() as client:
+        limits = client.post("/info", json={}).json()["limits"]
+    page.wait_for_function("!document.querySelector('#brush-fine').hidden")  # offered once it read the cap
+    page.evaluate(  # record each form the page sends (the body of a file upload is not visible to Playwright)
+        """() => { window.sentSides = []; const send = window.fetch;
+        window.fetch = (path, init) => { if (init && init.body instanceof FormData)
+          window.sentSides.push(init.body.get("max_side")); return send(path, init); }; }"""
+    )
+    sent = {}
+    for count, choice in enumerate(("Painterly", "Bold", "Fine (the photo's detail)"), 1):
+        page.select_option("#brush", label=choice)
+        page.click("#go")
+        page.wait_for_function(f"window.sentSides.length === {count}")
+        page.wait_for_function("!document.querySelector('#go').disabled", timeout=60_000)
+        side = page.evaluate("window.sentSides.at(-1)")
+        sent[choice] = side and int(side)
+    assert sent == {"Painterly": None, "Bold": 512, "Fine (the photo's detail)": int(limits["max_side"])}
+    assert int(limits["paint_side"]) == 768 and page.locator("#error").is_hidden()
+
+
 def test_a_clip_shows_progress_then_plays(page, tmp_path):
     clip = make_video(tmp_path / "clip.mp4", frames=150, size=(480, 320), fps=25)
     page.set_input_files("#file", str(clip))

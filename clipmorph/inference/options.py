@@ -14,7 +14,13 @@ import numpy as np
 
 from clipmorph.errors import BadInput
 
-DEFAULT_MAX_SIDE = 1920
+# The long side the network paints at unless a caller asks for more. The styles' marks were learned
+# on crops of photos a few hundred pixels across: painted at a phone photo's full size they shrink to
+# a fine texture over the photo (at 1920 px, seen at screen size, 1.3-3x further from the painting's
+# statistics than at this size; docs/training.md "The marks' size"). Larger pictures are painted here
+# and enlarged, so the marks keep their proportion to the picture; ``max_side`` asks for finer ones.
+PAINT_SIDE = 768
+DEFAULT_MAX_SIDE = PAINT_SIDE
 MIN_SIDE = 16
 
 
@@ -64,7 +70,7 @@ class StylizeOptions:
     style: StyleMix
     strength: float = 1.0  # 0 = the input, 1 = fully stylized
     preserve_color: bool = False  # keep the input's colours, take only the luminance
-    max_side: int | None = DEFAULT_MAX_SIDE  # run the network at most this large (None: as is)
+    max_side: int | None = DEFAULT_MAX_SIDE  # paint at most this large (None: at the input's size)
     keep_size: bool = True  # upscale back to the input size when max_side shrank it
 
     def __post_init__(self) -> None:

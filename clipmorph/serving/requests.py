@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, ValidatorFunctionWrapHandler, field_validator
 
 from clipmorph.errors import BadInput
-from clipmorph.inference.options import StyleMix, StylizeOptions
+from clipmorph.inference.options import PAINT_SIDE, StyleMix, StylizeOptions
 
 IMAGE_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 ImageFormat = Literal["png", "jpeg", "webp"]
@@ -31,7 +31,14 @@ class StyleFields(BaseModel):
     preserve_color: Annotated[
         bool, Field(description="keep all the input's colours (each style otherwise keeps its own share of them)")
     ] = False
-    max_side: Annotated[int | None, Field(ge=16, description="network resolution cap (long side, px)")] = None
+    max_side: Annotated[
+        int | None,
+        Field(
+            ge=16,
+            description="paint at most this long side (px), then enlarge: smaller = bolder marks "
+            "(default: the server's paint side, 768)",
+        ),
+    ] = None
 
     @property
     def mix(self) -> str:
@@ -40,9 +47,11 @@ class StyleFields(BaseModel):
             return f"{self.style}={1.0 - self.blend},{self.blend_with}={self.blend}"
         return self.style
 
-    def options(self, max_side_limit: int, keep_size: bool = True) -> StylizeOptions:
-        """Engine options, with the server's resolution cap applied."""
-        return parse_options(self.mix, self.strength, self.preserve_color, self.max_side, max_side_limit, keep_size)
+    def options(self, paint_side: int, max_side_limit: int, keep_size: bool = True) -> StylizeOptions:
+        """Engine options: the request's ``max_side`` (within the server's cap) or the server's paint side."""
+        return parse_options(
+            self.mix, self.strength, self.preserve_color, self.max_side, max_side_limit, keep_size, paint_side
+        )
 
 
 class ImageRequest(StyleFields):
@@ -81,12 +90,20 @@ class StyleCreationRequest(BaseModel):
 
 
 def parse_options(
-    style: str, strength: float, preserve_color: bool, max_side: int | None, limit: int, keep_size: bool = True
+    style: str,
+    strength: float,
+    preserve_color: bool,
+    max_side: int | None,
+    limit: int,
+    keep_size: bool = True,
+    paint_side: int = PAINT_SIDE,
 ) -> StylizeOptions:
-    """Request fields -> engine options, with the service's resolution cap applied."""
+    """Request fields -> engine options: a request's ``max_side`` within the service's cap, else the
+    paint side (never above the cap, so a server that lowers the cap needs no second setting)."""
     if max_side is not None and max_side > limit:
         raise BadInput(f"max_side {max_side} is over this server's limit of {limit}", "bad_value")
-    return StylizeOptions(StyleMix.parse(style), strength, preserve_color, max_side or limit, keep_size)
+    side = max_side or min(paint_side, limit)
+    return StylizeOptions(StyleMix.parse(style), strength, preserve_color, side, keep_size)
 
 
 def safe_stem(name: str | None, fallback: str) -> str:

@@ -48,7 +48,12 @@ SETTINGS: dict[str, Setting] = {
         "15", "a connection whose request head is not complete after this long is closed"
     ),
     "CLIPMORPH_MAX_IMAGE_MEGAPIXELS": Setting("50", "image size limit, from the header, checked before decoding"),
-    "CLIPMORPH_MAX_SIDE": Setting("1920", "network resolution cap (long side) and default `max_side`"),
+    "CLIPMORPH_PAINT_SIDE": Setting(
+        "768",
+        "long side the network paints at when a request names no `max_side` (larger pictures are painted at this "
+        "size and enlarged, so the marks keep their proportion; at most `CLIPMORPH_MAX_SIDE`)",
+    ),
+    "CLIPMORPH_MAX_SIDE": Setting("1920", "the largest `max_side` a request may ask for (network resolution cap)"),
     "CLIPMORPH_MAX_BATCH_IMAGES": Setting("32", "images per `/stylize_batch` request"),
     "CLIPMORPH_MAX_BATCH_MEGAPIXELS": Setting(
         "100", "all images of one `/stylize_batch` request together, from their headers before any is decoded"
@@ -227,6 +232,7 @@ class ServiceSettings:
     body_total_seconds: float  # CLIPMORPH_BODY_TIMEOUT_SECONDS
     header_timeout_seconds: float  # CLIPMORPH_HEADER_TIMEOUT_SECONDS
     max_image_pixels: int  # CLIPMORPH_MAX_IMAGE_MEGAPIXELS
+    paint_side: int  # CLIPMORPH_PAINT_SIDE
     max_side: int  # CLIPMORPH_MAX_SIDE
     max_batch_images: int  # CLIPMORPH_MAX_BATCH_IMAGES
     max_batch_pixels: int  # CLIPMORPH_MAX_BATCH_MEGAPIXELS
@@ -276,6 +282,7 @@ class ServiceSettings:
             body_total_seconds=_read("CLIPMORPH_BODY_TIMEOUT_SECONDS", float, number, _positive_number),
             header_timeout_seconds=_read("CLIPMORPH_HEADER_TIMEOUT_SECONDS", float, number, _positive_number),
             max_image_pixels=_read("CLIPMORPH_MAX_IMAGE_MEGAPIXELS", _scaled(1e6), number, _positive_number),
+            paint_side=_read("CLIPMORPH_PAINT_SIDE", int, "a whole number >= 16", lambda v: v >= 16),
             max_side=_read("CLIPMORPH_MAX_SIDE", int, "a whole number >= 16", lambda v: v >= 16),
             max_batch_pixels=_read("CLIPMORPH_MAX_BATCH_MEGAPIXELS", _scaled(1e6), number, _positive_number),
             max_batch_images=_read("CLIPMORPH_MAX_BATCH_IMAGES", int, count, lambda v: v >= 1),

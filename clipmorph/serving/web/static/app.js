@@ -120,6 +120,7 @@ function form(fileField) {
   data.append("style", state.style);
   data.append("strength", $("strength").value);
   data.append("preserve_color", $("preserve").checked ? "true" : "false");
+  if ($("brush").value) data.append("max_side", $("brush").value);  // none: the server's paint side
   return data;
 }
 
@@ -261,6 +262,18 @@ $("go").addEventListener("click", async () => {
 renderHistory();
 for (const id of ["best", "fast"]) $(id).addEventListener("change", () => selectStyle(gallery.painting));
 loadStyles().catch((error) => showError(`Could not load styles: ${error.message}`));
+
+// "Fine" paints at the server's largest size (its limit, from /info); offered only once known.
+async function loadBrush() {
+  const limits = (await (await api("/info")).json()).limits;
+  const bold = $("brush").options[0];
+  bold.value = Math.min(Number(bold.value), Number(limits.max_side));  // never over the server's cap
+  if (Number(limits.max_side) > Number(limits.paint_side)) {
+    $("brush-fine").value = limits.max_side;
+    $("brush-fine").hidden = false;
+  }
+}
+loadBrush().catch(() => {});  // without /info the page keeps Bold and Painterly
 
 // --- create your own style: a training job on the server ---
 
