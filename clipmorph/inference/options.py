@@ -16,7 +16,7 @@ from clipmorph.errors import BadInput
 
 # The long side the network paints at unless a caller asks for more. The styles' marks were learned
 # on crops of photos a few hundred pixels across: painted at a phone photo's full size they shrink to
-# a fine texture over the photo (at 1920 px, seen at screen size, 1.3-3x further from the painting's
+# a fine texture over the photo (at 1920 px, seen at screen size, 1.2-2.5x further from the painting's
 # statistics than at this size; docs/training.md "The marks' size"). Larger pictures are painted here
 # and enlarged, so the marks keep their proportion to the picture; ``max_side`` asks for finer ones.
 PAINT_SIDE = 768
