@@ -20,7 +20,6 @@ from clipmorph.errors import BadInput
 # statistics than at this size; docs/training.md "The marks' size"). Larger pictures are painted here
 # and enlarged, so the marks keep their proportion to the picture; ``max_side`` asks for finer ones.
 PAINT_SIDE = 768
-DEFAULT_MAX_SIDE = PAINT_SIDE
 MIN_SIDE = 16
 
 
@@ -70,7 +69,7 @@ class StylizeOptions:
     style: StyleMix
     strength: float = 1.0  # 0 = the input, 1 = fully stylized
     preserve_color: bool = False  # keep the input's colours, take only the luminance
-    max_side: int | None = DEFAULT_MAX_SIDE  # paint at most this large (None: at the input's size)
+    max_side: int | None = PAINT_SIDE  # paint at most this large (None: at the input's size)
     keep_size: bool = True  # upscale back to the input size when max_side shrank it
 
     def __post_init__(self) -> None:

@@ -36,7 +36,7 @@ class StyleFields(BaseModel):
         Field(
             ge=16,
             description="paint at most this long side (px), then enlarge: smaller = bolder marks "
-            "(default: the server's paint side, 768)",
+            "(default: the server's paint side, CLIPMORPH_PAINT_SIDE)",
         ),
     ] = None
 
