@@ -77,6 +77,50 @@ def test_a_large_picture_is_painted_at_the_paint_side_unless_asked(engine):
     assert np.abs(enlarged.astype(int) - own_size.astype(int)).mean() > 1  # painted at two sizes, not one
 
 
+def test_a_style_with_larger_marks_paints_large_pictures_smaller(library):
+    """A style's ``mark_scale`` (2 here) divides the side a large picture is painted at: the
+    default paint side, a caller's own ``max_side`` and a blend's share alike; a picture asked
+    at its own size (``max_side=None``), and one already small enough, are painted as they are."""
+    from clipmorph.styles.library import Style, StyleLibrary
+
+    scaled = StyleLibrary()
+    for backbone in library.backbones.values():
+        scaled.add_backbone(backbone)
+    for style in library.styles.values():
+        meta = style.metadata | ({"mark_scale": 2} if style.id == "rand-1" else {})
+        scaled.add_style(Style(style.id, style.backbone, style.params, meta))
+    engine = Engine(scaled, device="cpu", dtype="float32")
+    frame = gradient_frame(PAINT_SIDE + 232, 500)
+    [plain, marked, asked, blend, own] = engine.stylize_frames(
+        [frame] * 5,
+        [opts("rand-0", keep_size=False), opts("rand-1", keep_size=False),
+         opts("rand-1", max_side=400, keep_size=False), opts("rand-0=0.5,rand-1=0.5", keep_size=False),
+         opts("rand-1", max_side=None, keep_size=False)],
+    )  # fmt: skip
+    assert plain.shape == (384, PAINT_SIDE, 3) and marked.shape == (192, PAINT_SIDE // 2, 3)
+    assert asked.shape == (100, 200, 3) and blend.shape == (256, 512, 3) and own.shape == frame.shape
+    [enlarged] = engine.stylize_frames([frame], opts("rand-1"))
+    assert enlarged.shape == frame.shape  # enlarged back, as every picture painted smaller is
+    [exact] = engine.stylize_frames([frame], opts("rand-1", max_side=400, keep_size=False, scale_marks=False))
+    assert exact.shape == (200, 400, 3)  # a live stream's paced size is taken as it is
+    small = gradient_frame(300, 200)
+    [as_is] = engine.stylize_frames([small], opts("rand-1", keep_size=False))
+    assert as_is.shape == small.shape
+
+
+@pytest.mark.parametrize("value", [0.5, 5, "big", True])
+def test_a_mark_scale_out_of_range_is_refused_when_the_styles_load(library, value):
+    from clipmorph.styles.library import Style, StyleLibrary
+
+    broken = StyleLibrary()
+    for backbone in library.backbones.values():
+        broken.add_backbone(backbone)
+    for style in library.styles.values():
+        broken.add_style(Style(style.id, style.backbone, style.params, style.metadata | {"mark_scale": value}))
+    with pytest.raises(BadInput, match="mark_scale must be a number from 1 to 4"):
+        Engine(broken, device="cpu")
+
+
 def test_blend_is_between_its_parts(engine):
     frame = gradient_frame(48, 48)
     a, b, mix = engine.stylize_frames([frame] * 3, [opts("rand-0"), opts("rand-1"), opts("rand-0=1,rand-1=1")])

@@ -115,9 +115,11 @@ def test_a_slow_model_paints_smaller_says_so_and_answers_at_the_painting_size():
 
     seen_sides: list[int | None] = []
     seen_shapes: list[tuple] = []
+    seen_scaled: list[bool] = []
 
     def slow_model(frames, options):
         seen_sides.append(options.max_side)
+        seen_scaled.append(options.scale_marks)
         seen_shapes.append(frames[0].shape)
         clock.sleep(0.03)
         return [frame[:, ::-1].copy() for frame in frames]
@@ -151,6 +153,7 @@ def test_a_slow_model_paints_smaller_says_so_and_answers_at_the_painting_size():
     sizes = [n["painting_at"] for n in notices if "painting_at" in n]
     assert sizes[0] == [640, 360] and sizes[-1][0] < 640 and sizes[-1][0] * 360 == sizes[-1][1] * 640
     assert seen_sides[0] == 640 and seen_sides[-1] < 640
+    assert seen_scaled and not any(seen_scaled)  # the paced size as it is: a style's mark scale would paint below it
     width, height = sizes[-1]
     assert seen_shapes[0] == (360, 640, 3) and seen_shapes[-1] == (height, width, 3)
     last = np.asarray(Image.open(io.BytesIO(answers[-1][protocol.HEADER.size :])))

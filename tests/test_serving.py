@@ -19,6 +19,8 @@ def test_frame_item_round_trip():
     item = FrameItem.of(frame, options)
     assert np.array_equal(item.frame(), frame)
     assert item.options() == options
+    live = StylizeOptions(StyleMix.parse("a"), max_side=320, scale_marks=False)  # a paced live frame
+    assert FrameItem.of(frame, live).options() == live
     broken = item.model_copy(update={"width": 34})
     with pytest.raises(BadInput, match="expected"):
         broken.frame()

@@ -1,6 +1,7 @@
 """The scripts in training/: the content download (over file://, offline) and the catalogue list."""
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -82,6 +83,7 @@ def test_a_style_list_refuses_weights_that_are_not_positive_and_paintings_too_sm
         'any_direction = "yes"': "any_direction must be true or false",
         **{f"calm_weight = {bad}": "calm_weight must be a number" for bad in ("-1.0", '"high"', "true")},
         **{f"line_weight = {bad}": "line_weight must be a number" for bad in ("-1.0", '"high"', "true")},
+        **{f"mark_scale = {bad}": "mark_scale must be a number from 1 to 4" for bad in ("0.5", "5", '"big"')},
     }
     for setting, message in refused.items():
         with pytest.raises(BadInput, match=message):
@@ -93,6 +95,7 @@ def test_a_style_list_refuses_weights_that_are_not_positive_and_paintings_too_sm
         name = setting.split(" = ")[0]
         source = one_style(setting)
         assert getattr(source, name) == value and name not in source.metadata
+    assert one_style("mark_scale = 1.5").metadata["mark_scale"] == 1.5  # shown, not trained: kept as metadata
 
 
 def test_pack_for_device_shrinks_photos_keeps_paintings_and_halves_the_loss_network(tmp_path, vgg_assets):
@@ -474,13 +477,20 @@ def test_report_measures_a_finished_catalogue_again_without_moving_a_weight(tmp_
         record = run | {"mode": "distilled"} if width == "lite" else run
         library = StyleLibrary.from_network(
             TransformerNet(WIDTHS[width], len(ids)), name, [i + suffix for i in ids], {"training": record},
-            [{"training": record, "style_image": f"{i}.jpg"} for i in ids],
+            [{"training": record, "style_image": f"{i}.jpg", "mark_scale": 3.0}
+             | ({"full_id": i} if width == "lite" else {}) for i in ids],
         )  # fmt: skip
         shipped.merge(library)
     models = tmp_path / "models"
     catalogue.write_catalogue(shipped, models)
     monkeypatch.setenv("CLIPMORPH_CACHE", str(vgg_assets[1].parent))
     build = build_catalogue_module()
+    # The list names a mark scale for the first style only: shipping stamps it on full and lite
+    # and takes the stale one off the other.
+    listing = re.sub(r"(?m)^mark_scale = .*\n", "", (REPO / "training" / "catalogue.toml").read_text())
+    listing = listing.replace(f'id = "{ids[0]}"\n', f'id = "{ids[0]}"\nmark_scale = 2.0\n', 1)
+    (tmp_path / "catalogue.toml").write_text(listing)
+    monkeypatch.setattr(build, "CATALOGUE", tmp_path / "catalogue.toml")
     assert build.main(["report", "--data", str(data), "--models", str(models), "--eval-photos", "2",
                        "--eval-frames", "3"]) == 0  # fmt: skip
     report = (models / "REPORT.md").read_text()
@@ -492,6 +502,8 @@ def test_report_measures_a_finished_catalogue_again_without_moving_a_weight(tmp_
         measured = again.styles[style_id].metadata["evaluation"]
         assert {"stripes", "striped", "blobs", "loops", "warping_error_ratio"} <= set(measured), style_id
         assert all(torch.equal(style.params[k], again.styles[style_id].params[k]) for k in style.params)
+    scales = {style_id: style.metadata.get("mark_scale") for style_id, style in again.styles.items()}
+    assert scales == {ids[0]: 2.0, f"{ids[0]}-lite": 2.0, ids[1]: None, f"{ids[1]}-lite": None}
 
 
 def test_a_catalogue_written_into_models_updates_the_bentofiles_model_lists(tmp_path, monkeypatch):

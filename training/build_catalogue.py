@@ -292,6 +292,17 @@ def refine_weights(lite: bool = False) -> dict[str, float]:
     return {style_id: float(weight) for style_id, weight in table.items()}
 
 
+def listed_mark_scales() -> dict[str, float]:
+    """Each style's ``mark_scale`` as catalogue.toml names it: how it is shown, not how it is
+    trained, so shipping stamps it on the full and lite styles alike, trained this time or not."""
+    import tomllib
+
+    from clipmorph.inference.options import mark_scale_of
+
+    listed = tomllib.loads(CATALOGUE.read_text()).get("style", [])
+    return {entry["id"]: mark_scale_of(entry, entry["id"]) for entry in listed if "mark_scale" in entry}
+
+
 def checkpoint_step(config) -> int:
     import torch
 
@@ -436,6 +447,7 @@ def ship(args: argparse.Namespace, libraries: dict, models: Path) -> None:
 
     shipped = StyleLibrary()
     report_rows = {}
+    mark_scales = listed_mark_scales()
     photos = colour_photos(args)
     for width in list(libraries):
         library = libraries[width]
@@ -448,7 +460,11 @@ def ship(args: argparse.Namespace, libraries: dict, models: Path) -> None:
             shipped.add_backbone(backbone)
         for score in scores:
             style = library.styles[score.style]
-            meta = style.metadata | {"evaluation": scores_metadata(score, run), "width": width}
+            meta = {k: v for k, v in style.metadata.items() if k != "mark_scale"}
+            meta |= {"evaluation": scores_metadata(score, run), "width": width}
+            full_id = style.metadata.get("full_id", style.id)
+            if full_id in mark_scales:
+                meta["mark_scale"] = mark_scales[full_id]
             shipped.add_style(Style(style.id, style.backbone, style.params, meta, pictures[style.id]))
     models.mkdir(parents=True, exist_ok=True)
     for stale in list((models / "styles").glob("*.safetensors")) + list((models / "backbones").glob("*.safetensors")):

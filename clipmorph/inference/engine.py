@@ -23,6 +23,8 @@ from clipmorph.inference.options import (
     StyleMix,
     StylizeOptions,
     check_frame,
+    mark_scale_of,
+    marked_side,
     options_per_frame,
     work_size,
 )
@@ -130,6 +132,7 @@ class Engine:
         self.rows: dict[str, tuple[str, int]] = {}  # style id -> (backbone key, row)
         # Each backbone's styles' colour treatments, one row per style (clipmorph.model.color).
         self.colour: dict[str, Tensor] = {}  # backbone key -> (styles, 2): photo_colour, colourfulness
+        self.mark_scale: dict[str, float] = {}  # style id -> how much larger its marks are painted
         for key, backbone in library.backbones.items():
             styles = library.styles_of(key)
             if not styles:
@@ -142,6 +145,7 @@ class Engine:
             treatments = [ColourTreatment.from_metadata(s.metadata) for s in styles]
             self.colour[key] = torch.tensor([[t.photo_colour, t.colourfulness] for t in treatments])
             self.rows.update({s.id: (key, row) for row, s in enumerate(styles)})
+            self.mark_scale.update({s.id: mark_scale_of(s.metadata, s.id) for s in styles})
         self.backbone_of = {style_id: key for style_id, (key, _) in self.rows.items()}
 
     @property
@@ -155,6 +159,10 @@ class Engine:
         for style_id, weight in mix.weights:
             weights[self.rows[style_id][1]] += weight
         return key, weights
+
+    def mix_mark_scale(self, mix: StyleMix) -> float:
+        """A blend paints its marks at its styles' scales weighted as the blend is."""
+        return sum(weight * self.mark_scale[style_id] for style_id, weight in mix.weights)
 
     def warm_up(self) -> None:
         """Export and compile what uploads of any size run through, for every backbone, before
@@ -187,7 +195,8 @@ class Engine:
             key, weights = self.resolve(opts.style)
             resolved.append(weights)
             height, width = frame.shape[:2]
-            target = work_size(height, width, opts.max_side)
+            side = marked_side(opts.max_side, self.mix_mark_scale(opts.style)) if opts.scale_marks else opts.max_side
+            target = work_size(height, width, side)
             out_size = (height, width) if opts.keep_size else target
             groups[(key, (height, width), target, out_size)].append(index)
         results: list[np.ndarray] = [np.empty(0)] * len(frames)

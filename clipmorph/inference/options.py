@@ -21,6 +21,10 @@ from clipmorph.errors import BadInput
 # and enlarged, so the marks keep their proportion to the picture; ``max_side`` asks for finer ones.
 PAINT_SIDE = 768
 MIN_SIDE = 16
+# A style's ``mark_scale`` (its metadata; training/catalogue.toml): how much larger than the
+# default its marks are painted on large pictures. 1.5 paints a picture that would be painted at
+# 768 px at 512 and enlarges it. Only ever larger marks, so no style paints above a caller's size.
+MARK_SCALES = (1.0, 4.0)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,9 @@ class StylizeOptions:
     preserve_color: bool = False  # keep the input's colours, take only the luminance
     max_side: int | None = PAINT_SIDE  # paint at most this large (None: at the input's size)
     keep_size: bool = True  # upscale back to the input size when max_side shrank it
+    # A style with larger marks (its mark_scale) paints at max_side divided by it; False paints at
+    # max_side itself (a live stream, whose pace has measured the size it can keep up at).
+    scale_marks: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:
@@ -87,6 +94,23 @@ def options_per_frame(
     if len(per_frame) != len(frames):
         raise ValueError(f"{len(frames)} frames but {len(per_frame)} options")
     return per_frame
+
+
+def mark_scale_of(metadata: dict, style_id: str) -> float:
+    """A style's mark scale from its metadata (1 where it names none)."""
+    value = metadata.get("mark_scale", 1.0)
+    low, high = MARK_SCALES
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise BadInput(f"style {style_id}: mark_scale must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
+
+
+def marked_side(max_side: int | None, mark_scale: float) -> int | None:
+    """The long side a style paints at when a caller allows ``max_side``: a style with larger
+    marks paints a smaller picture, enlarged afterwards (None: at the input's own size)."""
+    if max_side is None:
+        return None
+    return max(MIN_SIDE, round(max_side / mark_scale))
 
 
 def work_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:

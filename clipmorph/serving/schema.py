@@ -51,6 +51,7 @@ class FrameItem(Picture):
     preserve_color: bool = False
     max_side: int | None = None
     keep_size: bool = True
+    scale_marks: bool = True
 
     @classmethod
     def of(cls, pixels: np.ndarray, options: StylizeOptions, kind: str = "image") -> FrameItem:
@@ -64,6 +65,7 @@ class FrameItem(Picture):
             preserve_color=options.preserve_color,
             max_side=options.max_side,
             keep_size=options.keep_size,
+            scale_marks=options.scale_marks,
         )
 
     def frame(self) -> np.ndarray:
@@ -71,7 +73,12 @@ class FrameItem(Picture):
 
     def options(self) -> StylizeOptions:
         return StylizeOptions(
-            StyleMix.parse(self.style), self.strength, self.preserve_color, self.max_side, self.keep_size
+            StyleMix.parse(self.style),
+            self.strength,
+            self.preserve_color,
+            self.max_side,
+            self.keep_size,
+            self.scale_marks,
         )
 
 

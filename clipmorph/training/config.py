@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from clipmorph.errors import BadInput
+from clipmorph.inference.options import mark_scale_of
 from clipmorph.locations import Location, is_url, local_or_url
 from clipmorph.model.network import WIDTHS, NetworkSpec
 from clipmorph.styles.library import StyleLibrary
@@ -230,6 +231,8 @@ def styles_from_toml(path: Path, styles_dir: Path) -> tuple[dict, list[StyleSour
         size = entry.pop("style_size", None)
         scales = entry.pop("coarse_scales", None)
         any_direction = entry.pop("any_direction", None)
+        if "mark_scale" in entry:  # shown, not trained: it stays in the metadata, checked here
+            mark_scale_of(entry, style_id)
         if weight <= 0 or temporal <= 0 or teacher < 0:
             raise BadInput(f"style {style_id}: style_weight and temporal_weight must be > 0, teacher_weight >= 0")
         if size is not None and (not isinstance(size, int) or size < 32):

@@ -262,9 +262,10 @@ class LiveSession:
             metrics.get().live_round_trip.observe(time.monotonic() - frame.arrived)
 
     def _paced(self, frame: Pending) -> StylizeOptions:
-        """This frame's options with the network's size the pace chose."""
+        """This frame's options with the network's size the pace chose, exactly: a style's mark
+        scale does not shrink it further, so the size announced and the pace's ladder hold."""
         side = max(MIN_SIDE, self._pace.max_side(self._top(frame)))  # a too-small frame is refused by the model
-        return dataclasses.replace(self.options, max_side=side, keep_size=True)
+        return dataclasses.replace(self.options, max_side=side, keep_size=True, scale_marks=False)
 
     def _top(self, frame: Pending) -> int:
         """The largest long side the network may run at for this frame: its own, or the service's cap."""
