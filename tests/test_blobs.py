@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from clipmorph.training.blobs import find_blobs
+from clipmorph.training.blobs import find_blobs, painting_blobs
 
 
 def calm_photo(size: int = 256) -> np.ndarray:
@@ -57,3 +57,12 @@ def test_clean_pictures_have_none(shared_data):
         assert find_blobs(picture, picture) == [], path.name  # a photo adds nothing to itself
         smoothed = cv2.bilateralFilter(picture, 9, 60, 9)  # a clean, painterly rendering of it
         assert find_blobs(smoothed, picture) == [], path.name
+
+
+def test_a_paintings_own_level_counts_its_lone_dabs_and_not_its_even_texture():
+    """The level a style's blobs are read against: the painting's own lone marks, as if the
+    photo were calm everywhere; an evenly stippled painting has none, dabs on a plain ground do."""
+    ground = painted_blue(calm_photo(), stipple=6.0)
+    assert painting_blobs(ground) == []
+    dabbed = with_streak(with_streak(ground), centre=(60, 200), colour=(250, 80, 40))
+    assert len(painting_blobs(dabbed)) == 2

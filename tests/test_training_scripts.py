@@ -494,13 +494,14 @@ def test_report_measures_a_finished_catalogue_again_without_moving_a_weight(tmp_
     assert build.main(["report", "--data", str(data), "--models", str(models), "--eval-photos", "2",
                        "--eval-frames", "3"]) == 0  # fmt: skip
     report = (models / "REPORT.md").read_text()
-    assert "| stripes (photos striped) | loops /100k px (painting's) |" in report
+    assert "| blobs (painting's) | stripes (photos striped) | loops /100k px (painting's) |" in report
     assert "`lite` backbone: distilled from it, 3 steps" in report
     assert (models / "contact-sheet.jpg").is_file()
     again = catalogue.read_catalogue(models)
     for style_id, style in shipped.styles.items():
         measured = again.styles[style_id].metadata["evaluation"]
-        assert {"stripes", "striped", "blobs", "loops", "warping_error_ratio"} <= set(measured), style_id
+        wanted = {"stripes", "striped", "blobs", "painting_blobs", "loops", "warping_error_ratio"}
+        assert wanted <= set(measured), style_id
         assert all(torch.equal(style.params[k], again.styles[style_id].params[k]) for k in style.params)
     scales = {style_id: style.metadata.get("mark_scale") for style_id, style in again.styles.items()}
     assert scales == {ids[0]: 2.0, f"{ids[0]}-lite": 2.0, ids[1]: None, f"{ids[1]}-lite": None}

@@ -65,3 +65,9 @@ def find_blobs(output: np.ndarray, photo: np.ndarray) -> list[Blob]:
     ):
         found.append(Blob(x, y, w, h, area, float(out[y : y + h, x : x + w][region].mean())))
     return found
+
+
+def painting_blobs(painting: np.ndarray) -> list[Blob]:
+    """The painting's own lone marks, found as if every place of a photo were calm: the level
+    beside which a style's blobs are read (a painter's dabs on a plain ground count here too)."""
+    return find_blobs(painting, np.full_like(painting, 128))

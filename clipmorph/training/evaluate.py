@@ -32,7 +32,7 @@ from clipmorph.model.color import ColourTreatment
 from clipmorph.model.vgg import VGGFeatures
 from clipmorph.styles.library import StyleLibrary
 from clipmorph.training import objective
-from clipmorph.training.blobs import find_blobs
+from clipmorph.training.blobs import find_blobs, painting_blobs
 from clipmorph.training.droplets import find_droplets
 from clipmorph.training.loops import density, find_loops, painted_loops
 from clipmorph.training.pictures import fit_long_side, load_rgb
@@ -55,6 +55,8 @@ class StyleScores:
     striped: int = 0  # photos whose stripes show at 1:1 (score above stripes.VISIBLE)
     loops: float = 0.0  # small dark loops the photos do not have, per 100k px (clipmorph.training.loops)
     painting_loops: float | None = None  # the painting's own, per 100k px at the photos' size (None: no painting)
+    # The painting's own blobs on as many pixels as the photos together, seen at their size (None: no painting)
+    painting_blobs: float | None = None
 
 
 @dataclass
@@ -189,12 +191,14 @@ def evaluate_library(
         content = float(
             np.mean([distances.content_distance(o, p) for o, p in zip(out_feats, photo_feats, strict=True)])
         )
-        style_distance = ratio = painting_loops = None
+        style_distance = ratio = painting_loops = painting_blob_count = None
         painting = style_images.get(style_id)
         if painting is not None:
             painting_rgb = load_rgb(painting)
             seen = np.asarray(fit_long_side(painting_rgb, settings.photo_side))  # at the photos' size, for its loops
             painting_loops = density(len(find_loops(seen)), seen.shape[0] * seen.shape[1])
+            photo_pixels = sum(p.shape[0] * p.shape[1] for p in photo_arrays)
+            painting_blob_count = len(painting_blobs(seen)) * photo_pixels / (seen.shape[0] * seen.shape[1])
             target = distances.features(np.asarray(fit_long_side(painting_rgb, settings.style_side)))
             style_distance = float(np.mean([distances.gram_distance(o, target) for o in out_feats]))
             baseline = float(np.mean([distances.gram_distance(p, target) for p in photo_feats]))
@@ -205,7 +209,7 @@ def evaluate_library(
             error = warping_error(stylized, flows)
             error_ratio = error / input_error if input_error else None
         striped = sum(score > STRIPES_VISIBLE for score in banding)
-        scores = (droplets, blobs, max(banding, default=0.0), striped, loops, painting_loops)
+        scores = (droplets, blobs, max(banding, default=0.0), striped, loops, painting_loops, painting_blob_count)
         results.append(StyleScores(style_id, style_distance, ratio, content, error, error_ratio, *scores))
     run = {
         "photos": len(photo_arrays),
@@ -245,7 +249,8 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 def markdown_table(scores: Sequence[StyleScores], library: StyleLibrary) -> str:
     lines = [
         "| style | steps | device | style dist. (ratio to photo) | content dist. | warping error (ratio to input) "
-        "| droplets | blobs | stripes (photos striped) | loops /100k px (painting's) | colour (photo's share, gain) |",
+        "| droplets | blobs (painting's) | stripes (photos striped) | loops /100k px (painting's) "
+        "| colour (photo's share, gain) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in scores:
@@ -256,7 +261,8 @@ def markdown_table(scores: Sequence[StyleScores], library: StyleLibrary) -> str:
         lines.append(
             f"| {s.style} | {steps} | {training.get('device', 'n/a')} "
             f"| {_fmt(s.style_distance)} ({_fmt(s.style_distance_ratio, 2)}) | {_fmt(s.content_distance)} "
-            f"| {_fmt(s.warping_error)} ({_fmt(s.warping_error_ratio, 3)}) | {s.droplets} | {s.blobs} "
+            f"| {_fmt(s.warping_error)} ({_fmt(s.warping_error_ratio, 3)}) | {s.droplets} "
+            f"| {s.blobs} ({_fmt(s.painting_blobs, 2)}) "
             f"| {s.stripes:.2f} ({s.striped}) | {s.loops:.1f} ({_fmt(s.painting_loops, 2)}) "
             f"| {colour.photo_colour:.2f}, {colour.colourfulness:.2f} |"
         )
