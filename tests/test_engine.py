@@ -6,6 +6,7 @@ from clipmorph.errors import BadInput, UnknownStyle
 from clipmorph.inference.engine import Engine, pick_dtype
 from clipmorph.inference.options import PAINT_SIDE, StyleMix, StylizeOptions, work_size
 from clipmorph.model.color import rgb_to_ycc
+from clipmorph.styles.library import Style, StyleLibrary
 
 from conftest import random_library
 from media_factory import gradient_frame
@@ -18,6 +19,17 @@ def engine(library):
 
 def opts(style="rand-0", **kwargs):
     return StylizeOptions(StyleMix.parse(style), **kwargs)
+
+
+def with_metadata(library: StyleLibrary, extra: dict[str, dict]) -> StyleLibrary:
+    """The same networks, with ``extra[style_id]`` added to those styles' metadata."""
+    changed = StyleLibrary()
+    for backbone in library.backbones.values():
+        changed.add_backbone(backbone)
+    for style in library.styles.values():
+        meta = style.metadata | extra.get(style.id, {})
+        changed.add_style(Style(style.id, style.backbone, style.params, meta))
+    return changed
 
 
 def test_output_keeps_size_and_differs_per_style(engine):
@@ -81,15 +93,7 @@ def test_a_style_with_larger_marks_paints_large_pictures_smaller(library):
     """A style's ``mark_scale`` (2 here) divides the side a large picture is painted at: the
     default paint side, a caller's own ``max_side`` and a blend's share alike; a picture asked
     at its own size (``max_side=None``), and one already small enough, are painted as they are."""
-    from clipmorph.styles.library import Style, StyleLibrary
-
-    scaled = StyleLibrary()
-    for backbone in library.backbones.values():
-        scaled.add_backbone(backbone)
-    for style in library.styles.values():
-        meta = style.metadata | ({"mark_scale": 2} if style.id == "rand-1" else {})
-        scaled.add_style(Style(style.id, style.backbone, style.params, meta))
-    engine = Engine(scaled, device="cpu", dtype="float32")
+    engine = Engine(with_metadata(library, {"rand-1": {"mark_scale": 2}}), device="cpu", dtype="float32")
     frame = gradient_frame(PAINT_SIDE + 232, 500)
     [plain, marked, asked, blend, own] = engine.stylize_frames(
         [frame] * 5,
@@ -110,13 +114,7 @@ def test_a_style_with_larger_marks_paints_large_pictures_smaller(library):
 
 @pytest.mark.parametrize("value", [0.5, 5, "big", True])
 def test_a_mark_scale_out_of_range_is_refused_when_the_styles_load(library, value):
-    from clipmorph.styles.library import Style, StyleLibrary
-
-    broken = StyleLibrary()
-    for backbone in library.backbones.values():
-        broken.add_backbone(backbone)
-    for style in library.styles.values():
-        broken.add_style(Style(style.id, style.backbone, style.params, style.metadata | {"mark_scale": value}))
+    broken = with_metadata(library, {style_id: {"mark_scale": value} for style_id in library.styles})
     with pytest.raises(BadInput, match="mark_scale must be a number from 1 to 4"):
         Engine(broken, device="cpu")
 

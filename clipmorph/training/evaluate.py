@@ -173,6 +173,7 @@ def evaluate_library(
     distances = Distances(vgg)
     photo_arrays = [np.asarray(fit_long_side(load_rgb(p), settings.photo_side)) for p in photos]
     photo_feats = [distances.features(p) for p in photo_arrays]
+    photo_pixels = sum(p.shape[0] * p.shape[1] for p in photo_arrays)  # the area the paintings' blobs are counted on
     frames = read_frames(video, settings.video_frames, settings.video_side) if video else []
     flows = clip_flows(frames)
     input_error = warping_error(frames, flows) if len(frames) > 1 else None
@@ -197,7 +198,6 @@ def evaluate_library(
             painting_rgb = load_rgb(painting)
             seen = np.asarray(fit_long_side(painting_rgb, settings.photo_side))  # at the photos' size, for its loops
             painting_loops = density(len(find_loops(seen)), seen.shape[0] * seen.shape[1])
-            photo_pixels = sum(p.shape[0] * p.shape[1] for p in photo_arrays)
             painting_blob_count = len(painting_blobs(seen)) * photo_pixels / (seen.shape[0] * seen.shape[1])
             target = distances.features(np.asarray(fit_long_side(painting_rgb, settings.style_side)))
             style_distance = float(np.mean([distances.gram_distance(o, target) for o in out_feats]))
